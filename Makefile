@@ -1,0 +1,37 @@
+# Every step a fresh machine needs: `make demo` and `make test` install everything first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+FXQ    := $(VENV)/bin/fxq
+STAMP  := $(VENV)/.installed
+ZOO    := examples/zoo
+DEMO   := cnn_bn
+
+.PHONY: install zoo demo test clean distclean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU build; installed first so nothing pulls a multi-GB CUDA torch
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+zoo: install
+	$(PY) examples/build_zoo.py --out $(ZOO)
+
+demo: zoo
+	$(FXQ) inspect $(ZOO)/$(DEMO)/model.onnx
+	$(FXQ) run $(ZOO)/$(DEMO)/model.onnx --input $(ZOO)/$(DEMO)/test.npz
+
+test: zoo
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(ZOO) .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,3 @@
+from fxq.cli import main
+
+raise SystemExit(main())

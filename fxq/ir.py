@@ -1,0 +1,216 @@
+"""fxq's graph IR: one small, typed representation that flows through every stage.
+
+Conventions every stage relies on:
+
+* Activation tensors carry a *per-sample* static shape (`Tensor.shape` excludes the batch
+  axis). At run time arrays are batched: axis 0 is the batch, the rest is `Tensor.shape`.
+* Axis attributes (`axis`, `perm`, `axes`) are in the batched convention, normalized to
+  non-negative values, so a kernel can hand them to NumPy directly. Axis 0 (the batch) is
+  never reduced, moved or concatenated over; the importer refuses graphs that would.
+* Layout is the ONNX layout the model declared (NCHW / NCW for convolutions).
+* Parameters (weights, biases, constants) live in `Graph.params`, keyed by the tensor name
+  that nodes list among their inputs. A node's first inputs are activations, then params,
+  in the fixed order documented on each op in `Op`.
+* Nodes are immutable and listed in topological order; rewrites return a new Graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum, auto
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+
+class Op(Enum):
+    """Every operation the IR can hold. Inputs in brackets are parameters."""
+
+    DENSE = auto()            # x, [W (in, out)], optional [b (out,)]; y = x @ W + b, last axis
+    CONV = auto()             # x, [W (out, in/groups, *k)], optional [b]; attrs: strides, pads, groups
+    BATCH_NORM = auto()       # x, [scale (C,)], [shift (C,)]; y = x * scale + shift, channel axis 1
+    ADD = auto()              # a, b (either may be a param); NumPy broadcasting
+    MUL = auto()              # a, b (either may be a param); NumPy broadcasting
+    CONCAT = auto()           # a, b, ...; attr axis
+    RELU = auto()
+    LEAKY_RELU = auto()       # attr alpha
+    CLIP = auto()             # attrs lo, hi (ReLU6 is CLIP 0..6)
+    SIGMOID = auto()
+    TANH = auto()
+    SOFTMAX = auto()          # attr axes: the axes normalized over together
+    MAX_POOL = auto()         # attrs kernel, strides, pads
+    AVG_POOL = auto()         # attrs kernel, strides, pads, count_include_pad
+    GLOBAL_AVG_POOL = auto()
+    GLOBAL_MAX_POOL = auto()
+    FLATTEN = auto()          # per-sample flatten to one axis (batch kept)
+    RESHAPE = auto()          # to the output tensor's per-sample shape
+    TRANSPOSE = auto()        # attr perm (batched, perm[0] == 0)
+    PAD = auto()              # attrs pads (begin..., end... over per-sample axes), value
+    IDENTITY = auto()         # Identity and inference-mode Dropout; removed by a pass
+
+
+ACCUMULATING = frozenset({Op.DENSE, Op.CONV})
+WEIGHTED = frozenset({Op.DENSE, Op.CONV, Op.BATCH_NORM})
+ACTIVATION = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.SIGMOID, Op.TANH, Op.SOFTMAX})
+POOLING = frozenset({Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL})
+MERGE = frozenset({Op.ADD, Op.MUL, Op.CONCAT})
+LAYOUT = frozenset({Op.FLATTEN, Op.RESHAPE, Op.TRANSPOSE, Op.PAD, Op.IDENTITY})
+
+
+def _freeze(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(attrs))
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """An activation tensor: its name and per-sample shape (batch axis excluded)."""
+
+    name: str
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One operation. `name` is unique in its graph; `attrs` is read-only."""
+
+    name: str
+    op: Op
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attrs", _freeze(self.attrs))
+
+    @property
+    def output(self) -> str:
+        """The single output every IR op has."""
+        return self.outputs[0]
+
+    def with_(self, **changes: Any) -> "Node":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """A validated dataflow graph. Construct through `Graph.build`, which checks it."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    nodes: tuple[Node, ...]
+    tensors: Mapping[str, Tensor]
+    params: Mapping[str, np.ndarray]
+
+    @classmethod
+    def build(cls, name: str, inputs: Iterable[str], outputs: Iterable[str],
+              nodes: Iterable[Node], tensors: Mapping[str, Tensor],
+              params: Mapping[str, np.ndarray]) -> "Graph":
+        """Make a graph, keeping only the tensors and params the nodes use, and check it.
+
+        Raises ValueError (a bug in the caller, not a user error) when the graph is not in
+        topological order, a name is defined twice, or a tensor has no shape.
+        """
+        nodes = tuple(nodes)
+        used = set(inputs) | set(outputs)
+        for node in nodes:
+            used.update(node.inputs)
+            used.update(node.outputs)
+        graph = cls(name=name, inputs=tuple(inputs), outputs=tuple(outputs), nodes=nodes,
+                    tensors=MappingProxyType({k: v for k, v in tensors.items() if k in used}),
+                    params=MappingProxyType({k: v for k, v in params.items() if k in used}))
+        graph.check()
+        return graph
+
+    def check(self) -> None:
+        defined = set(self.inputs) | set(self.params)
+        names: set[str] = set()
+        for node in self.nodes:
+            if node.name in names:
+                raise ValueError(f"node name {node.name!r} is used twice")
+            names.add(node.name)
+            for name in node.inputs:
+                if name not in defined:
+                    raise ValueError(f"node {node.name!r} reads {name!r} before it is defined")
+            for name in node.outputs:
+                if name in defined:
+                    raise ValueError(f"tensor {name!r} is defined twice")
+                if name not in self.tensors:
+                    raise ValueError(f"tensor {name!r} has no shape")
+                defined.add(name)
+        for name in self.outputs:
+            if name not in defined or name in self.params:
+                raise ValueError(f"graph output {name!r} is not computed by the graph")
+
+    # -- queries ---------------------------------------------------------------------
+
+    def is_param(self, name: str) -> bool:
+        return name in self.params
+
+    def producer(self, tensor: str) -> Node | None:
+        for node in self.nodes:
+            if tensor in node.outputs:
+                return node
+        return None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [node for node in self.nodes if tensor in node.inputs]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def activation_inputs(self, node: Node) -> list[str]:
+        return [name for name in node.inputs if name not in self.params]
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        """Per-sample shape of an activation tensor."""
+        return self.tensors[tensor].shape
+
+    # -- rewriting -------------------------------------------------------------------
+
+    def rebuild(self, nodes: Iterable[Node], *, tensors: Mapping[str, Tensor] | None = None,
+                params: Mapping[str, np.ndarray] | None = None,
+                outputs: Iterable[str] | None = None) -> "Graph":
+        """A new graph with these nodes; new tensors and params are merged over the old."""
+        all_tensors = dict(self.tensors)
+        all_tensors.update(tensors or {})
+        all_params = dict(self.params)
+        all_params.update(params or {})
+        return Graph.build(self.name, self.inputs,
+                           self.outputs if outputs is None else outputs,
+                           nodes, all_tensors, all_params)
+
+    # -- running ---------------------------------------------------------------------
+
+    def run(self, x: Any) -> Any:
+        """Float reference result.
+
+        `x` is an array (single-input graphs) or a mapping from input name to array, batch
+        first. Returns one float64 array for single-output graphs, else a dict by name.
+        """
+        from fxq.reference import run_graph
+
+        return run_graph(self, x)
+
+    # -- printing --------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        lines = [f"graph {self.name}: inputs {', '.join(self._fmt(n) for n in self.inputs)}"]
+        for node in self.nodes:
+            args = ", ".join(n if n in self.params else self._fmt(n) for n in node.inputs)
+            attrs = "".join(f" {k}={v}" for k, v in node.attrs.items())
+            lines.append(f"  {self._fmt(node.output)} = {node.op.name}({args}){attrs}"
+                         f"  # {node.name}")
+        lines.append(f"  outputs {', '.join(self.outputs)}")
+        return "\n".join(lines)
+
+    def _fmt(self, tensor: str) -> str:
+        shape = "x".join(str(d) for d in self.tensors[tensor].shape)
+        return f"{tensor}[N,{shape}]" if shape else f"{tensor}[N]"

@@ -1,0 +1,60 @@
+"""Flatten, Reshape, Transpose, Pad and Identity: shape rules and float kernels."""
+from __future__ import annotations
+
+import numpy as np
+
+from fxq.ir import Op
+from fxq.ops.registry import float_kernel, shape_rule
+
+
+@shape_rule(Op.IDENTITY)
+def identity_shape(x):
+    return tuple(x)
+
+
+@float_kernel(Op.IDENTITY)
+def identity(x):
+    return x
+
+
+@shape_rule(Op.FLATTEN)
+def flatten_shape(x):
+    return (x[0], int(np.prod(x[1:], dtype=np.int64)))
+
+
+@float_kernel(Op.FLATTEN)
+def flatten(x):
+    return x.reshape(x.shape[0], -1)
+
+
+@shape_rule(Op.RESHAPE)
+def reshape_shape(x, *, shape):
+    return (x[0],) + tuple(shape)
+
+
+@float_kernel(Op.RESHAPE)
+def reshape(x, *, shape):
+    return x.reshape((x.shape[0],) + tuple(shape))
+
+
+@shape_rule(Op.TRANSPOSE)
+def transpose_shape(x, *, perm):
+    return tuple(x[p] for p in perm)
+
+
+@float_kernel(Op.TRANSPOSE)
+def transpose(x, *, perm):
+    return np.transpose(x, perm)
+
+
+@shape_rule(Op.PAD)
+def pad_shape(x, *, pads, value):
+    nd = len(x) - 1
+    return (x[0],) + tuple(x[1 + i] + pads[i] + pads[i + nd] for i in range(nd))
+
+
+@float_kernel(Op.PAD)
+def pad(x, *, pads, value):
+    nd = x.ndim - 1
+    width = [(0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)]
+    return np.pad(x, width, mode="constant", constant_values=value)
