@@ -227,7 +227,7 @@ def convert_unary(ctx, node):
 @converter("LeakyRelu")
 def convert_leaky_relu(ctx, node):
     ctx.emit(node, Op.LEAKY_RELU, [node.input[0]],
-             alpha=float(attrs_of(node).get("alpha", 0.01)))
+             alpha=float(attrs_of(node).get("alpha", np.float32(0.01))))  # a float32 attr
 
 
 @converter("Clip")
@@ -276,6 +276,11 @@ def convert_batch_norm(ctx, node):
 def convert_identity(ctx, node):
     if len(present(node.output)) > 1:
         raise refuse(ctx, node, "the mask output is not supported")
+    if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
+        training = ctx.require_const(node, 2, "training_mode")
+        if bool(np.asarray(training).reshape(-1)[0]):
+            raise refuse(ctx, node, "training_mode=true drops values at random; fxq "
+                         "compiles inference graphs")
     ctx.emit(node, Op.IDENTITY, [node.input[0]])
 
 

@@ -30,7 +30,7 @@ FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto
 
 
 def supported_op_types() -> list[str]:
-    return sorted(CONVERTERS) + ["Constant"]
+    return sorted(set(CONVERTERS) | {"Constant"})
 
 
 # -- reading the file ------------------------------------------------------------------

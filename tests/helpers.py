@@ -34,6 +34,7 @@ def make_model(nodes, inputs: dict[str, tuple], outputs: list[str],
                      for k, v in (initializers or {}).items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = min(model.ir_version, 10)   # readable by the installed onnxruntime
+    model = onnx.shape_inference.infer_shapes(model)   # fills in the output shapes
     onnx.checker.check_model(model)
     return model
 

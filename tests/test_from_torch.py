@@ -1,0 +1,51 @@
+"""fxq.from_torch: export through torch.onnx, load, and match torch's own output."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import fxq
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 4, 3, padding=1)
+        self.b = nn.Conv2d(2, 4, 1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8 * 3 * 3, 5)
+
+    def forward(self, x):
+        h = torch.cat([torch.relu(self.a(x)), nn.functional.leaky_relu(self.b(x), 0.1)], 1)
+        h = nn.functional.max_pool2d(self.bn(h), 2)
+        return torch.sigmoid(self.head(torch.flatten(h, 1)))
+
+
+@pytest.mark.parametrize("module, shape", [
+    (nn.Sequential(nn.Linear(10, 8), nn.ReLU6(), nn.Linear(8, 3), nn.Softmax(dim=1)), (10,)),
+    (Branchy(), (2, 6, 6)),
+    (nn.Sequential(nn.Conv1d(3, 4, 3, stride=2), nn.Tanh(), nn.AvgPool1d(2),
+                   nn.Flatten(), nn.Linear(16, 2)), (3, 20)),
+])
+def test_from_torch_matches_torch(module, shape):
+    torch.manual_seed(0)
+    for p in module.parameters():
+        nn.init.normal_(p, std=0.5)
+    module.eval()
+    x = torch.randn((6,) + shape)
+    graph = fxq.from_torch(module, x[:1])
+    with torch.no_grad():
+        want = module(x).numpy()
+    got = graph.run(x.numpy())
+    assert np.max(np.abs(got - want)) <= 1e-5 * max(1.0, float(np.abs(want).max()))
+
+
+def test_from_torch_export_failure_is_a_clear_error():
+    class Bad(nn.Module):
+        def forward(self, x):
+            return torch.linalg.svd(x)[0]       # no path to a supported graph
+
+    with pytest.raises(fxq.FxqError):
+        fxq.from_torch(Bad(), torch.randn(1, 3, 3))

@@ -1,0 +1,126 @@
+"""Bad input to the importer: one clear line on stderr, exit code 2, no traceback."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+import fxq
+from helpers import fxq_cli, make_model, save
+
+N = helper.make_node
+
+
+def relu_model(opset=17, shape=("N", 4)):
+    return make_model([N("Relu", ["x"], ["y"])], {"x": shape}, ["y"], opset=opset)
+
+
+def write(tmp_path, name, data: bytes) -> str:
+    path = os.path.join(tmp_path, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def unsupported_model():
+    return make_model([N("Abs", ["x"], ["a"]), N("Exp", ["a"], ["b"]), N("Relu", ["b"], ["c"]),
+                       N("Exp", ["c"], ["y"], name="second_exp")], {"x": ("N", 4)}, ["y"])
+
+
+def external_outside(tmp_path) -> str:
+    inner = os.path.join(tmp_path, "model_dir")
+    os.makedirs(inner)
+    model = make_model([N("MatMul", ["x", "w"], ["y"])], {"x": ("N", 4)}, ["y"],
+                       {"w": np.ones((4, 4), np.float32)})
+    weight = model.graph.initializer[0]
+    weight.ClearField("raw_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "../secret.bin"), ("offset", "0"), ("length", "64")):
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    write(tmp_path, "secret.bin", np.ones(16, np.float32).tobytes())
+    return write(inner, "model.onnx", model.SerializeToString())
+
+
+def invalid_graph_model():
+    model = relu_model()
+    model.graph.node[0].input[0] = "undefined_tensor"
+    return model
+
+
+CASES = {
+    "missing": (lambda t: os.path.join(t, "nope.onnx"), "no such file"),
+    "directory": (lambda t: str(t), "is a directory"),
+    "empty": (lambda t: write(t, "empty.onnx", b""), "empty file"),
+    "text": (lambda t: write(t, "notes.onnx", b"this is not a model\n" * 20), "not an ONNX model"),
+    "truncated": (lambda t: write(t, "cut.onnx", unsupported_model().SerializeToString()[:60]),
+                  "not an ONNX model"),
+    "unsupported_ops": (lambda t: save(unsupported_model(), t),
+                        "unsupported ops: Abs (node Abs_0); Exp (nodes Exp_1, second_exp)."
+                        " Supported: Add, AveragePool, BatchNormalization"),
+    "dynamic_dim": (lambda t: save(relu_model(shape=("N", "C", 4)), t),
+                    "input 'x' dimension 1 is 'C' (dynamic); only the batch"),
+    "opset_too_old": (lambda t: save(relu_model(opset=10), t), "opset 10 is not supported"),
+    "opset_too_new": (lambda t: save(relu_model(opset=22), t), "opset 22 is not supported"),
+    "external_data_outside": (external_outside, "outside the model's directory; refused"),
+    "invalid_graph": (lambda t: save(invalid_graph_model(), t), "invalid ONNX model"),
+    "batch_moving_transpose": (lambda t: save(make_model(
+        [N("Transpose", ["x"], ["y"], perm=[1, 0, 2])], {"x": ("N", 3, 4)}, ["y"]), t),
+        "perm [1, 0, 2] moves the batch axis"),
+    "non_constant_weight": (lambda t: save(make_model(
+        [N("MatMul", ["x", "z"], ["y"])], {"x": ("N", 4), "z": ("N", 4)}, ["y"]), t),
+        "the second operand 'z' is not a constant"),
+    "grouped_conv": (lambda t: save(make_model(
+        [N("Conv", ["x", "w"], ["y"], group=2)], {"x": ("N", 4, 5, 5)}, ["y"],
+        {"w": np.ones((4, 2, 3, 3), np.float32)}), t), "group=2 with 4 input channels"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_cli_reports_one_line_and_exits_2(case, tmp_path):
+    make_path, expected = CASES[case]
+    path = make_path(tmp_path)
+    result = fxq_cli("inspect", path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fxq inspect: error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_api_raises_fxq_error(case, tmp_path):
+    make_path, expected = CASES[case]
+    with pytest.raises(fxq.FxqError, match=None) as info:
+        fxq.load(make_path(tmp_path))
+    assert expected in str(info.value)
+
+
+def test_unsupported_message_lists_every_supported_op(tmp_path):
+    with pytest.raises(fxq.UnsupportedModelError) as info:
+        fxq.load(save(unsupported_model(), tmp_path))
+    for op in fxq.onnx_import.supported_op_types():
+        assert op in str(info.value)
+
+
+def test_nothing_is_written_next_to_the_model(tmp_path):
+    path = save(unsupported_model(), tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    fxq_cli("inspect", path)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_external_data_inside_the_directory_loads(tmp_path):
+    model = make_model([N("MatMul", ["x", "w"], ["y"])], {"x": ("N", 4)}, ["y"],
+                       {"w": np.arange(16, dtype=np.float32).reshape(4, 4)})
+    path = os.path.join(tmp_path, "model.onnx")
+    onnx.save(model, path, save_as_external_data=True, location="weights.bin",
+              size_threshold=0)
+    graph = fxq.load(path)
+    np.testing.assert_array_equal(graph.run(np.eye(4)), np.arange(16).reshape(4, 4))
+    assert numpy_helper  # imported for external-data tests above
