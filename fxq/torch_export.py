@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from typing import Any
 
 from fxq.errors import ModelError
@@ -19,7 +20,10 @@ def export_onnx(module: Any, example_input: Any, path: str | os.PathLike, *,
     module = module.eval()
     args = example_input if isinstance(example_input, tuple) else (example_input,)
     names = ["x"] if len(args) == 1 else [f"x{i}" for i in range(len(args))]
-    with torch.no_grad():
+    # The TorchScript exporter (dynamo=False) is deprecated upstream; the torch.export-based
+    # one needs onnxscript, which fxq does not depend on. Its deprecation notice is expected.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(module, args, os.fspath(path), dynamo=False, opset_version=opset,
                           input_names=names, output_names=["y"],
                           dynamic_axes={n: {0: "N"} for n in names + ["y"]},

@@ -1,0 +1,198 @@
+"""Fixed-point types and their arithmetic on int64 raw values, as ap_fixed computes it.
+
+A `FixedType` (width W, fractional bits F, signed, rounding, overflow) holds a raw integer r;
+its real value is r * 2^-F. F may be negative or exceed W. The arithmetic mirrors the
+ap_fixed headers that hls4ml synthesizes (ap_fixed_base.h): on a conversion, rounding
+happens first on the exact source value, then overflow handling on the rounded integer.
+tests/test_fixed_vs_ap_fixed.py checks every mode against those headers compiled with g++.
+
+Raw values are int64: signed widths 1..64, unsigned widths 1..63 (an unsigned 64-bit raw
+value does not fit int64; such types are refused).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+
+class Rounding(Enum):
+    """What happens to the bits below the last fractional bit."""
+
+    TRN = "AP_TRN"                  # floor, toward -inf (the ap_fixed default)
+    TRN_ZERO = "AP_TRN_ZERO"        # toward zero
+    RND = "AP_RND"                  # nearest, ties toward +inf
+    RND_ZERO = "AP_RND_ZERO"        # nearest, ties toward zero
+    RND_MIN_INF = "AP_RND_MIN_INF"  # nearest, ties toward -inf
+    RND_INF = "AP_RND_INF"          # nearest, ties away from zero
+    RND_CONV = "AP_RND_CONV"        # nearest, ties to even
+
+
+class Overflow(Enum):
+    """What happens to a rounded value outside the type's range."""
+
+    WRAP = "AP_WRAP"                # keep the low W bits, two's complement (the default)
+    SAT = "AP_SAT"                  # clamp to [min, max]
+    SAT_ZERO = "AP_SAT_ZERO"        # out of range becomes 0
+    SAT_SYM = "AP_SAT_SYM"          # clamp to [-max, max]; signed min itself becomes -max
+                                    # (1-bit signed: to [-1, 0], as ap_fixed does)
+
+
+MAX_WIDTH = 64
+
+
+@dataclass(frozen=True)
+class FixedType:
+    width: int
+    frac: int
+    signed: bool = True
+    rounding: Rounding = Rounding.TRN
+    overflow: Overflow = Overflow.WRAP
+
+    def __post_init__(self) -> None:
+        limit = MAX_WIDTH if self.signed else MAX_WIDTH - 1
+        if not isinstance(self.width, int) or not 1 <= self.width <= limit:
+            raise ValueError(f"width {self.width!r} out of range 1..{limit} for "
+                             f"{'signed' if self.signed else 'unsigned'} types")
+        if not isinstance(self.frac, int):
+            raise ValueError(f"frac {self.frac!r} is not an integer")
+
+    @property
+    def integer(self) -> int:
+        """Integer bits including the sign bit, as ap_fixed's second parameter I = W - F."""
+        return self.width - self.frac
+
+    @property
+    def raw_min(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def raw_max(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def resolution(self) -> float:
+        return 2.0 ** -self.frac
+
+    @property
+    def min(self) -> float:
+        return self.raw_min * self.resolution
+
+    @property
+    def max(self) -> float:
+        return self.raw_max * self.resolution
+
+    def hls(self) -> str:
+        """The C++ type hls4ml writes, e.g. "ap_fixed<8,3,AP_RND,AP_SAT>"."""
+        name = "ap_fixed" if self.signed else "ap_ufixed"
+        args = [str(self.width), str(self.integer)]
+        if self.rounding is not Rounding.TRN or self.overflow is not Overflow.WRAP:
+            args += [self.rounding.value, self.overflow.value]
+        return f"{name}<{','.join(args)}>"
+
+    def __str__(self) -> str:
+        return self.hls()
+
+
+# -- rounding --------------------------------------------------------------------------
+
+def _round_increment(floor, rem, half, negative, odd_floor, rounding: Rounding):
+    """1 where the rounded value is floor + 1, from the dropped part `rem` in [0, 2*half)."""
+    tie = rem == half
+    above = rem > half
+    if rounding is Rounding.TRN:
+        return np.zeros_like(rem, dtype=bool)
+    if rounding is Rounding.TRN_ZERO:
+        return negative & (rem != 0)
+    if rounding is Rounding.RND:
+        return rem >= half
+    if rounding is Rounding.RND_ZERO:
+        return above | (tie & negative)
+    if rounding is Rounding.RND_MIN_INF:
+        return above
+    if rounding is Rounding.RND_INF:
+        return above | (tie & ~negative)
+    if rounding is Rounding.RND_CONV:
+        return above | (tie & odd_floor)
+    raise AssertionError(rounding)
+
+
+def _overflow(r: np.ndarray, t: FixedType) -> np.ndarray:
+    """Apply t's overflow mode to rounded integers `r` (int64 or Python-int objects)."""
+    lo, hi = t.raw_min, t.raw_max
+    if t.overflow is Overflow.WRAP:
+        if r.dtype == object:
+            mask, sign = (1 << t.width) - 1, 1 << (t.width - 1)
+            low = np.array([int(v) & mask for v in r.ravel()], dtype=object).reshape(r.shape)
+            wrapped = np.where(low >= sign, low - (1 << t.width), low) if t.signed else low
+            return wrapped.astype(np.int64)
+        if t.width == 64:
+            return r.astype(np.int64)
+        shift = 64 - t.width
+        if t.signed:
+            return (r.astype(np.int64) << shift) >> shift
+        return r.astype(np.int64) & np.int64(hi)
+    if t.overflow is Overflow.SAT:
+        out = np.minimum(np.maximum(r, lo), hi)
+    elif t.overflow is Overflow.SAT_ZERO:
+        out = np.where((r < lo) | (r > hi), 0, r)
+    elif t.overflow is Overflow.SAT_SYM:
+        # ap_fixed sets the bits of min | 1: -max from 2 bits up, but for 1 bit that is the
+        # sign bit alone, so 1-bit signed SAT_SYM keeps -1 as its floor
+        floor = (lo | 1) if t.signed else lo
+        out = np.minimum(np.maximum(r, floor), hi)
+    else:
+        raise AssertionError(t.overflow)
+    return out.astype(np.int64)
+
+
+# -- conversions -------------------------------------------------------------------------
+
+def quantize(x, t: FixedType) -> np.ndarray:
+    """Raw int64 values of float data converted to `t`, as ap_fixed's double constructor.
+
+    Refuses NaN and infinities (ValueError): they have no fixed-point value.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"cannot quantize {int(np.sum(~np.isfinite(x)))} NaN/Inf values "
+                         f"to {t}")
+    scaled = np.ldexp(x, t.frac)                 # exact: a power-of-two scaling
+    floor = np.floor(scaled)
+    rem = scaled - floor                         # exact, in [0, 1)
+    odd = np.fmod(floor, 2.0) != 0
+    rounded = floor + _round_increment(floor, rem, 0.5, x < 0, odd, t.rounding)
+    if np.all(np.abs(rounded) < 2.0 ** 62):
+        return _overflow(rounded.astype(np.int64), t)
+    exact = np.array([int(v) for v in rounded.ravel()], dtype=object).reshape(rounded.shape)
+    return _overflow(exact, t)
+
+
+def cast(raw, src: FixedType, dst: FixedType) -> np.ndarray:
+    """Raw values of type `src` converted to `dst` (rounding, then overflow), as ap_fixed's
+    assignment between types."""
+    raw = np.asarray(raw, dtype=np.int64)
+    shift = dst.frac - src.frac
+    if shift >= 0:
+        if src.width + shift <= 62:
+            return _overflow(raw << np.int64(shift), dst)
+        exact = np.array([int(v) << shift for v in raw.ravel()], dtype=object)
+        return _overflow(exact.reshape(raw.shape), dst)
+    k = -shift
+    if k >= 63:                                  # every source bit is dropped
+        floor = np.where(raw < 0, -1, 0).astype(np.int64)
+        rem = np.array([int(v) - int(f) * (1 << k) for v, f in zip(raw.ravel(), floor.ravel())],
+                       dtype=object).reshape(raw.shape)
+        half = 1 << (k - 1)
+    else:
+        floor = raw >> np.int64(k)
+        rem = raw - (floor << np.int64(k))
+        half = 1 << (k - 1)
+    inc = _round_increment(floor, rem, half, raw < 0, (floor & 1) == 1, dst.rounding)
+    return _overflow(floor + inc.astype(np.int64), dst)
+
+
+def to_float(raw, t: FixedType) -> np.ndarray:
+    """Real values of raw integers (exact while |raw| < 2^53)."""
+    return np.ldexp(np.asarray(raw, dtype=np.float64), -t.frac)
