@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fxq.errors import FxqError
+from fxq.errors import DataError, FxqError
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -27,6 +27,8 @@ def _run(args: argparse.Namespace) -> int:
     from fxq.data import load_arrays, split_labels
     from fxq.onnx_import import load
 
+    if args.output and os.path.exists(args.output) and not args.force:
+        raise DataError(f"{args.output}: exists; not overwritten (pass --force to replace it)")
     graph = load(args.model)
     arrays, labels = split_labels(load_arrays(args.input), graph)
     result = graph.run(arrays)
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--input", required=True, help=".npz (one array per input) or .npy")
     p.add_argument("--output", help="write the outputs (.npy, or .npz for all outputs)")
+    p.add_argument("--force", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=_run)
     return parser
 

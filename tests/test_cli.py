@@ -72,3 +72,16 @@ def test_run_refuses_unreadable_data_file(zoo_dir, tmp_path):
 def test_python_dash_m_and_help():
     result = fxq_cli("--help")
     assert result.returncode == 0 and "inspect" in result.stdout
+
+
+def test_run_never_overwrites_an_existing_output_unless_forced(zoo_dir, tmp_path):
+    out = os.path.join(tmp_path, "y.npy")
+    with open(out, "w") as f:
+        f.write("precious")
+    args = ["run", os.path.join(zoo_dir, "mlp", "model.onnx"),
+            "--input", os.path.join(zoo_dir, "mlp", "test.npz"), "--output", out]
+    result = fxq_cli(*args)
+    assert result.returncode == 2 and "exists; not overwritten" in result.stderr
+    assert open(out).read() == "precious"
+    assert fxq_cli(*args, "--force").returncode == 0
+    assert np.load(out).shape == (540, 10)

@@ -40,8 +40,8 @@ def conv(x, w, b=None, *, strides, pads, groups):
         # (N, G, C/G, *out, *k) x (G, O/G, C/G, *k) -> (N, G, O/G, *out)
         win = win.reshape((n, groups, c // groups) + win.shape[2:])
         wg = w.reshape((groups, o // groups) + w.shape[1:])
-        letters = "abcdefgh"[:nd]
-        kl = "pqrstuvw"[:nd]
+        letters = "xyz"[:nd]          # disjoint from n, g, c, o and the kernel letters
+        kl = "ijk"[:nd]
         y = np.einsum(f"ngc{letters}{kl},goc{kl}->ngo{letters}", win, wg, optimize=True)
         y = y.reshape((n, o) + out_spatial)
     if b is not None:
