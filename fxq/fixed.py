@@ -97,7 +97,7 @@ class FixedType:
 
 # -- rounding --------------------------------------------------------------------------
 
-def _round_increment(floor, rem, half, negative, odd_floor, rounding: Rounding):
+def _round_increment(rem, half, negative, odd_floor, rounding: Rounding):
     """1 where the rounded value is floor + 1, from the dropped part `rem` in [0, 2*half)."""
     tie = rem == half
     above = rem > half
@@ -123,9 +123,8 @@ def _overflow(r: np.ndarray, t: FixedType) -> np.ndarray:
     lo, hi = t.raw_min, t.raw_max
     if t.overflow is Overflow.WRAP:
         if r.dtype == object:
-            mask, sign = (1 << t.width) - 1, 1 << (t.width - 1)
-            low = np.array([int(v) & mask for v in r.ravel()], dtype=object).reshape(r.shape)
-            wrapped = np.where(low >= sign, low - (1 << t.width), low) if t.signed else low
+            low = r & ((1 << t.width) - 1)
+            wrapped = np.where(low > hi, low - (1 << t.width), low) if t.signed else low
             return wrapped.astype(np.int64)
         if t.width == 64:
             return r.astype(np.int64)
@@ -149,6 +148,11 @@ def _overflow(r: np.ndarray, t: FixedType) -> np.ndarray:
 
 # -- conversions -------------------------------------------------------------------------
 
+def _exact(values: np.ndarray) -> np.ndarray:
+    """The same integers as Python ints (object dtype): shifts and masks of any size exact."""
+    return np.array([int(v) for v in values.ravel()], dtype=object).reshape(values.shape)
+
+
 def quantize(x, t: FixedType) -> np.ndarray:
     """Raw int64 values of float data converted to `t`, as ap_fixed's double constructor.
 
@@ -162,11 +166,10 @@ def quantize(x, t: FixedType) -> np.ndarray:
     floor = np.floor(scaled)
     rem = scaled - floor                         # exact, in [0, 1)
     odd = np.fmod(floor, 2.0) != 0
-    rounded = floor + _round_increment(floor, rem, 0.5, x < 0, odd, t.rounding)
+    rounded = floor + _round_increment(rem, 0.5, x < 0, odd, t.rounding)
     if np.all(np.abs(rounded) < 2.0 ** 62):
         return _overflow(rounded.astype(np.int64), t)
-    exact = np.array([int(v) for v in rounded.ravel()], dtype=object).reshape(rounded.shape)
-    return _overflow(exact, t)
+    return _overflow(_exact(rounded), t)
 
 
 def cast(raw, src: FixedType, dst: FixedType) -> np.ndarray:
@@ -175,21 +178,13 @@ def cast(raw, src: FixedType, dst: FixedType) -> np.ndarray:
     raw = np.asarray(raw, dtype=np.int64)
     shift = dst.frac - src.frac
     if shift >= 0:
-        if src.width + shift <= 62:
-            return _overflow(raw << np.int64(shift), dst)
-        exact = np.array([int(v) << shift for v in raw.ravel()], dtype=object)
-        return _overflow(exact.reshape(raw.shape), dst)
+        fits = src.width + shift <= 62
+        return _overflow((raw if fits else _exact(raw)) << shift, dst)
     k = -shift
-    if k >= 63:                                  # every source bit is dropped
-        floor = np.where(raw < 0, -1, 0).astype(np.int64)
-        rem = np.array([int(v) - int(f) * (1 << k) for v, f in zip(raw.ravel(), floor.ravel())],
-                       dtype=object).reshape(raw.shape)
-        half = 1 << (k - 1)
-    else:
-        floor = raw >> np.int64(k)
-        rem = raw - (floor << np.int64(k))
-        half = 1 << (k - 1)
-    inc = _round_increment(floor, rem, half, raw < 0, (floor & 1) == 1, dst.rounding)
+    values = raw if k < 63 else _exact(raw)      # int64 shifts stop at 63 bits
+    floor = values >> k
+    rem = values - (floor << k)
+    inc = _round_increment(rem, 1 << (k - 1), raw < 0, (floor & 1) == 1, dst.rounding)
     return _overflow(floor + inc.astype(np.int64), dst)
 
 
