@@ -6,7 +6,7 @@ import os
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 import fxq
 from helpers import fxq_cli, make_model, save
@@ -96,7 +96,7 @@ def test_cli_reports_one_line_and_exits_2(case, tmp_path):
 @pytest.mark.parametrize("case", list(CASES))
 def test_api_raises_fxq_error(case, tmp_path):
     make_path, expected = CASES[case]
-    with pytest.raises(fxq.FxqError, match=None) as info:
+    with pytest.raises(fxq.FxqError) as info:
         fxq.load(make_path(tmp_path))
     assert expected in str(info.value)
 
@@ -123,4 +123,3 @@ def test_external_data_inside_the_directory_loads(tmp_path):
               size_threshold=0)
     graph = fxq.load(path)
     np.testing.assert_array_equal(graph.run(np.eye(4)), np.arange(16).reshape(4, 4))
-    assert numpy_helper  # imported for external-data tests above
