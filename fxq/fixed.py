@@ -175,10 +175,20 @@ def quantize(x, t: FixedType) -> np.ndarray:
 def cast(raw, src: FixedType, dst: FixedType) -> np.ndarray:
     """Raw values of type `src` converted to `dst` (rounding, then overflow), as ap_fixed's
     assignment between types."""
+    return requantize(raw, src.frac, dst, src.width)
+
+
+def requantize(raw, frac: int, dst: FixedType, bits: int = 64) -> np.ndarray:
+    """Raw int64 values with `frac` fractional bits, each fitting in `bits` two's-complement
+    bits, converted to `dst` (rounding, then overflow), as an ap_fixed assignment.
+
+    The intermediate results of the layer kernels (sums, products) are such values: exact
+    integers wider than any declared type, known only by their fractional bits.
+    """
     raw = np.asarray(raw, dtype=np.int64)
-    shift = dst.frac - src.frac
+    shift = dst.frac - frac
     if shift >= 0:
-        fits = src.width + shift <= 62
+        fits = bits + shift <= 62
         return _overflow((raw if fits else _exact(raw)) << shift, dst)
     k = -shift
     values = raw if k < 63 else _exact(raw)      # int64 shifts stop at 63 bits

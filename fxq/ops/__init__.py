@@ -1,5 +1,5 @@
 """One module per op family; importing this package registers every kernel."""
 from fxq.ops import activation, layout, linear, merge, pool  # noqa: F401  (registration)
-from fxq.ops.registry import FLOAT_KERNELS, SHAPE_RULES
+from fxq.ops.registry import FIXED_KERNELS, FLOAT_KERNELS, SHAPE_RULES
 
-__all__ = ["FLOAT_KERNELS", "SHAPE_RULES"]
+__all__ = ["FIXED_KERNELS", "FLOAT_KERNELS", "SHAPE_RULES"]

@@ -1,10 +1,19 @@
-"""Element-wise activations and softmax: shape rules and float kernels."""
+"""Element-wise activations and softmax: shape rules, float and fixed kernels.
+
+The fixed kernels mirror nnet_activation.h: ReLU and clipping compare exactly and cast to
+the result type; Sigmoid and Tanh index a lookup table by the input's value; Softmax is
+hls4ml's "stable" implementation (max-normalized, exp and reciprocal tables).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from fxq.ir import Op
-from fxq.ops.registry import float_kernel, shape_rule
+from fxq.errors import FxqError
+from fxq.fixed import FixedType, quantize, requantize
+from fxq.ops import tables
+from fxq.ops.fixed_math import tree_reduce
+from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 
 
 @shape_rule(Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.SIGMOID, Op.TANH, Op.SOFTMAX)
@@ -43,3 +52,105 @@ def tanh(x):
 def softmax(x, *, axes):
     e = np.exp(x - np.max(x, axis=axes, keepdims=True))
     return e / np.sum(e, axis=axes, keepdims=True)
+
+
+# -- bit-accurate kernels ------------------------------------------------------------------
+
+def _to(raw, src: FixedType, dst: FixedType):
+    return requantize(raw, src.frac, dst, src.width)
+
+
+@fixed_kernel(Op.RELU)
+def relu_fixed(fx, x):
+    return np.where(x > 0, _to(x, fx.inputs[0], fx.result), 0)
+
+
+@fixed_kernel(Op.LEAKY_RELU)
+def leaky_relu_fixed(fx, x):
+    """res = alpha * x below zero, alpha in its own type (layer.weight), product exact."""
+    alpha_t = fx.layer.weight
+    alpha = int(quantize(fx.node.attrs["alpha"], alpha_t))
+    scaled = requantize(x * alpha, fx.inputs[0].frac + alpha_t.frac, fx.result, 64)
+    return np.where(x > 0, _to(x, fx.inputs[0], fx.result), scaled)
+
+
+@fixed_kernel(Op.CLIP)
+def clip_fixed(fx, x):
+    """relu_max: below lo gives lo, above hi gives hi (cast to the result), exact compares."""
+    real = np.ldexp(x.astype(np.float64), -fx.inputs[0].frac)   # exact for widths <= 53
+    lo, hi = fx.node.attrs["lo"], fx.node.attrs["hi"]
+    y = _to(x, fx.inputs[0], fx.result)
+    y = np.where(real < lo, quantize(lo, fx.result), y)
+    return np.where(real > hi, quantize(hi, fx.result), y)
+
+
+def _table_index(x, t: FixedType, size: int, input_range: int) -> np.ndarray:
+    """index = int(x * size / R) + size / 2, clamped, as sigmoid() and tanh() compute it:
+    ap_fixed * unsigned, then / R (quotient toward zero), then toward zero to int."""
+    scaled = x * size                                           # exact: checked below
+    q = np.abs(scaled) // input_range
+    q = np.where(scaled < 0, -q, q)                             # / R, toward zero
+    if t.frac >= 0:
+        whole = np.abs(q) >> t.frac
+        whole = np.where(q < 0, -whole, whole)                  # to int, toward zero
+    else:
+        whole = q << -t.frac
+    if np.any(np.abs(whole) >= 1 << 31):
+        raise FxqError(f"lookup-table input of type {t} reaches values whose index overflows"
+                       " the C int hls4ml computes it in; narrow the input's integer bits")
+    return np.clip(whole + size // 2, 0, size - 1)
+
+
+def _check_table_input(t: FixedType, size: int) -> None:
+    if t.width + size.bit_length() > 62:
+        raise FxqError(f"lookup-table input type {t} is too wide for a table of {size}")
+
+
+@fixed_kernel(Op.SIGMOID)
+def sigmoid_fixed(fx, x):
+    t, size = fx.inputs[0], fx.layer.table_size
+    _check_table_input(t, size)
+    table = tables.sigmoid_table(size, fx.layer.table)
+    return _to(table[_table_index(x, t, size, 16)], fx.layer.table, fx.result)
+
+
+@fixed_kernel(Op.TANH)
+def tanh_fixed(fx, x):
+    t, size = fx.inputs[0], fx.layer.table_size
+    _check_table_input(t, size)
+    table = tables.tanh_table(size, fx.layer.table)
+    return _to(table[_table_index(x, t, size, 8)], fx.layer.table, fx.result)
+
+
+def softmax_table_sizes(input_t: FixedType, layer) -> tuple[int, int, FixedType]:
+    """(exp table size, inverse table size, inp_norm_t) as hls4ml settles them: the
+    fix_softmax_table_size pass caps the size at 2^min(input width, inv_table width), and
+    the stable implementation caps the exp table at 2^(input width - sign)."""
+    size = layer.table_size
+    cap = 2 ** min(input_t.width, layer.inv_table.width)
+    if cap < size:
+        size = cap
+    width = input_t.width - int(input_t.signed)
+    integer = input_t.integer - int(input_t.signed)
+    inp_norm = FixedType(width, width - integer, signed=False)
+    exp_size = min(size, 2 ** width) if input_t.signed else size
+    return exp_size, size, inp_norm
+
+
+@fixed_kernel(Op.SOFTMAX)
+def softmax_fixed(fx, x):
+    """softmax_stable over the last axis (the QuantizedGraph emits only that case)."""
+    layer, data_t = fx.layer, fx.inputs[0]
+    exp_size, inv_size, inp_norm = softmax_table_sizes(data_t, layer)
+    exp_bits, inv_bits = (exp_size - 1).bit_length(), (inv_size - 1).bit_length()
+    x_max = x.max(axis=-1, keepdims=True)
+    d = requantize(x_max - x, data_t.frac, inp_norm, data_t.width + 1)   # x_max - x[i]
+    exp_table = tables.softmax_exp_table(exp_size, inp_norm, layer.table, True)
+    exp_res = _to(exp_table[tables.index_from_top_bits(d, inp_norm, exp_bits)],
+                  layer.table, layer.accum)
+    accum = layer.accum
+    exp_sum = tree_reduce(exp_res, lambda a, b: requantize(a + b, accum.frac, accum, 64))
+    exp_sum = _to(exp_sum, accum, layer.inv_inp)
+    inv_table = tables.softmax_invert_table(inv_size, layer.inv_inp, layer.inv_table)
+    inv = inv_table[tables.index_from_top_bits(exp_sum, layer.inv_inp, inv_bits)]
+    return requantize(exp_res * inv[..., None], accum.frac + layer.inv_table.frac, fx.result, 64)

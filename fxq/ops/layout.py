@@ -1,10 +1,15 @@
-"""Flatten, Reshape, Transpose, Pad and Identity: shape rules and float kernels."""
+"""Flatten, Reshape, Transpose, Pad and Identity: shape rules, float and fixed kernels.
+
+These ops move values without arithmetic; their result type is their input type, so the
+fixed kernels are the float ones applied to raw integers (Pad's value quantized first).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from fxq.ir import Op
-from fxq.ops.registry import float_kernel, shape_rule
+from fxq.fixed import quantize
+from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 
 
 @shape_rule(Op.IDENTITY)
@@ -58,3 +63,22 @@ def pad(x, *, pads, value):
     nd = x.ndim - 1
     width = [(0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)]
     return np.pad(x, width, mode="constant", constant_values=value)
+
+
+# -- bit-accurate kernels ------------------------------------------------------------------
+
+def _same(kernel):
+    def fixed(fx, x):
+        return kernel(x, **fx.node.attrs)
+    return fixed
+
+
+for _op, _kernel in ((Op.IDENTITY, identity), (Op.FLATTEN, flatten), (Op.RESHAPE, reshape),
+                     (Op.TRANSPOSE, transpose)):
+    fixed_kernel(_op)(_same(_kernel))
+
+
+@fixed_kernel(Op.PAD)
+def pad_fixed(fx, x):
+    value = int(quantize(fx.node.attrs["value"], fx.result))
+    return pad(x, pads=fx.node.attrs["pads"], value=value)

@@ -1,10 +1,12 @@
-"""Dense, convolution and batch-norm scale-and-shift: shape rules and float kernels."""
+"""Dense, convolution and batch-norm scale-and-shift: shape rules, float and fixed kernels."""
 from __future__ import annotations
 
 import numpy as np
 
 from fxq.ir import Op
-from fxq.ops.registry import float_kernel, shape_rule
+from fxq.fixed import requantize
+from fxq.ops.fixed_math import multiply_accumulate
+from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
 
 
@@ -58,3 +60,55 @@ def batch_norm_shape(x, scale, shift):
 def batch_norm(x, scale, shift):
     shape = (1, -1) + (1,) * (x.ndim - 2)
     return x * scale.reshape(shape) + shift.reshape(shape)
+
+
+# -- bit-accurate kernels (hls4ml nnet_dense_latency.h, nnet_conv2d_latency.h, ...) -------
+
+def _finish(acc: np.ndarray, fx) -> np.ndarray:
+    return requantize(acc, fx.layer.accum.frac, fx.result, fx.layer.accum.width)
+
+
+@fixed_kernel(Op.DENSE)
+def dense_fixed(fx, x):
+    w = fx.params[0]
+    b = fx.params[1][None] if len(fx.params) > 1 else None
+    lead = x.shape[:-1]
+    acc = multiply_accumulate(x.reshape(1, -1, x.shape[-1]), fx.inputs[0], w[None],
+                              fx.param_types[0], b, fx.param_types[1] if b is not None else None,
+                              fx.layer.accum)
+    return _finish(acc[0], fx).reshape(lead + (w.shape[1],))
+
+
+@fixed_kernel(Op.CONV)
+def conv_fixed(fx, x):
+    """Grouped convolution as one multiply-accumulate per group over im2col patches."""
+    strides, pads, groups = (fx.node.attrs[k] for k in ("strides", "pads", "groups"))
+    w = fx.params[0]
+    nd = w.ndim - 2
+    n, c = x.shape[:2]
+    o = w.shape[0]
+    win = windows(pad_spatial(x, pads), w.shape[2:], strides)        # N, C, *out, *k
+    out_spatial = win.shape[2:2 + nd]
+    pixels = int(np.prod(out_spatial, dtype=np.int64))
+    k = int(np.prod(w.shape[2:], dtype=np.int64))
+    # patches: (G, N * pixels, C/G * k) in the weight's (C/G, *k) order
+    win = win.reshape((n, groups, c // groups, pixels, k))
+    patches = win.transpose(1, 0, 3, 2, 4).reshape(groups, n * pixels, (c // groups) * k)
+    wg = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)        # G, C/G*k, O/G
+    b = fx.params[1].reshape(groups, o // groups) if len(fx.params) > 1 else None
+    acc = multiply_accumulate(patches, fx.inputs[0], wg, fx.param_types[0], b,
+                              fx.param_types[1] if b is not None else None, fx.layer.accum)
+    y = _finish(acc, fx).reshape(groups, n, pixels, o // groups)
+    return y.transpose(1, 0, 3, 2).reshape((n, o) + out_spatial)
+
+
+@fixed_kernel(Op.BATCH_NORM)
+def batch_norm_fixed(fx, x):
+    """hls4ml normalize: data * scale + bias, exact, then one cast to the result type."""
+    (scale, shift), (scale_t, shift_t) = fx.params, fx.param_types
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    frac = fx.inputs[0].frac + scale_t.frac
+    product = x * scale.reshape(shape)
+    aligned = max(frac, shift_t.frac)
+    total = (product << (aligned - frac)) + (shift.reshape(shape) << (aligned - shift_t.frac))
+    return requantize(total, aligned, fx.result, 64)

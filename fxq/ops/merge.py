@@ -1,10 +1,16 @@
-"""Add, Mul and Concat: shape rules and float kernels."""
+"""Add, Mul and Concat: shape rules, float and fixed kernels.
+
+The fixed kernels mirror nnet_merge.h: the exact sum or product of the two inputs, cast
+once to the result type; Concat casts each input to the result type. A constant operand
+(a parameter) is held in the layer's weight type.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from fxq.ir import Op
-from fxq.ops.registry import float_kernel, shape_rule
+from fxq.fixed import requantize
+from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 
 
 @shape_rule(Op.ADD, Op.MUL)
@@ -32,3 +38,33 @@ def concat_shape(*shapes, axis):
 @float_kernel(Op.CONCAT)
 def concat(*arrays, axis):
     return np.concatenate(arrays, axis=axis)
+
+
+# -- bit-accurate kernels ------------------------------------------------------------------
+
+def _operands(fx, raws):
+    """The two raw operands with their types; a parameter operand comes second."""
+    if len(raws) == 2:
+        return raws[0], fx.inputs[0], raws[1], fx.inputs[1]
+    const = fx.params[0][None]
+    return raws[0], fx.inputs[0], const, fx.param_types[0]
+
+
+@fixed_kernel(Op.ADD)
+def add_fixed(fx, *raws):
+    a, at, b, bt = _operands(fx, raws)
+    frac = max(at.frac, bt.frac)
+    total = (a << (frac - at.frac)) + (b << (frac - bt.frac))
+    return requantize(total, frac, fx.result, 64)
+
+
+@fixed_kernel(Op.MUL)
+def mul_fixed(fx, *raws):
+    a, at, b, bt = _operands(fx, raws)
+    return requantize(a * b, at.frac + bt.frac, fx.result, 64)
+
+
+@fixed_kernel(Op.CONCAT)
+def concat_fixed(fx, *raws):
+    parts = [requantize(r, t.frac, fx.result, t.width) for r, t in zip(raws, fx.inputs)]
+    return np.concatenate(parts, axis=fx.node.attrs["axis"])

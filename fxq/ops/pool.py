@@ -1,10 +1,19 @@
-"""Max, average and global pooling: shape rules and float kernels."""
+"""Max, average and global pooling: shape rules, float and fixed kernels.
+
+The fixed kernels mirror hls4ml's pooling templates, which differ by io type:
+io_parallel (nnet_pooling.h) casts the window's maximum to accum_t, and sums average windows
+one element at a time with each partial sum in accum_t; io_stream (nnet_pooling_stream.h)
+casts every element to accum_t first, then reduces. Both divide by the element count with
+the quotient rounded toward zero, then cast accum_t to the result type.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from fxq.ir import Op
-from fxq.ops.registry import float_kernel, shape_rule
+from fxq.fixed import requantize
+from fxq.ops.fixed_math import tree_reduce, truncating_divide
+from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
 
 
@@ -47,3 +56,79 @@ def global_avg_pool(x):
 @float_kernel(Op.GLOBAL_MAX_POOL)
 def global_max_pool(x):
     return x.max(axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+# -- bit-accurate kernels ------------------------------------------------------------------
+
+def _to(raw, src, dst):
+    return requantize(raw, src.frac, dst, src.width)
+
+
+def _flat_windows(x, kernel, strides, pads, value):
+    """(N, C, *out, k) windows over x padded with the raw `value`."""
+    win = windows(pad_spatial(x, pads, value), kernel, strides)
+    return win.reshape(win.shape[:2 + len(kernel)] + (-1,))
+
+
+def _max_of(win, fx):
+    """Max over the last axis of raw `win` (the input type), as the io type computes it."""
+    data_t, accum = fx.inputs[0], fx.layer.accum or fx.inputs[0]
+    if fx.io_type == "io_stream":
+        return _to(_to(win, data_t, accum).max(axis=-1), accum, fx.result)
+    return _to(_to(win.max(axis=-1), data_t, accum), accum, fx.result)
+
+
+def _average_of(win, count, fx, *, global_pool=False):
+    """Sum over the last axis of raw `win`, divided by `count` (array or int), cast to result.
+
+    io_parallel adds element by element (y += x[i]) with each partial sum in accum_t. io_stream
+    casts each element to accum_t and adds them in a balanced tree (windows) or one pixel at
+    a time (global pooling), each partial sum in accum_t.
+    """
+    data_t, accum = fx.inputs[0], fx.layer.accum
+    add_in_accum = lambda a, b: requantize(a + b, accum.frac, accum, 64)  # noqa: E731
+    if fx.io_type == "io_stream":
+        elements = _to(win, data_t, accum)
+        if global_pool:
+            total = np.zeros(win.shape[:-1], dtype=np.int64)
+            for i in range(win.shape[-1]):
+                total = add_in_accum(total, elements[..., i])
+        else:
+            total = tree_reduce(elements, add_in_accum)
+    else:
+        aligned = max(accum.frac, data_t.frac)
+        total = np.zeros(win.shape[:-1], dtype=np.int64)
+        for i in range(win.shape[-1]):
+            step = (total << (aligned - accum.frac)) + (win[..., i] << (aligned - data_t.frac))
+            total = requantize(step, aligned, accum, 64)
+    return _to(truncating_divide(total, count), accum, fx.result)
+
+
+@fixed_kernel(Op.MAX_POOL)
+def max_pool_fixed(fx, x):
+    kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
+    return _max_of(_flat_windows(x, kernel, strides, pads, fx.inputs[0].raw_min), fx)
+
+
+@fixed_kernel(Op.AVG_POOL)
+def avg_pool_fixed(fx, x):
+    kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
+    win = _flat_windows(x, kernel, strides, pads, 0)
+    if fx.node.attrs["count_include_pad"] or not any(pads):
+        count = int(np.prod(kernel))
+    else:
+        ones = np.ones((1, 1) + x.shape[2:], dtype=np.int64)
+        count = _flat_windows(ones, kernel, strides, pads, 0).sum(axis=-1)
+    return _average_of(win, count, fx)
+
+
+@fixed_kernel(Op.GLOBAL_MAX_POOL)
+def global_max_pool_fixed(fx, x):
+    return _max_of(x.reshape(x.shape[:2] + (-1,)), fx).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+
+
+@fixed_kernel(Op.GLOBAL_AVG_POOL)
+def global_avg_pool_fixed(fx, x):
+    win = x.reshape(x.shape[:2] + (-1,))
+    y = _average_of(win, win.shape[-1], fx, global_pool=True)
+    return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))

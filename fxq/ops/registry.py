@@ -6,6 +6,9 @@ Two tables, one entry per `Op` each, duplicates refused:
   for activations and the real shape for parameters, so rules follow ONNX semantics
   directly; the caller strips the batch axis.
 * float kernels: ``kernel(*arrays, **attrs) -> ndarray``, batched float64 in and out.
+* fixed kernels: ``kernel(fx, *raws) -> ndarray``, the bit-accurate integer kernel: `fx` is
+  the node's `FixedNode` (its types and raw parameters), `raws` the int64 raw values of its
+  activation inputs, batch first; it returns the raw int64 values of its result type.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ FloatKernel = Callable[..., np.ndarray]
 
 SHAPE_RULES: dict[Op, ShapeRule] = {}
 FLOAT_KERNELS: dict[Op, FloatKernel] = {}
+FIXED_KERNELS: dict[Op, Callable[..., np.ndarray]] = {}
 
 
 def _registrar(table: dict, kind: str, *ops: Op) -> Callable:
@@ -39,3 +43,7 @@ def shape_rule(*ops: Op) -> Callable[[ShapeRule], ShapeRule]:
 
 def float_kernel(*ops: Op) -> Callable[[FloatKernel], FloatKernel]:
     return _registrar(FLOAT_KERNELS, "float kernel", *ops)
+
+
+def fixed_kernel(*ops: Op) -> Callable:
+    return _registrar(FIXED_KERNELS, "fixed kernel", *ops)

@@ -1,0 +1,413 @@
+"""QuantizedGraph -> hls4ml ModelGraph, built from fxq's IR with every type set explicitly.
+
+The layer dicts are the ones hls4ml's own converters produce (channels-last), handed to
+`ModelGraph.from_layer_list`; hls4ml's ONNX converter is not involved. Every precision of
+every layer comes from the QuantizedGraph, so nothing falls back to hls4ml's <16,6> default.
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fxq.errors import FxqError
+from fxq.fixed import FixedType
+from fxq.hls.layout import channels_last_order, channels_last_shape
+from fxq.ir import Node, Op
+from fxq.quantized import IO_TYPES, QuantizedGraph
+from fxq.ops.activation import softmax_table_sizes
+
+BACKENDS = ("Vitis", "Vivado")
+STRATEGIES = ("latency", "resource")
+DEFAULT_PART = "xcvu13p-flga2577-2-e"
+MARKER = ".fxq-hls"
+
+
+class EmitError(FxqError):
+    """The quantized graph holds something hls4ml cannot implement as fxq simulates it."""
+
+
+@dataclass(frozen=True)
+class HlsSettings:
+    backend: str = "Vitis"
+    io_type: str = "io_parallel"
+    strategy: str = "latency"
+    reuse_factor: int = 1
+    part: str = DEFAULT_PART
+    clock_ns: float = 5.0
+    project: str = "myproject"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise EmitError(f"backend {self.backend!r}: expected one of {BACKENDS}")
+        if self.io_type not in IO_TYPES:
+            raise EmitError(f"io_type {self.io_type!r}: expected one of {IO_TYPES}")
+        if self.strategy.lower() not in STRATEGIES:
+            raise EmitError(f"strategy {self.strategy!r}: expected one of {STRATEGIES}")
+        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
+            raise EmitError(f"reuse_factor {self.reuse_factor!r}: expected an integer >= 1")
+        if not self.clock_ns > 0:
+            raise EmitError(f"clock_ns {self.clock_ns!r}: expected a positive number")
+
+
+@dataclass
+class Emission:
+    """What the emitter built: the layer dicts, the hls4ml config, and for every IR tensor
+    the hls4ml layer holding it and the IR element order of that layer's output."""
+
+    layers: list[dict] = field(default_factory=list)
+    precisions: dict[str, dict[str, str]] = field(default_factory=dict)
+    extra_config: dict[str, dict] = field(default_factory=dict)
+    layer_of: dict[str, str] = field(default_factory=dict)      # IR tensor -> hls4ml layer
+    order_of: dict[str, np.ndarray] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+
+def _layer_name(node_name: str, taken: set[str]) -> str:
+    """A C++ identifier from an IR name ("/0/Conv" -> "l0_conv"), unique in the project."""
+    base = re.sub(r"[^0-9a-zA-Z_]+", "_", node_name).strip("_").lower() or "layer"
+    if not base[0].isalpha():
+        base = "l" + base
+    name, i = base, 1
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name
+
+
+def _types(**named: FixedType | None) -> dict[str, str]:
+    return {k: t.hls() for k, t in named.items() if t is not None}
+
+
+class _Builder:
+    def __init__(self, q: QuantizedGraph, settings: HlsSettings):
+        self.q, self.g, self.settings = q, q.graph, settings
+        self.e = Emission()
+        self.taken: set[str] = set()
+
+    def fail(self, node: Node, why: str) -> None:
+        raise EmitError(f"node {node.name!r} ({node.op.name}): {why}")
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.g.shape(tensor)
+
+    def is_channels_last(self, tensor: str) -> bool:
+        order = self.e.order_of[tensor]
+        return np.array_equal(order, channels_last_order(self.shape(tensor)))
+
+    def add(self, node: Node, layer: dict, precision: dict[str, str], order: np.ndarray,
+            extra: dict | None = None) -> None:
+        name = _layer_name(node.name, self.taken)
+        layer = {"name": name, "data_format": "channels_last",
+                 "inputs": [self.e.layer_of[t] for t in self.g.activation_inputs(node)],
+                 **layer}
+        self.e.layers.append(layer)
+        self.e.precisions[name] = precision
+        self.e.extra_config[name] = extra or {}
+        self.e.layer_of[node.output] = name
+        self.e.order_of[node.output] = order
+
+    def build(self) -> Emission:
+        for name in self.g.inputs:
+            layer = _layer_name(name, self.taken)
+            if layer != name:
+                raise EmitError(f"graph input {name!r} is not a C++ identifier; hls4ml names "
+                                "the project's input variable after it")
+            self.e.layers.append({"name": name, "class_name": "InputLayer",
+                                  "input_shape": list(channels_last_shape(self.shape(name)))})
+            self.e.precisions[name] = _types(result=self.q.inputs[name])
+            self.e.extra_config[name] = {}
+            self.e.layer_of[name] = name
+            self.e.order_of[name] = channels_last_order(self.shape(name))
+        for node in self.g.nodes:
+            handler = getattr(self, f"_{node.op.name.lower()}", None)
+            if handler is None:
+                self.fail(node, "fxq cannot emit this op to hls4ml yet")
+            handler(node, self.q.fixed_node(node))
+        self.e.outputs = [self.e.layer_of[t] for t in self.g.outputs]
+        return self.e
+
+    # -- per op ----------------------------------------------------------------------
+
+    def _dense(self, node, fx):
+        x = self.g.activation_inputs(node)[0]
+        if len(self.shape(x)) != 1:
+            self.fail(node, f"Dense over a tensor of shape {self.shape(x)}; hls4ml's Dense "
+                      "takes vectors")
+        w = self.g.params[node.inputs[1]][self.e.order_of[x]]       # rows in hls4ml's order
+        n_out = w.shape[1]
+        b = self.g.params[node.inputs[2]] if len(node.inputs) > 2 else np.zeros(n_out)
+        layer = {"class_name": "Dense", "n_in": w.shape[0], "n_out": n_out,
+                 "weight_data": w, "bias_data": b}
+        bias_t = fx.layer.bias if len(node.inputs) > 2 else fx.layer.weight
+        self.add(node, layer, _types(weight=fx.layer.weight, bias=bias_t,
+                                     accum=fx.layer.accum, result=fx.result),
+                 np.arange(n_out))
+
+    def _conv(self, node, fx):
+        x = self.g.activation_inputs(node)[0]
+        self._require_channels_last(node, x)
+        w = self.g.params[node.inputs[1]]
+        a = node.attrs
+        c, spatial = self.shape(x)[0], self.shape(x)[1:]
+        o, nd = w.shape[0], w.ndim - 2
+        out_shape = self.shape(node.output)
+        b = self.g.params[node.inputs[2]] if len(node.inputs) > 2 else np.zeros(o)
+        if a["groups"] == 1:
+            kind = "Conv"
+            kernel = np.transpose(w, tuple(range(2, 2 + nd)) + (1, 0))     # *k, C, O
+            data = {"weight_data": kernel}
+        elif a["groups"] == c and o == c:
+            kind = "DepthwiseConv"
+            kernel = np.transpose(w, tuple(range(2, 2 + nd)) + (0, 1))     # *k, C, 1
+            data = {"depthwise_data": kernel, "weight_data": kernel, "depth_multiplier": 1}
+        else:
+            self.fail(node, f"grouped convolution with {a['groups']} groups; hls4ml implements "
+                      "groups=1 and depthwise (groups = channels, one filter each)")
+        layer = {"class_name": f"{kind}{nd}D", "n_chan": c, "n_filt": o, "bias_data": b,
+                 **data, **self._window_attrs(nd, spatial, out_shape[1:], w.shape[2:],
+                                              a["strides"], a["pads"], prefix="filt")}
+        bias_t = fx.layer.bias if len(node.inputs) > 2 else fx.layer.weight
+        self.add(node, layer, _types(weight=fx.layer.weight, bias=bias_t,
+                                     accum=fx.layer.accum, result=fx.result),
+                 channels_last_order(out_shape))
+
+    @staticmethod
+    def _window_attrs(nd, spatial, out, kernel, strides, pads, prefix):
+        if nd == 1:
+            return {"in_width": spatial[0], "out_width": out[0], f"{prefix}_width": kernel[0],
+                    "stride_width": strides[0], "pad_left": pads[0], "pad_right": pads[1]}
+        if nd == 2:
+            return {"in_height": spatial[0], "in_width": spatial[1],
+                    "out_height": out[0], "out_width": out[1],
+                    f"{prefix}_height": kernel[0], f"{prefix}_width": kernel[1],
+                    "stride_height": strides[0], "stride_width": strides[1],
+                    "pad_top": pads[0], "pad_left": pads[1],
+                    "pad_bottom": pads[2], "pad_right": pads[3]}
+        raise EmitError(f"{nd}-D windows: hls4ml implements 1-D and 2-D")
+
+    def _require_channels_last(self, node, tensor):
+        if len(self.shape(tensor)) < 2 or not self.is_channels_last(tensor):
+            self.fail(node, f"input {tensor!r} of shape {self.shape(tensor)} is not a "
+                      "channels-first feature map")
+
+    def _pool(self, node, fx, kind):
+        x = self.g.activation_inputs(node)[0]
+        self._require_channels_last(node, x)
+        a = node.attrs
+        nd = len(a["kernel"])
+        shape, out_shape = self.shape(x), self.shape(node.output)
+        if any(a["pads"]) and self.settings.io_type == "io_stream":
+            self.fail(node, "padded pooling: hls4ml's io_stream pooling ignores padding")
+        attrs = self._window_attrs(nd, shape[1:], out_shape[1:], a["kernel"], a["strides"],
+                                   a["pads"], prefix="pool")
+        if nd == 1:   # Pooling1D names its widths n_in / n_out
+            attrs["n_in"], attrs["n_out"] = attrs.pop("in_width"), attrs.pop("out_width")
+        layer = {"class_name": f"{kind}Pooling{nd}D", "n_filt": shape[0],
+                 "count_pad": bool(a.get("count_include_pad", False)), **attrs}
+        self.add(node, layer, _types(accum=fx.layer.accum or fx.inputs[0], result=fx.result),
+                 channels_last_order(out_shape))
+
+    def _max_pool(self, node, fx):
+        self._pool(node, fx, "Max")
+
+    def _avg_pool(self, node, fx):
+        self._pool(node, fx, "Average")
+
+    def _global_pool(self, node, fx, kind):
+        x = self.g.activation_inputs(node)[0]
+        self._require_channels_last(node, x)
+        shape = self.shape(x)
+        nd = len(shape) - 1
+        attrs = {"n_in": shape[1]} if nd == 1 else {"in_height": shape[1], "in_width": shape[2]}
+        if nd > 2:
+            self.fail(node, f"{nd}-D global pooling: hls4ml implements 1-D and 2-D")
+        layer = {"class_name": f"Global{kind}Pooling{nd}D", "n_filt": shape[0], **attrs}
+        self.add(node, layer, _types(accum=fx.layer.accum or fx.inputs[0], result=fx.result),
+                 np.arange(shape[0]))
+
+    def _global_avg_pool(self, node, fx):
+        self._global_pool(node, fx, "Average")
+
+    def _global_max_pool(self, node, fx):
+        self._global_pool(node, fx, "Max")
+
+    def _activation(self, node, fx, name, **extra_types):
+        x = self.g.activation_inputs(node)[0]
+        layer = {"class_name": "Activation", "activation": name,
+                 "n_in": int(np.prod(self.shape(x)))}
+        extra = {"TableSize": fx.layer.table_size} if "table" in extra_types else {}
+        self.add(node, layer, _types(result=fx.result, **extra_types), self.e.order_of[x],
+                 extra)
+
+    def _relu(self, node, fx):
+        self._activation(node, fx, "relu")
+
+    def _sigmoid(self, node, fx):
+        self._activation(node, fx, "sigmoid", table=fx.layer.table)
+
+    def _tanh(self, node, fx):
+        self._activation(node, fx, "tanh", table=fx.layer.table)
+
+    def _clip(self, node, fx):
+        lo, hi = node.attrs["lo"], node.attrs["hi"]
+        if lo != 0 or hi not in (1, 6):
+            self.fail(node, f"Clip({lo}, {hi}): hls4ml implements ReLU1 and ReLU6 only")
+        self._activation(node, fx, f"relu{int(hi)}")
+
+    def _leaky_relu(self, node, fx):
+        x = self.g.activation_inputs(node)[0]
+        layer = {"class_name": "LeakyReLU", "activation": "leaky_relu",
+                 "activ_param": float(node.attrs["alpha"]), "n_in": int(np.prod(self.shape(x)))}
+        self.add(node, layer, _types(result=fx.result, param=fx.layer.weight),
+                 self.e.order_of[x])
+
+    def _softmax(self, node, fx):
+        x = self.g.activation_inputs(node)[0]
+        if len(self.shape(x)) != 1 or tuple(node.attrs["axes"]) != (1,):
+            self.fail(node, f"softmax over axes {node.attrs['axes']} of a tensor of shape "
+                      f"{self.shape(x)}; fxq emits softmax over a vector")
+        layer_t = fx.layer
+        _, size, _ = softmax_table_sizes(fx.inputs[0], layer_t)
+        layer = {"class_name": "Softmax", "activation": "softmax", "n_in": self.shape(x)[0],
+                 "implementation": "stable", "axis": -1}
+        self.add(node, layer, _types(result=fx.result, exp_table=layer_t.table,
+                                     inv_table=layer_t.inv_table, accum=layer_t.accum,
+                                     inv_inp=layer_t.inv_inp),
+                 self.e.order_of[x], {"TableSize": size, "Implementation": "stable"})
+
+    def _merge(self, node, fx, op):
+        ins = self.g.activation_inputs(node)
+        if len(ins) != 2 or self.shape(ins[0]) != self.shape(ins[1]):
+            self.fail(node, "hls4ml merges two feature maps of the same shape; a constant "
+                      "operand or broadcasting is not emitted yet")
+        if not np.array_equal(self.e.order_of[ins[0]], self.e.order_of[ins[1]]):
+            self.fail(node, "its inputs are laid out differently in the hls4ml project")
+        self.add(node, {"class_name": "Merge", "op": op}, _types(result=fx.result),
+                 self.e.order_of[ins[0]])
+
+    def _add(self, node, fx):
+        self._merge(node, fx, "add")
+
+    def _mul(self, node, fx):
+        self._merge(node, fx, "multiply")
+
+    def _concat(self, node, fx):
+        ins = self.g.activation_inputs(node)
+        if len(ins) != 2:
+            self.fail(node, f"concatenation of {len(ins)} tensors; hls4ml joins two")
+        rank = len(self.shape(ins[0]))
+        axis = node.attrs["axis"]
+        for t in ins:
+            if rank >= 2:
+                self._require_channels_last(node, t)
+            elif not np.array_equal(self.e.order_of[t], np.arange(self.shape(t)[0])):
+                self.fail(node, f"input {t!r} is laid out differently in the hls4ml project")
+        cl_axis = axis if rank == 1 else (rank if axis == 1 else axis - 1)
+        out = self.shape(node.output)
+        order = channels_last_order(out) if rank >= 2 else np.arange(out[0])
+        self.add(node, {"class_name": "Concatenate", "op": f"concatenate{rank}d",
+                        "axis": cl_axis}, _types(result=fx.result), order)
+
+    def _flatten(self, node, fx):
+        x = self.g.activation_inputs(node)[0]
+        size = int(np.prod(self.shape(x)))
+        self.add(node, {"class_name": "Reshape", "target_shape": [size]},
+                 _types(result=fx.result), self.e.order_of[x])
+
+    def _reshape(self, node, fx):
+        if len(self.shape(node.output)) != 1:
+            self.fail(node, f"reshape to {self.shape(node.output)}; fxq emits reshapes to a "
+                      "vector (flatten) only")
+        self._flatten(node, fx)
+
+    def _identity(self, node, fx):
+        x = self.g.activation_inputs(node)[0]
+        self.e.layer_of[node.output] = self.e.layer_of[x]
+        self.e.order_of[node.output] = self.e.order_of[x]
+
+    def _batch_norm(self, node, fx):
+        x = self.g.activation_inputs(node)[0]
+        shape = self.shape(x)
+        scale, shift = (self.g.params[n] for n in node.inputs[1:])
+        if len(shape) == 1:
+            order = self.e.order_of[x]
+            scale, shift, n_filt = scale[order], shift[order], -1
+        else:
+            self._require_channels_last(node, x)
+            n_filt = shape[0]
+        layer = {"class_name": "BatchNormalization", "n_in": int(np.prod(shape)),
+                 "n_filt": n_filt, "scale_data": scale, "bias_data": shift}
+        self.add(node, layer, _types(scale=fx.layer.weight, bias=fx.layer.bias,
+                                     result=fx.result), self.e.order_of[x])
+
+
+def plan(q: QuantizedGraph, settings: HlsSettings) -> Emission:
+    """The layer dicts and layout for `q`, without touching hls4ml or the disk."""
+    if settings.io_type != q.io_type:
+        q = q.with_io_type(settings.io_type)
+    return _Builder(q, settings).build()
+
+
+def hls_config(e: Emission, settings: HlsSettings, out_dir: str, *, trace: bool) -> dict:
+    layer_config = {}
+    for name, precision in e.precisions.items():
+        layer_config[name] = {"Precision": precision, "Trace": trace, **e.extra_config[name]}
+    return {
+        "Backend": settings.backend, "OutputDir": os.fspath(out_dir),
+        "ProjectName": settings.project, "Part": settings.part,
+        "ClockPeriod": settings.clock_ns, "IOType": settings.io_type,
+        "HLSConfig": {"Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": settings.reuse_factor,
+                                "Strategy": settings.strategy.capitalize(), "TraceOutput": trace},
+                      "LayerName": layer_config},
+    }
+
+
+def prepare_dir(out_dir: str, overwrite: bool) -> None:
+    """Create `out_dir`, refusing a non-empty directory fxq did not write unless asked."""
+    if os.path.exists(out_dir):
+        if not os.path.isdir(out_dir):
+            raise EmitError(f"{out_dir}: exists and is not a directory")
+        if os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, MARKER)) \
+                and not overwrite:
+            raise EmitError(f"{out_dir}: directory is not empty and was not written by fxq; "
+                            "choose another or pass overwrite=True")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, MARKER), "w") as marker:
+        marker.write("written by fxq.emit_hls\n")
+
+
+def build_model_graph(q: QuantizedGraph, out_dir: str, settings: HlsSettings, *,
+                      trace: bool = True):
+    """The hls4ml ModelGraph of `q` (not yet written) and the Emission behind it."""
+    from hls4ml.model.graph import ModelGraph
+
+    e = plan(q, settings)
+    config = hls_config(e, settings, out_dir, trace=trace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ModelGraph.from_layer_list(config, e.layers, inputs=list(q.graph.inputs),
+                                           outputs=e.outputs)
+    return model, e
+
+
+def emit_hls(q: QuantizedGraph, out_dir, *, backend: str = "Vitis", io_type: str | None = None,
+             strategy: str = "latency", reuse_factor: int = 1, part: str = DEFAULT_PART,
+             clock_ns: float = 5.0, overwrite: bool = False):
+    """Write the hls4ml project of `q` to `out_dir` and return its ModelGraph.
+
+    io_type defaults to the one `q` was simulated for. Refuses (EmitError) what hls4ml cannot
+    implement the way fxq simulates it, naming the node; refuses a non-empty `out_dir` that
+    fxq did not write, unless overwrite=True.
+    """
+    settings = HlsSettings(backend=backend, io_type=io_type or q.io_type, strategy=strategy,
+                           reuse_factor=reuse_factor, part=part, clock_ns=clock_ns)
+    out_dir = os.fspath(out_dir)
+    model, _ = build_model_graph(q, out_dir, settings)
+    prepare_dir(out_dir, overwrite)
+    model.write()
+    return model

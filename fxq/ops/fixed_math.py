@@ -1,0 +1,95 @@
+"""Integer building blocks the bit-accurate kernels share: multiply-accumulate and reductions.
+
+Everything here works on int64 raw values and is exact. The multiply-accumulate follows
+hls4ml's dense and convolution templates: every product is cast to accum_t, the bias is cast
+to accum_t, the sum runs in accum_t. Accumulators must wrap (the QuantizedGraph checks it):
+a wrapping sum is the same in every summation order, which is what lets one matmul stand in
+for the latency, resource and streaming loops alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fxq.fixed import FixedType, Overflow, requantize
+
+FLOAT_EXACT = 2.0 ** 53          # float64 holds every integer below this exactly
+CHUNK_ELEMENTS = 1 << 22         # products held at once on the per-product rounding path
+
+
+def raw_bound(t: FixedType) -> int:
+    """Largest magnitude a raw value of `t` can have."""
+    return max(abs(t.raw_min), t.raw_max)
+
+
+def _exact_matmul(x: np.ndarray, w: np.ndarray, x_bound: int) -> np.ndarray:
+    """x @ w on int64 raw values, batched over the leading axis, exact modulo 2^64.
+
+    Runs through float64 BLAS when every partial sum provably stays below 2^53 (the bound
+    uses the type's range of x and the actual weights), in int64 otherwise.
+    """
+    column_sums = np.abs(w).sum(axis=-2, dtype=np.float64)
+    if x_bound * float(column_sums.max(initial=0.0)) < FLOAT_EXACT:
+        return np.matmul(x.astype(np.float64), w.astype(np.float64)).astype(np.int64)
+    return np.matmul(x, w)
+
+
+def _shift_left_wrapping(v: np.ndarray, s: int) -> np.ndarray:
+    """v * 2^s modulo 2^64 (int64 two's complement)."""
+    if s >= 64:
+        return np.zeros_like(v)
+    return (v.view(np.uint64) << np.uint64(s)).view(np.int64)
+
+
+def multiply_accumulate(x: np.ndarray, x_t: FixedType, w: np.ndarray, w_t: FixedType,
+                        b: np.ndarray | None, b_t: FixedType | None,
+                        accum: FixedType) -> np.ndarray:
+    """Raw accumulators of sum_k cast(x[..., k] * w[k, o]) + cast(b[o]), all in `accum`.
+
+    `x` is (G, M, K), `w` is (G, K, O), `b` is (G, O) or None: G independent groups (1 for
+    dense and ordinary convolution, the channels for depthwise). Returns (G, M, O) raw
+    values of `accum`, wrapped to its width.
+    """
+    assert accum.overflow is Overflow.WRAP, "the QuantizedGraph refuses other accumulators"
+    product_frac = x_t.frac + w_t.frac
+    shift = accum.frac - product_frac
+    if shift >= 0:
+        # the products need no rounding: sum them exactly, then scale onto the accum grid
+        total = _shift_left_wrapping(_exact_matmul(x, w, raw_bound(x_t)), shift)
+    else:
+        total = _rounded_products_sum(x, w, product_frac, accum)
+    if b is not None:
+        total = total + requantize(b, b_t.frac, accum, b_t.width)[:, None, :]
+    return requantize(total, accum.frac, accum, 64)
+
+
+def _rounded_products_sum(x, w, product_frac, accum):
+    """Sum of products each rounded onto the accumulator grid first (accum has fewer
+    fractional bits than the products), in chunks of rows to bound memory."""
+    g, m, k = x.shape
+    o = w.shape[-1]
+    rows = max(1, CHUNK_ELEMENTS // max(1, k * o))
+    wrap64 = FixedType(64, accum.frac, True, accum.rounding, Overflow.WRAP)
+    out = np.empty((g, m, o), dtype=np.int64)
+    for start in range(0, m, rows):
+        part = x[:, start:start + rows, :, None] * w[:, None, :, :]      # G, rows, K, O
+        out[:, start:start + rows] = requantize(part, product_frac, wrap64, 64).sum(axis=2)
+    return out
+
+
+def tree_reduce(values: np.ndarray, combine) -> np.ndarray:
+    """hls4ml's balanced-tree `reduce` over the last axis: the left part takes the largest
+    power of two below N, recursively; `combine(a, b)` applies one node of the tree."""
+    n = values.shape[-1]
+    if n == 1:
+        return values[..., 0]
+    if n == 2:
+        return combine(values[..., 0], values[..., 1])
+    left = 1 << ((n - 1).bit_length() - 1)
+    return combine(tree_reduce(values[..., :left], combine),
+                   tree_reduce(values[..., left:], combine))
+
+
+def truncating_divide(raw: np.ndarray, divisor: int) -> np.ndarray:
+    """ap_fixed divided by an integer: same fractional bits, quotient rounded toward zero."""
+    q = np.abs(raw) // divisor
+    return np.where(raw < 0, -q, q)
