@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fxq.errors import FxqError
-from fxq.fixed import FixedType
+from fxq.fixed import FixedType, quantize, to_float
 from fxq.hls.layout import channels_last_order, channels_last_shape
 from fxq.ir import Node, Op
 from fxq.quantized import IO_TYPES, QuantizedGraph
@@ -92,6 +92,12 @@ class _Builder:
     def fail(self, node: Node, why: str) -> None:
         raise EmitError(f"node {node.name!r} ({node.op.name}): {why}")
 
+    def param(self, name: str) -> np.ndarray:
+        """A parameter as the exact value of its quantized raw integers. hls4ml writes
+        weights as decimal text with as many digits as the type has fractional bits, which
+        would round an arbitrary float before C++ converts it; these values survive exactly."""
+        return to_float(self.q.params[name], self.q.types[name])
+
     def shape(self, tensor: str) -> tuple[int, ...]:
         return self.g.shape(tensor)
 
@@ -138,9 +144,9 @@ class _Builder:
         if len(self.shape(x)) != 1:
             self.fail(node, f"Dense over a tensor of shape {self.shape(x)}; hls4ml's Dense "
                       "takes vectors")
-        w = self.g.params[node.inputs[1]][self.e.order_of[x]]       # rows in hls4ml's order
+        w = self.param(node.inputs[1])[self.e.order_of[x]]       # rows in hls4ml's order
         n_out = w.shape[1]
-        b = self.g.params[node.inputs[2]] if len(node.inputs) > 2 else np.zeros(n_out)
+        b = self.param(node.inputs[2]) if len(node.inputs) > 2 else np.zeros(n_out)
         layer = {"class_name": "Dense", "n_in": w.shape[0], "n_out": n_out,
                  "weight_data": w, "bias_data": b}
         bias_t = fx.layer.bias if len(node.inputs) > 2 else fx.layer.weight
@@ -151,12 +157,12 @@ class _Builder:
     def _conv(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         self._require_channels_last(node, x)
-        w = self.g.params[node.inputs[1]]
+        w = self.param(node.inputs[1])
         a = node.attrs
         c, spatial = self.shape(x)[0], self.shape(x)[1:]
         o, nd = w.shape[0], w.ndim - 2
         out_shape = self.shape(node.output)
-        b = self.g.params[node.inputs[2]] if len(node.inputs) > 2 else np.zeros(o)
+        b = self.param(node.inputs[2]) if len(node.inputs) > 2 else np.zeros(o)
         if a["groups"] == 1:
             kind = "Conv"
             kernel = np.transpose(w, tuple(range(2, 2 + nd)) + (1, 0))     # *k, C, O
@@ -262,7 +268,8 @@ class _Builder:
     def _leaky_relu(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         layer = {"class_name": "LeakyReLU", "activation": "leaky_relu",
-                 "activ_param": float(node.attrs["alpha"]), "n_in": int(np.prod(self.shape(x)))}
+                 "activ_param": float(to_float(quantize(node.attrs["alpha"], fx.layer.weight),
+                                               fx.layer.weight)), "n_in": int(np.prod(self.shape(x)))}
         self.add(node, layer, _types(result=fx.result, param=fx.layer.weight),
                  self.e.order_of[x])
 
@@ -333,7 +340,7 @@ class _Builder:
     def _batch_norm(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         shape = self.shape(x)
-        scale, shift = (self.g.params[n] for n in node.inputs[1:])
+        scale, shift = (self.param(n) for n in node.inputs[1:])
         if len(shape) == 1:
             order = self.e.order_of[x]
             scale, shift, n_filt = scale[order], shift[order], -1

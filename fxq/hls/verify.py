@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import hashlib
 import io
+import multiprocessing
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -17,12 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from fxq.errors import FxqError
 from fxq.fixed import to_float
 from fxq.hls.emit import HlsSettings, build_model_graph, prepare_dir
 from fxq.hls.layout import to_hls
 from fxq.quantized import QuantizedGraph
 
 CACHE_ENV = "FXQ_BUILD_CACHE"
+
+
+class CSimulationError(FxqError):
+    """hls4ml's C simulation of the project could not be built or run."""
 
 
 def build_cache_dir() -> str:
@@ -66,6 +72,37 @@ def compile_cached(model) -> None:
     lib = os.path.join(project_dir, "firmware", f"{project}-{stamp}.so")
     shutil.copyfile(cached, lib)
     model._top_function_lib = ctypes.cdll.LoadLibrary(lib)
+
+
+def _isolated(run, out_dir: str):
+    """run() in a forked child: an assertion inside the C simulation (ap_fixed aborts on
+    some conversions it cannot represent) then ends the child, not the caller."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def child():
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                send.send(("ok", run()))
+        except BaseException as exc:  # reported to the parent as one line
+            send.send(("error", f"{type(exc).__name__}: {exc}"))
+        finally:
+            send.close()
+
+    process = context.Process(target=child)
+    process.start()
+    send.close()
+    try:
+        status, payload = receive.recv()
+    except EOFError:
+        process.join()
+        raise CSimulationError(f"{out_dir}: the C simulation aborted (exit code "
+                               f"{process.exitcode}); an ap_fixed assertion fails on one of "
+                               "the project's type conversions") from None
+    process.join()
+    if status != "ok":
+        raise CSimulationError(f"{out_dir}: the C simulation failed: {payload}")
+    return payload
 
 
 @dataclass
@@ -124,8 +161,8 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
     raw = q.evaluate(x)
     real = {t: to_float(v, q.types[t]) for t, v in raw.items()}
     inputs = [np.ascontiguousarray(to_hls(real[n], e.order_of[n])) for n in q.graph.inputs]
-    with contextlib.redirect_stdout(io.StringIO()):
-        y, trace = model.trace(inputs[0] if len(inputs) == 1 else inputs)
+    y, trace = _isolated(lambda: model.trace(inputs[0] if len(inputs) == 1 else inputs),
+                         out_dir)
     outputs = y if isinstance(y, list) else [y]
     n = inputs[0].shape[0]
     compared = mismatches = 0

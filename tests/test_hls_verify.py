@@ -1,0 +1,69 @@
+"""The oracle: fxq's simulation equals hls4ml's C simulation of the emitted project, bit for bit.
+
+Every zoo model at three type assignments and randomized graphs (random shapes and types,
+fixed seeds), for io_parallel and io_stream; every traced layer is compared, not only the
+outputs. Builds are cached by source content (FXQ_BUILD_CACHE), so reruns skip g++.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fxq
+from fxq.fixed import FixedType, Overflow, Rounding
+from fxq.hls import verify
+from fxq.quantized import uniform
+from random_graphs import BUILDERS
+from zoo import ZOO
+
+IO_TYPES = ["io_parallel", "io_stream"]
+
+# (data, weight, accumulator or None for one wide enough to be exact)
+ASSIGNMENTS = {
+    "16bit": (FixedType(16, 10), FixedType(16, 12), None),
+    "8bit_rnd_sat": (FixedType(8, 4, True, Rounding.RND, Overflow.SAT), FixedType(8, 6), None),
+    "narrow_wrapping_accum": (FixedType(10, 5, True, Rounding.RND_CONV, Overflow.SAT_SYM),
+                              FixedType(8, 6), FixedType(12, 9)),
+}
+
+
+@pytest.fixture(autouse=True)
+def _build_cache(tmp_path_factory, request, monkeypatch):
+    cache = request.config.cache.mkdir("fxq_builds")
+    monkeypatch.setenv("FXQ_BUILD_CACHE", str(cache))
+
+
+def _assert_exact(result):
+    assert result.compared > 0 and result.layers
+    assert result.ok, str(result)
+
+
+@pytest.mark.parametrize("io_type", IO_TYPES)
+@pytest.mark.parametrize("assignment", list(ASSIGNMENTS))
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_matches_c_simulation(zoo_dir, tmp_path, name, assignment, io_type):
+    data, weight, accum = ASSIGNMENTS[assignment]
+    graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, name, "test.npz"))["x"][:40]
+    q = uniform(graph, data=data, weight=weight, accum=accum, io_type=io_type)
+    _assert_exact(verify(q, tmp_path / "hls", x))
+
+
+def test_narrow_accumulator_really_wraps(zoo_dir):
+    """The narrow assignment exercises overflow: its outputs differ from the wide one's."""
+    graph = fxq.load(os.path.join(zoo_dir, "resnet", "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, "resnet", "test.npz"))["x"][:40]
+    data, weight, accum = ASSIGNMENTS["narrow_wrapping_accum"]
+    narrow = uniform(graph, data=data, weight=weight, accum=accum).simulate(x)
+    wide = uniform(graph, data=data, weight=weight).simulate(x)
+    assert np.mean(narrow != wide) > 0.5
+
+
+@pytest.mark.parametrize("io_type", IO_TYPES)
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("kind", list(BUILDERS))
+def test_random_graph_matches_c_simulation(tmp_path, kind, seed, io_type):
+    q, x = BUILDERS[kind](np.random.default_rng(seed))
+    _assert_exact(verify(q.with_io_type(io_type), tmp_path / "hls", x))
