@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 ZOO    := examples/zoo
 DEMO   := cnn_bn
 
-.PHONY: install zoo demo test clean distclean
+.PHONY: install zoo demo test bench clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ demo: zoo
 
 test: zoo
 	$(PY) -m pytest
+
+bench: zoo
+	$(PY) benchmarks/bench.py
 
 clean:
 	rm -rf $(ZOO) .pytest_cache .hypothesis

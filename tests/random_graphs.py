@@ -1,6 +1,6 @@
 """Randomized small graphs with random fixed-point types, built directly in the IR.
 
-Each builder takes a numpy Generator and returns (QuantizedGraph, input batch). Shapes,
+Each builder takes a numpy Generator and an io type and returns (QuantizedGraph, input batch). Shapes,
 weights, types (widths, fractional bits below 0 and above the width, every rounding and
 overflow mode on results) are drawn from the generator, so a seed fixes a case.
 """
@@ -54,9 +54,9 @@ class _Builder:
         self.params[name] = values
         return name
 
-    def finish(self, inputs, input_types, output):
+    def finish(self, inputs, input_types, output, io_type):
         graph = Graph.build(self.name, inputs, [output], self.nodes, self.tensors, self.params)
-        return QuantizedGraph(graph, input_types, self.layers)
+        return QuantizedGraph(graph, input_types, self.layers, io_type)
 
 
 def _dense(b: _Builder, x, x_t, n_in, n_out, narrow):
@@ -69,9 +69,10 @@ def _dense(b: _Builder, x, x_t, n_in, n_out, narrow):
     return b.node(Op.DENSE, [x, w, bias], (n_out,), layer), layer.result
 
 
-def mlp_with_activations(rng) -> tuple[QuantizedGraph, np.ndarray]:
+def mlp_with_activations(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     """Dense layers (accumulators that round and wrap), ReLU, LeakyReLU, ReLU6, Sigmoid,
-    Tanh, a standalone scale-and-shift, a product merge and Softmax."""
+    Tanh, a standalone scale-and-shift, a product merge and Softmax (ReLU6 only for
+    io_parallel: hls4ml has no streaming ReLU6)."""
     b = _Builder(rng, "mlp_random")
     n = [int(v) for v in rng.integers(3, 20, 4)]
     x_t = _result(rng, integer=(2, 5))
@@ -91,17 +92,20 @@ def mlp_with_activations(rng) -> tuple[QuantizedGraph, np.ndarray]:
     h = b.node(Op.BATCH_NORM, [prod, scale, shift], (n[2],), bn)
     th = b.node(Op.TANH, [h], (n[2],), LayerTypes(result=_result(rng), table=FixedType(18, 10)))
     r6_t = _result(rng)
-    r6 = b.node(Op.CLIP, [th], (n[2],), LayerTypes(result=r6_t), lo=0.0, hi=6.0)
-    h, h_t = _dense(b, r6, r6_t, n[2], n[3], narrow=True)
+    if io_type == "io_parallel":
+        th = b.node(Op.CLIP, [th], (n[2],), LayerTypes(result=r6_t), lo=0.0, hi=6.0)
+    else:
+        th = b.node(Op.RELU, [th], (n[2],), LayerTypes(result=r6_t))
+    h, h_t = _dense(b, th, r6_t, n[2], n[3], narrow=True)
     soft = LayerTypes(result=FixedType(16, 12, False), table=DEFAULT_SOFTMAX_TABLE,
                       inv_table=DEFAULT_SOFTMAX_TABLE, inv_inp=DEFAULT_SOFTMAX_TABLE,
                       accum=FixedType(22, 10, True, Rounding.RND, Overflow.SAT))
     y = b.node(Op.SOFTMAX, [h], (n[3],), soft, axes=(1,))
     x = rng.normal(0, 2, (64, n[0]))
-    return b.finish(["x"], {"x": x_t}, y), x
+    return b.finish(["x"], {"x": x_t}, y, io_type), x
 
 
-def cnn_with_pooling(rng) -> tuple[QuantizedGraph, np.ndarray]:
+def cnn_with_pooling(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     """Conv (with padding and stride), depthwise conv, max and average pooling (average
     accumulators coarser than the data, so partial sums round), concat and add merges,
     global average pooling, flatten and a dense head."""
@@ -149,10 +153,10 @@ def cnn_with_pooling(rng) -> tuple[QuantizedGraph, np.ndarray]:
     y2, _ = _dense(b, flat2, mp_t, 2 * f * ho * wo, 4, narrow=True)
     y = b.node(Op.ADD, [y1, y2], (4,), LayerTypes(result=_result(rng)))
     x = rng.normal(0, 1.5, (32, c, h, w))
-    return b.finish(["x"], {"x": x_t}, y), x
+    return b.finish(["x"], {"x": x_t}, y, io_type), x
 
 
-def conv1d_chain(rng) -> tuple[QuantizedGraph, np.ndarray]:
+def conv1d_chain(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     """Conv1D with stride, 1-D max pooling, 1-D global max pooling."""
     b = _Builder(rng, "conv1d_random")
     c, n = int(rng.integers(1, 4)), int(rng.integers(12, 30))
@@ -172,7 +176,7 @@ def conv1d_chain(rng) -> tuple[QuantizedGraph, np.ndarray]:
     y = b.node(Op.GLOBAL_MAX_POOL, [t], (f, 1),
                LayerTypes(result=_result(rng), accum=_result(rng, integer=(3, 8))))
     x = rng.normal(0, 1.5, (32, c, n))
-    return b.finish(["x"], {"x": x_t}, y), x
+    return b.finish(["x"], {"x": x_t}, y, io_type), x
 
 
 BUILDERS = {"mlp": mlp_with_activations, "cnn": cnn_with_pooling, "conv1d": conv1d_chain}

@@ -13,7 +13,7 @@ import pytest
 
 import fxq
 from fxq.fixed import FixedType, Overflow, Rounding
-from fxq.hls import verify
+from fxq.hls import EmitError, emit_hls, verify
 from fxq.quantized import uniform
 from random_graphs import BUILDERS
 from zoo import ZOO
@@ -65,5 +65,11 @@ def test_narrow_accumulator_really_wraps(zoo_dir):
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("kind", list(BUILDERS))
 def test_random_graph_matches_c_simulation(tmp_path, kind, seed, io_type):
-    q, x = BUILDERS[kind](np.random.default_rng(seed))
-    _assert_exact(verify(q.with_io_type(io_type), tmp_path / "hls", x))
+    q, x = BUILDERS[kind](np.random.default_rng(seed), io_type)
+    _assert_exact(verify(q, tmp_path / "hls", x))
+
+
+def test_streaming_relu6_is_refused_not_miscompiled(tmp_path):
+    q, _ = BUILDERS["mlp"](np.random.default_rng(1), "io_parallel")
+    with pytest.raises(EmitError, match="no io_stream ReLU1/ReLU6"):
+        emit_hls(q, tmp_path / "hls", io_type="io_stream")

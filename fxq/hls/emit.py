@@ -263,6 +263,8 @@ class _Builder:
         lo, hi = node.attrs["lo"], node.attrs["hi"]
         if lo != 0 or hi not in (1, 6):
             self.fail(node, f"Clip({lo}, {hi}): hls4ml implements ReLU1 and ReLU6 only")
+        if self.settings.io_type == "io_stream":
+            self.fail(node, "hls4ml has no io_stream ReLU1/ReLU6")
         self._activation(node, fx, f"relu{int(hi)}")
 
     def _leaky_relu(self, node, fx):
