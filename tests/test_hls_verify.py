@@ -30,7 +30,7 @@ ASSIGNMENTS = {
 
 
 @pytest.fixture(autouse=True)
-def _build_cache(tmp_path_factory, request, monkeypatch):
+def _build_cache(request, monkeypatch):
     cache = request.config.cache.mkdir("fxq_builds")
     monkeypatch.setenv("FXQ_BUILD_CACHE", str(cache))
 
