@@ -68,10 +68,12 @@ class FixedNode:
         return self.layer.result
 
 
-def _param_types(node: Node, graph: Graph, layer: LayerTypes) -> list[FixedType | None]:
-    """The type of each parameter input of `node`: weight first, then bias."""
+def _typed_params(node: Node, graph: Graph,
+                  layer: LayerTypes) -> list[tuple[str, FixedType | None]]:
+    """Each parameter input of `node` with its type: the first is the weight, the second
+    the bias (BatchNorm: scale and shift); a third has none."""
     names = [n for n in node.inputs if graph.is_param(n)]
-    return [layer.weight, layer.bias][:len(names)] if len(names) <= 2 else [None] * len(names)
+    return list(zip(names, [layer.weight, layer.bias] + [None] * max(0, len(names) - 2)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,12 +109,10 @@ class QuantizedGraph:
                 raise QuantizationError(f"node {node.name!r} ({node.op.name}) has no types")
             where = f"node {node.name!r} ({node.op.name})"
             ins = [types[n] for n in g.activation_inputs(node)]
-            for pname, ptype in zip([n for n in node.inputs if g.is_param(n)],
-                                    _param_types(node, g, layer)):
+            for i, (pname, ptype) in enumerate(_typed_params(node, g, layer)):
                 if ptype is None:
                     raise QuantizationError(f"{where}: parameter {pname!r} has no type")
-                if node.op in ACCUMULATING and ptype is layer.weight \
-                        and ptype.width + ins[0].width > 63:
+                if node.op in ACCUMULATING and i == 0 and ptype.width + ins[0].width > 63:
                     raise QuantizationError(
                         f"{where}: input {ins[0]} times weight {ptype} needs more than 63 "
                         "bits per product")
@@ -149,9 +149,7 @@ class QuantizedGraph:
         for node in self.graph.nodes:
             layer = self.layers[node.name]
             out[node.output] = layer.result
-            for pname, ptype in zip([n for n in node.inputs if self.graph.is_param(n)],
-                                    _param_types(node, self.graph, layer)):
-                out[pname] = ptype
+            out.update(_typed_params(node, self.graph, layer))
         return MappingProxyType(out)
 
     @cached_property

@@ -10,7 +10,7 @@ import numpy as np
 
 from fxq.ir import Op
 from fxq.errors import FxqError
-from fxq.fixed import FixedType, quantize, requantize
+from fxq.fixed import FixedType, cast, quantize, requantize
 from fxq.ops import tables
 from fxq.ops.fixed_math import tree_reduce
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
@@ -56,13 +56,9 @@ def softmax(x, *, axes):
 
 # -- bit-accurate kernels ------------------------------------------------------------------
 
-def _to(raw, src: FixedType, dst: FixedType):
-    return requantize(raw, src.frac, dst, src.width)
-
-
 @fixed_kernel(Op.RELU)
 def relu_fixed(fx, x):
-    return np.where(x > 0, _to(x, fx.inputs[0], fx.result), 0)
+    return np.where(x > 0, cast(x, fx.inputs[0], fx.result), 0)
 
 
 @fixed_kernel(Op.LEAKY_RELU)
@@ -71,7 +67,7 @@ def leaky_relu_fixed(fx, x):
     alpha_t = fx.layer.weight
     alpha = int(quantize(fx.node.attrs["alpha"], alpha_t))
     scaled = requantize(x * alpha, fx.inputs[0].frac + alpha_t.frac, fx.result, 64)
-    return np.where(x > 0, _to(x, fx.inputs[0], fx.result), scaled)
+    return np.where(x > 0, cast(x, fx.inputs[0], fx.result), scaled)
 
 
 @fixed_kernel(Op.CLIP)
@@ -79,7 +75,7 @@ def clip_fixed(fx, x):
     """relu_max: below lo gives lo, above hi gives hi (cast to the result), exact compares."""
     real = np.ldexp(x.astype(np.float64), -fx.inputs[0].frac)   # exact for widths <= 53
     lo, hi = fx.node.attrs["lo"], fx.node.attrs["hi"]
-    y = _to(x, fx.inputs[0], fx.result)
+    y = cast(x, fx.inputs[0], fx.result)
     y = np.where(real < lo, quantize(lo, fx.result), y)
     return np.where(real > hi, quantize(hi, fx.result), y)
 
@@ -101,25 +97,22 @@ def _table_index(x, t: FixedType, size: int, input_range: int) -> np.ndarray:
     return np.clip(whole + size // 2, 0, size - 1)
 
 
-def _check_table_input(t: FixedType, size: int) -> None:
+def _lookup(fx, x, table: np.ndarray, input_range: int) -> np.ndarray:
+    """res = (res_T) table[index(x)], the body shared by sigmoid() and tanh()."""
+    t, size = fx.inputs[0], fx.layer.table_size
     if t.width + size.bit_length() > 62:
         raise FxqError(f"lookup-table input type {t} is too wide for a table of {size}")
+    return cast(table[_table_index(x, t, size, input_range)], fx.layer.table, fx.result)
 
 
 @fixed_kernel(Op.SIGMOID)
 def sigmoid_fixed(fx, x):
-    t, size = fx.inputs[0], fx.layer.table_size
-    _check_table_input(t, size)
-    table = tables.sigmoid_table(size, fx.layer.table)
-    return _to(table[_table_index(x, t, size, 16)], fx.layer.table, fx.result)
+    return _lookup(fx, x, tables.sigmoid_table(fx.layer.table_size, fx.layer.table), 16)
 
 
 @fixed_kernel(Op.TANH)
 def tanh_fixed(fx, x):
-    t, size = fx.inputs[0], fx.layer.table_size
-    _check_table_input(t, size)
-    table = tables.tanh_table(size, fx.layer.table)
-    return _to(table[_table_index(x, t, size, 8)], fx.layer.table, fx.result)
+    return _lookup(fx, x, tables.tanh_table(fx.layer.table_size, fx.layer.table), 8)
 
 
 def softmax_table_sizes(input_t: FixedType, layer) -> tuple[int, int, FixedType]:
@@ -146,11 +139,11 @@ def softmax_fixed(fx, x):
     x_max = x.max(axis=-1, keepdims=True)
     d = requantize(x_max - x, data_t.frac, inp_norm, data_t.width + 1)   # x_max - x[i]
     exp_table = tables.softmax_exp_table(exp_size, inp_norm, layer.table, True)
-    exp_res = _to(exp_table[tables.index_from_top_bits(d, inp_norm, exp_bits)],
+    exp_res = cast(exp_table[tables.index_from_top_bits(d, inp_norm, exp_bits)],
                   layer.table, layer.accum)
     accum = layer.accum
     exp_sum = tree_reduce(exp_res, lambda a, b: requantize(a + b, accum.frac, accum, 64))
-    exp_sum = _to(exp_sum, accum, layer.inv_inp)
+    exp_sum = cast(exp_sum, accum, layer.inv_inp)
     inv_table = tables.softmax_invert_table(inv_size, layer.inv_inp, layer.inv_table)
     inv = inv_table[tables.index_from_top_bits(exp_sum, layer.inv_inp, inv_bits)]
     return requantize(exp_res * inv[..., None], accum.frac + layer.inv_table.frac, fx.result, 64)

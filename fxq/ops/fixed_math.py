@@ -76,6 +76,13 @@ def _rounded_products_sum(x, w, product_frac, accum):
     return out
 
 
+def aligned_sum(a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int):
+    """(a + b, frac): the exact sum of two raw arrays with different fractional bits, both
+    shifted onto the finer grid, as ap_fixed's `+` computes it before any assignment."""
+    frac = max(a_frac, b_frac)
+    return (a << (frac - a_frac)) + (b << (frac - b_frac)), frac
+
+
 def tree_reduce(values: np.ndarray, combine) -> np.ndarray:
     """hls4ml's balanced-tree `reduce` over the last axis: the left part takes the largest
     power of two below N, recursively; `combine(a, b)` applies one node of the tree."""

@@ -5,7 +5,7 @@ import numpy as np
 
 from fxq.ir import Op
 from fxq.fixed import requantize
-from fxq.ops.fixed_math import multiply_accumulate
+from fxq.ops.fixed_math import aligned_sum, multiply_accumulate
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
 
@@ -107,8 +107,6 @@ def batch_norm_fixed(fx, x):
     """hls4ml normalize: data * scale + bias, exact, then one cast to the result type."""
     (scale, shift), (scale_t, shift_t) = fx.params, fx.param_types
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    frac = fx.inputs[0].frac + scale_t.frac
-    product = x * scale.reshape(shape)
-    aligned = max(frac, shift_t.frac)
-    total = (product << (aligned - frac)) + (shift.reshape(shape) << (aligned - shift_t.frac))
-    return requantize(total, aligned, fx.result, 64)
+    total, frac = aligned_sum(x * scale.reshape(shape), fx.inputs[0].frac + scale_t.frac,
+                              shift.reshape(shape), shift_t.frac)
+    return requantize(total, frac, fx.result, 64)

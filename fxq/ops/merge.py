@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from fxq.ir import Op
-from fxq.fixed import requantize
+from fxq.fixed import cast, requantize
+from fxq.ops.fixed_math import aligned_sum
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 
 
@@ -53,8 +54,7 @@ def _operands(fx, raws):
 @fixed_kernel(Op.ADD)
 def add_fixed(fx, *raws):
     a, at, b, bt = _operands(fx, raws)
-    frac = max(at.frac, bt.frac)
-    total = (a << (frac - at.frac)) + (b << (frac - bt.frac))
+    total, frac = aligned_sum(a, at.frac, b, bt.frac)
     return requantize(total, frac, fx.result, 64)
 
 
@@ -66,5 +66,5 @@ def mul_fixed(fx, *raws):
 
 @fixed_kernel(Op.CONCAT)
 def concat_fixed(fx, *raws):
-    parts = [requantize(r, t.frac, fx.result, t.width) for r, t in zip(raws, fx.inputs)]
+    parts = [cast(r, t, fx.result) for r, t in zip(raws, fx.inputs)]
     return np.concatenate(parts, axis=fx.node.attrs["axis"])

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from fxq.ir import Op
-from fxq.fixed import requantize
-from fxq.ops.fixed_math import tree_reduce, truncating_divide
+from fxq.fixed import cast, requantize
+from fxq.ops.fixed_math import aligned_sum, tree_reduce, truncating_divide
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
 
@@ -60,10 +60,6 @@ def global_max_pool(x):
 
 # -- bit-accurate kernels ------------------------------------------------------------------
 
-def _to(raw, src, dst):
-    return requantize(raw, src.frac, dst, src.width)
-
-
 def _flat_windows(x, kernel, strides, pads, value):
     """(N, C, *out, k) windows over x padded with the raw `value`."""
     win = windows(pad_spatial(x, pads, value), kernel, strides)
@@ -74,8 +70,8 @@ def _max_of(win, fx):
     """Max over the last axis of raw `win` (the input type), as the io type computes it."""
     data_t, accum = fx.inputs[0], fx.layer.accum or fx.inputs[0]
     if fx.io_type == "io_stream":
-        return _to(_to(win, data_t, accum).max(axis=-1), accum, fx.result)
-    return _to(_to(win.max(axis=-1), data_t, accum), accum, fx.result)
+        return cast(cast(win, data_t, accum).max(axis=-1), accum, fx.result)
+    return cast(cast(win.max(axis=-1), data_t, accum), accum, fx.result)
 
 
 def _average_of(win, count, fx, *, global_pool=False):
@@ -88,7 +84,7 @@ def _average_of(win, count, fx, *, global_pool=False):
     data_t, accum = fx.inputs[0], fx.layer.accum
     add_in_accum = lambda a, b: requantize(a + b, accum.frac, accum, 64)  # noqa: E731
     if fx.io_type == "io_stream":
-        elements = _to(win, data_t, accum)
+        elements = cast(win, data_t, accum)
         if global_pool:
             total = np.zeros(win.shape[:-1], dtype=np.int64)
             for i in range(win.shape[-1]):
@@ -96,12 +92,11 @@ def _average_of(win, count, fx, *, global_pool=False):
         else:
             total = tree_reduce(elements, add_in_accum)
     else:
-        aligned = max(accum.frac, data_t.frac)
         total = np.zeros(win.shape[:-1], dtype=np.int64)
         for i in range(win.shape[-1]):
-            step = (total << (aligned - accum.frac)) + (win[..., i] << (aligned - data_t.frac))
-            total = requantize(step, aligned, accum, 64)
-    return _to(truncating_divide(total, count), accum, fx.result)
+            step, frac = aligned_sum(total, accum.frac, win[..., i], data_t.frac)
+            total = requantize(step, frac, accum, 64)
+    return cast(truncating_divide(total, count), accum, fx.result)
 
 
 @fixed_kernel(Op.MAX_POOL)

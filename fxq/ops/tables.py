@@ -77,8 +77,10 @@ def softmax_exp_table(size: int, index_t: FixedType, table_t: FixedType,
 def softmax_invert_table(size: int, index_t: FixedType, table_t: FixedType) -> np.ndarray:
     """Raw inv_table_t values of init_invert_table: 1 / x over the top bits of `index_t`.
 
-    x = 0 (index 0) gives +inf in float; ap_fixed converts it to the type's maximum under
-    the saturating modes hls4ml uses for this table, and fxq refuses other modes there.
+    x = 0 (index 0) gives +inf in float; fxq takes the type's maximum there, which is what
+    ap_fixed gives under the saturating modes hls4ml defaults this table to. Other overflow
+    modes at that one entry are not checked against the C simulation (an exp sum of 0 does
+    not occur in the stable softmax, whose largest term is exp(0) = 1).
     """
     bits = (size - 1).bit_length()
     values = []
