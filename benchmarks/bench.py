@@ -19,10 +19,10 @@ sys.path.insert(0, os.path.join(ROOT, "examples"))
 import onnxruntime as ort  # noqa: E402
 
 import fxq  # noqa: E402
-from fxq.fixed import FixedType, to_float  # noqa: E402
+from fxq.fixed import FixedType  # noqa: E402
 from fxq.hls.emit import HlsSettings, build_model_graph, prepare_dir  # noqa: E402
 from fxq.hls.layout import to_hls  # noqa: E402
-from fxq.hls.verify import compile_cached  # noqa: E402
+from fxq.hls.verify import compile_cached, hls_inputs  # noqa: E402
 from fxq.quantized import uniform  # noqa: E402
 from zoo import ZOO  # noqa: E402
 
@@ -59,8 +59,7 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str) -> dict:
     start = time.perf_counter()
     compile_cached(model)
     compile_s = time.perf_counter() - start
-    raw = q.quantize_inputs(x)["x"]
-    xin = np.ascontiguousarray(to_hls(to_float(raw, q.inputs["x"]), e.order_of["x"]))
+    (xin,) = hls_inputs(q, e, q.quantize_inputs(x))
     csim_rate = rate(lambda: model.predict(xin), samples, min_seconds=0.5)
     agree = np.array_equal(np.asarray(model.predict(xin)).reshape(samples, -1),
                            to_hls(q.simulate(x), e.order_of[graph.outputs[0]]))

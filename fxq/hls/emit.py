@@ -16,7 +16,7 @@ import numpy as np
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, quantize, to_float
 from fxq.hls.layout import channels_last_order, channels_last_shape
-from fxq.ir import Node, Op
+from fxq.ir import Node
 from fxq.quantized import IO_TYPES, QuantizedGraph
 from fxq.ops.activation import softmax_table_sizes
 
@@ -369,9 +369,9 @@ def hls_config(e: Emission, settings: HlsSettings, out_dir: str, *, trace: bool)
     return {
         "Backend": settings.backend, "OutputDir": os.fspath(out_dir),
         "ProjectName": settings.project, "Part": settings.part,
-        "ClockPeriod": settings.clock_ns, "IOType": settings.io_type,
+        "ClockPeriod": settings.clock_ns, "IOType": settings.io_type, "TraceOutput": trace,
         "HLSConfig": {"Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": settings.reuse_factor,
-                                "Strategy": settings.strategy.capitalize(), "TraceOutput": trace},
+                                "Strategy": settings.strategy.capitalize()},
                       "LayerName": layer_config},
     }
 

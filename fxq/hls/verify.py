@@ -25,6 +25,7 @@ from fxq.hls.layout import to_hls
 from fxq.quantized import QuantizedGraph
 
 CACHE_ENV = "FXQ_BUILD_CACHE"
+CSIM_TIMEOUT_S = 1800
 
 
 class CSimulationError(FxqError):
@@ -37,8 +38,11 @@ def build_cache_dir() -> str:
 
 
 def _source_digest(project_dir: str, project: str) -> str:
-    """Hash of everything g++ reads: firmware sources, weights, the bridge."""
-    h = hashlib.sha256()
+    """Hash of everything the library depends on: firmware sources, weights, the bridge, and
+    the project's absolute path, which build_lib.sh compiles in as WEIGHTS_DIR: the C
+    simulation reads its weights from there at run time, so a library built for another
+    directory would read another project's (or no) weights."""
+    h = hashlib.sha256(os.path.abspath(project_dir).encode())
     paths = [os.path.join(project_dir, f"{project}_bridge.cpp")]
     firmware = os.path.join(project_dir, "firmware")
     for root, dirs, files in os.walk(firmware):
@@ -76,7 +80,11 @@ def compile_cached(model) -> None:
 
 def _isolated(run, out_dir: str):
     """run() in a forked child: an assertion inside the C simulation (ap_fixed aborts on
-    some conversions it cannot represent) then ends the child, not the caller."""
+    some conversions it cannot represent) then ends the child, not the caller.
+
+    The child inherits the parent's threads' locks as they were at the fork, so it must only
+    call into the already loaded library; compiling, writing files and loading happen in the
+    parent. A child that does not answer within CSIM_TIMEOUT_S is killed and reported."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
 
@@ -93,6 +101,11 @@ def _isolated(run, out_dir: str):
     process.start()
     send.close()
     try:
+        if not receive.poll(CSIM_TIMEOUT_S):
+            process.kill()
+            process.join()
+            raise CSimulationError(f"{out_dir}: the C simulation gave no result within "
+                                   f"{CSIM_TIMEOUT_S} s")
         status, payload = receive.recv()
     except EOFError:
         process.join()
@@ -145,6 +158,12 @@ def _compare(layer: str, tensor: str, ours: np.ndarray, theirs: np.ndarray) -> L
     return LayerReport(layer, tensor, ours.size, len(bad), first)
 
 
+def hls_inputs(q: QuantizedGraph, e, raw: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The project's inputs: raw input values as doubles, in hls4ml's element order."""
+    return [np.ascontiguousarray(to_hls(to_float(raw[n], q.types[n]), e.order_of[n]))
+            for n in q.graph.inputs]
+
+
 def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
            io_type: str | None = None, strategy: str = "latency", reuse_factor: int = 1,
            overwrite: bool = False) -> VerifyResult:
@@ -157,10 +176,15 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
     out_dir = os.fspath(out_dir)
     model, e = build_model_graph(q, out_dir, settings, trace=True)
     prepare_dir(out_dir, overwrite)
-    model.compile = lambda: compile_cached(model)      # trace() recompiles through this
+    try:
+        compile_cached(model)                         # in this process: g++ and dlopen
+    except Exception as exc:                          # hls4ml raises a bare Exception
+        raise CSimulationError(f"{out_dir}: the C simulation failed: "
+                               f"{type(exc).__name__}: {exc}") from None
+    model.compile = lambda: None                      # trace() would compile again
     raw = q.evaluate(x)
     real = {t: to_float(v, q.types[t]) for t, v in raw.items()}
-    inputs = [np.ascontiguousarray(to_hls(real[n], e.order_of[n])) for n in q.graph.inputs]
+    inputs = hls_inputs(q, e, raw)
     y, trace = _isolated(lambda: model.trace(inputs[0] if len(inputs) == 1 else inputs),
                          out_dir)
     outputs = y if isinstance(y, list) else [y]
