@@ -134,6 +134,11 @@ class QuantizedGraph:
                                           or layer.inv_inp is None):
                 raise QuantizationError(f"{where}: softmax needs inv_table, inv_inp and "
                                         "accum types")
+            last = len(g.shape(node.output))           # batched axis index of the last axis
+            if node.op is Op.SOFTMAX and tuple(node.attrs["axes"]) != (last,):
+                raise QuantizationError(
+                    f"{where}: softmax over axes {tuple(node.attrs['axes'])}; hls4ml's "
+                    f"softmax tables run over the last axis ({last}) only")
             if node.op is Op.MAX_POOL and any(node.attrs["pads"]) and not ins[0].signed:
                 raise QuantizationError(
                     f"{where}: padded max pooling of the unsigned type {ins[0]}: hls4ml pads "

@@ -82,3 +82,15 @@ def test_streaming_relu6_is_refused_not_miscompiled(tmp_path):
     q, _ = BUILDERS["mlp"](np.random.default_rng(1), "io_parallel")
     with pytest.raises(EmitError, match="no io_stream ReLU1/ReLU6"):
         emit_hls(q, tmp_path / "hls", io_type="io_stream")
+
+
+def test_softmax_over_a_non_last_axis_is_refused():
+    from fxq.ir import Graph, Node, Op, Tensor
+    from fxq.quantized import DEFAULT_SOFTMAX_TABLE, LayerTypes, QuantizationError, QuantizedGraph
+    t = FixedType(16, 10)
+    graph = Graph.build("g", ["x"], ["y"], [Node("s", Op.SOFTMAX, ("x",), ("y",), {"axes": (1,)})],
+                        {"x": Tensor("x", (3, 4)), "y": Tensor("y", (3, 4))}, {})
+    layer = LayerTypes(result=t, table=DEFAULT_SOFTMAX_TABLE, inv_table=DEFAULT_SOFTMAX_TABLE,
+                       inv_inp=DEFAULT_SOFTMAX_TABLE, accum=FixedType(22, 10))
+    with pytest.raises(QuantizationError, match=r"softmax over axes \(1,\).*last axis \(2\)"):
+        QuantizedGraph(graph, {"x": t}, {"s": layer})
