@@ -95,52 +95,60 @@ class FixedType:
         return self.hls()
 
 
-# -- rounding --------------------------------------------------------------------------
+# -- rounding ---------------------------------------------------------------------------
 
 def _round_increment(rem, half, negative, odd_floor, rounding: Rounding):
-    """1 where the rounded value is floor + 1, from the dropped part `rem` in [0, 2*half)."""
-    tie = rem == half
-    above = rem > half
+    """1 where the rounded value is floor + 1, from the dropped part `rem` in [0, 2*half).
+    `negative` and `odd_floor` are callables, evaluated only by the modes that need them."""
     if rounding is Rounding.TRN:
         return np.zeros_like(rem, dtype=bool)
     if rounding is Rounding.TRN_ZERO:
-        return negative & (rem != 0)
+        return negative() & (rem != 0)
     if rounding is Rounding.RND:
         return rem >= half
-    if rounding is Rounding.RND_ZERO:
-        return above | (tie & negative)
     if rounding is Rounding.RND_MIN_INF:
-        return above
+        return rem > half
+    if rounding is Rounding.RND_ZERO:
+        return (rem > half) | ((rem == half) & negative())
     if rounding is Rounding.RND_INF:
-        return above | (tie & ~negative)
+        return (rem > half) | ((rem == half) & ~negative())
     if rounding is Rounding.RND_CONV:
-        return above | (tie & odd_floor)
+        return (rem > half) | ((rem == half) & odd_floor())
     raise AssertionError(rounding)
+
+
+def _lowest(t: FixedType) -> int:
+    """The smallest raw value a conversion to t can produce: SAT_SYM turns the signed
+    minimum itself into -max (ap_fixed sets min | 1; for 1 bit that stays -1)."""
+    return (t.raw_min | 1) if t.overflow is Overflow.SAT_SYM and t.signed else t.raw_min
+
+
+def _in_range(r: np.ndarray, t: FixedType) -> bool:
+    return r.size == 0 or (r.min() >= _lowest(t) and r.max() <= t.raw_max)
 
 
 def _overflow(r: np.ndarray, t: FixedType) -> np.ndarray:
     """Apply t's overflow mode to rounded integers `r` (int64 or Python-int objects)."""
     lo, hi = t.raw_min, t.raw_max
+    if r.dtype != object and _in_range(r, t):
+        return r.astype(np.int64, copy=False)
     if t.overflow is Overflow.WRAP:
         if r.dtype == object:
             low = r & ((1 << t.width) - 1)
             wrapped = np.where(low > hi, low - (1 << t.width), low) if t.signed else low
             return wrapped.astype(np.int64)
         if t.width == 64:
-            return r.astype(np.int64)
+            return r.astype(np.int64, copy=False)
         shift = 64 - t.width
         if t.signed:
-            return (r.astype(np.int64) << shift) >> shift
-        return r.astype(np.int64) & np.int64(hi)
+            return (r.astype(np.int64, copy=False) << shift) >> shift
+        return r.astype(np.int64, copy=False) & np.int64(hi)
     if t.overflow is Overflow.SAT:
         out = np.minimum(np.maximum(r, lo), hi)
     elif t.overflow is Overflow.SAT_ZERO:
         out = np.where((r < lo) | (r > hi), 0, r)
     elif t.overflow is Overflow.SAT_SYM:
-        # ap_fixed sets the bits of min | 1: -max from 2 bits up, but for 1 bit that is the
-        # sign bit alone, so 1-bit signed SAT_SYM keeps -1 as its floor
-        floor = (lo | 1) if t.signed else lo
-        out = np.minimum(np.maximum(r, floor), hi)
+        out = np.minimum(np.maximum(r, _lowest(t)), hi)
     else:
         raise AssertionError(t.overflow)
     return out.astype(np.int64)
@@ -153,6 +161,9 @@ def _exact(values: np.ndarray) -> np.ndarray:
     return np.array([int(v) for v in values.ravel()], dtype=object).reshape(values.shape)
 
 
+FLOAT_EXACT_BITS = 53            # float64 holds every integer below 2^53 exactly
+
+
 def quantize(x, t: FixedType) -> np.ndarray:
     """Raw int64 values of float data converted to `t`, as ap_fixed's double constructor.
 
@@ -162,12 +173,34 @@ def quantize(x, t: FixedType) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError(f"cannot quantize {int(np.sum(~np.isfinite(x)))} NaN/Inf values "
                          f"to {t}")
-    scaled = np.ldexp(x, t.frac)                 # exact: a power-of-two scaling
-    floor = np.floor(scaled)
-    rem = scaled - floor                         # exact, in [0, 1)
-    odd = np.fmod(floor, 2.0) != 0
-    rounded = floor + _round_increment(rem, 0.5, x < 0, odd, t.rounding)
-    if np.all(np.abs(rounded) < 2.0 ** 62):
+    return _quantize_scaled(np.ldexp(x, t.frac), t)
+
+
+def requantize_exact_float(values: np.ndarray, frac: int, dst: FixedType) -> np.ndarray:
+    """`requantize` of raw values held in float64: exact integers below 2^53 in magnitude
+    with `frac` fractional bits (what the BLAS fast path of the kernels produces)."""
+    return _quantize_scaled(np.ldexp(values, dst.frac - frac), dst)
+
+
+def _quantize_scaled(scaled: np.ndarray, t: FixedType) -> np.ndarray:
+    """Raw int64 values of t from finite float64 values already in units of t's LSB."""
+    floor = np.floor(scaled, out=np.empty_like(scaled))   # an array even when 0-d
+    if t.rounding is not Rounding.TRN:
+        rem = scaled - floor                     # exact, in [0, 1)
+        inc = _round_increment(rem, 0.5, lambda: scaled < 0,
+                               lambda: np.fmod(floor, 2.0) != 0, t.rounding)
+        floor += inc
+    rounded = floor
+    if t.width <= FLOAT_EXACT_BITS and t.overflow is not Overflow.WRAP:
+        # the bounds are exact in float64: saturate before leaving float
+        lo = float(_lowest(t))
+        hi = float(t.raw_max)
+        if t.overflow is Overflow.SAT_ZERO:
+            rounded = np.where((rounded < t.raw_min) | (rounded > hi), 0.0, rounded)
+        else:
+            rounded = np.clip(rounded, lo, hi, out=rounded)
+        return rounded.astype(np.int64)
+    if rounded.size == 0 or (rounded.min() > -2.0 ** 62 and rounded.max() < 2.0 ** 62):
         return _overflow(rounded.astype(np.int64), t)
     return _overflow(_exact(rounded), t)
 
@@ -175,6 +208,8 @@ def quantize(x, t: FixedType) -> np.ndarray:
 def cast(raw, src: FixedType, dst: FixedType) -> np.ndarray:
     """Raw values of type `src` converted to `dst` (rounding, then overflow), as ap_fixed's
     assignment between types."""
+    if src.frac == dst.frac and src.raw_min >= _lowest(dst) and src.raw_max <= dst.raw_max:
+        return np.asarray(raw, dtype=np.int64)   # every value of src is one of dst
     return requantize(raw, src.frac, dst, src.width)
 
 
@@ -187,15 +222,34 @@ def requantize(raw, frac: int, dst: FixedType, bits: int = 64) -> np.ndarray:
     """
     raw = np.asarray(raw, dtype=np.int64)
     shift = dst.frac - frac
-    if shift >= 0:
-        fits = bits + shift <= 62
-        return _overflow((raw if fits else _exact(raw)) << shift, dst)
+    if shift == 0:
+        return _overflow(raw, dst)
+    if shift > 0:
+        if bits + shift <= 63:
+            return _overflow(raw << shift, dst)
+        if dst.overflow is Overflow.WRAP:      # modulo 2^64, then modulo 2^width: exact
+            return _overflow(shift_left_wrapping(raw, shift), dst)
+        if dst.raw_max < 1 << 62 and shift < 62:
+            # every |raw| >= 2^(62 - shift) saturates: clip it there, then shift in int64
+            limit = 1 << (62 - shift)
+            return _overflow(np.clip(raw, -limit, limit) << shift, dst)
+        return _overflow(_exact(raw) << shift, dst)
     k = -shift
     values = raw if k < 63 else _exact(raw)      # int64 shifts stop at 63 bits
     floor = values >> k
-    rem = values - (floor << k)
-    inc = _round_increment(rem, 1 << (k - 1), raw < 0, (floor & 1) == 1, dst.rounding)
-    return _overflow(floor + inc.astype(np.int64), dst)
+    if dst.rounding is not Rounding.TRN:
+        rem = values - (floor << k)
+        inc = _round_increment(rem, 1 << (k - 1), lambda: raw < 0,
+                               lambda: (floor & 1) == 1, dst.rounding)
+        floor = floor + inc.astype(np.int64)
+    return _overflow(floor, dst)
+
+
+def shift_left_wrapping(v: np.ndarray, s: int) -> np.ndarray:
+    """v * 2^s modulo 2^64 (int64 two's complement)."""
+    if s >= 64:
+        return np.zeros_like(v)
+    return (v.view(np.uint64) << np.uint64(s)).view(np.int64)
 
 
 def to_float(raw, t: FixedType) -> np.ndarray:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.fixed import FixedType, Overflow, requantize
+from fxq.fixed import (FixedType, Overflow, requantize, requantize_exact_float,
+                       shift_left_wrapping)
 
 FLOAT_EXACT = 2.0 ** 53          # float64 holds every integer below this exactly
 CHUNK_ELEMENTS = 1 << 22         # products held at once on the per-product rounding path
@@ -19,6 +20,21 @@ CHUNK_ELEMENTS = 1 << 22         # products held at once on the per-product roun
 def raw_bound(t: FixedType) -> int:
     """Largest magnitude a raw value of `t` can have."""
     return max(abs(t.raw_min), t.raw_max)
+
+
+def accumulator_fits_float(x_t: FixedType, weight_sum: float, w_t: FixedType,
+                           bias_acc: np.ndarray | None, accum: FixedType) -> bool:
+    """True when sum_k x[k] * w[k] (+ bias), on accum's grid, provably neither wraps accum nor
+    leaves float64's exact integers, for every input of type x_t. `weight_sum` is the largest
+    sum of |raw weights| into one output. Then the products need no rounding (accum is at
+    least as fine as them), the wrap is the identity, and BLAS in float64 is exact."""
+    shift = accum.frac - (x_t.frac + w_t.frac)
+    if shift < 0:
+        return False
+    bound = raw_bound(x_t) * weight_sum * 2.0 ** shift
+    if bias_acc is not None and bias_acc.size:
+        bound += float(np.abs(bias_acc).max())
+    return bound <= min(float(accum.raw_max), FLOAT_EXACT - 1)
 
 
 def _exact_matmul(x: np.ndarray, w: np.ndarray, x_bound: int) -> np.ndarray:
@@ -33,33 +49,38 @@ def _exact_matmul(x: np.ndarray, w: np.ndarray, x_bound: int) -> np.ndarray:
     return np.matmul(x, w)
 
 
-def _shift_left_wrapping(v: np.ndarray, s: int) -> np.ndarray:
-    """v * 2^s modulo 2^64 (int64 two's complement)."""
-    if s >= 64:
-        return np.zeros_like(v)
-    return (v.view(np.uint64) << np.uint64(s)).view(np.int64)
-
-
 def multiply_accumulate(x: np.ndarray, x_t: FixedType, w: np.ndarray, w_t: FixedType,
                         b: np.ndarray | None, b_t: FixedType | None,
-                        accum: FixedType) -> np.ndarray:
-    """Raw accumulators of sum_k cast(x[..., k] * w[k, o]) + cast(b[o]), all in `accum`.
+                        accum: FixedType, result: FixedType) -> np.ndarray:
+    """Raw `result` values of sum_k cast(x[..., k] * w[k, o]) + cast(b[o]), summed in `accum`.
 
-    `x` is (G, M, K), `w` is (G, K, O), `b` is (G, O) or None: G independent groups (1 for
-    dense and ordinary convolution, the channels for depthwise). Returns (G, M, O) raw
-    values of `accum`, wrapped to its width.
+    `x` is (G, M, K) raw values (int64, or float64 holding the same integers), `w` is
+    (G, K, O), `b` is (G, O) or None: G independent groups (1 for dense and ordinary
+    convolution, the channels for depthwise). Returns (G, M, O) raw values of `result`.
     """
     assert accum.overflow is Overflow.WRAP, "the QuantizedGraph refuses other accumulators"
+    b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
+    weight_sum = float(np.abs(w).sum(axis=-2, dtype=np.float64).max(initial=0.0))
+    if accumulator_fits_float(x_t, weight_sum, w_t, b_acc, accum):
+        total = np.matmul(x.astype(np.float64, copy=False), w.astype(np.float64))
+        shift = accum.frac - (x_t.frac + w_t.frac)
+        if shift:
+            total *= 2.0 ** shift
+        if b_acc is not None:
+            total += b_acc[:, None, :]
+        return requantize_exact_float(total, accum.frac, result)
+    x = x.astype(np.int64, copy=False)
     product_frac = x_t.frac + w_t.frac
     shift = accum.frac - product_frac
     if shift >= 0:
         # the products need no rounding: sum them exactly, then scale onto the accum grid
-        total = _shift_left_wrapping(_exact_matmul(x, w, raw_bound(x_t)), shift)
+        total = shift_left_wrapping(_exact_matmul(x, w, raw_bound(x_t)), shift)
     else:
         total = _rounded_products_sum(x, w, product_frac, accum)
-    if b is not None:
-        total = total + requantize(b, b_t.frac, accum, b_t.width)[:, None, :]
-    return requantize(total, accum.frac, accum, 64)
+    if b_acc is not None:
+        total = total + b_acc[:, None, :]
+    return requantize(requantize(total, accum.frac, accum, 64), accum.frac, result,
+                      accum.width)
 
 
 def _rounded_products_sum(x, w, product_frac, accum):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from fxq.ir import Op
-from fxq.fixed import requantize
-from fxq.ops.fixed_math import aligned_sum, multiply_accumulate
+from fxq.fixed import requantize, requantize_exact_float
+from fxq.ops.fixed_math import accumulator_fits_float, aligned_sum, multiply_accumulate
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
 
@@ -64,30 +64,41 @@ def batch_norm(x, scale, shift):
 
 # -- bit-accurate kernels (hls4ml nnet_dense_latency.h, nnet_conv2d_latency.h, ...) -------
 
-def _finish(acc: np.ndarray, fx) -> np.ndarray:
-    return requantize(acc, fx.layer.accum.frac, fx.result, fx.layer.accum.width)
+def _bias(fx):
+    return (fx.params[1], fx.param_types[1]) if len(fx.params) > 1 else (None, None)
 
 
 @fixed_kernel(Op.DENSE)
 def dense_fixed(fx, x):
     w = fx.params[0]
-    b = fx.params[1][None] if len(fx.params) > 1 else None
+    b, b_t = _bias(fx)
     lead = x.shape[:-1]
-    acc = multiply_accumulate(x.reshape(1, -1, x.shape[-1]), fx.inputs[0], w[None],
-                              fx.param_types[0], b, fx.param_types[1] if b is not None else None,
-                              fx.layer.accum)
-    return _finish(acc[0], fx).reshape(lead + (w.shape[1],))
+    y = multiply_accumulate(x.reshape(1, -1, x.shape[-1]), fx.inputs[0], w[None],
+                            fx.param_types[0], None if b is None else b[None], b_t,
+                            fx.layer.accum, fx.result)
+    return y[0].reshape(lead + (w.shape[1],))
+
+
+def _as_exact_float(x, t):
+    """x as float64 when every value of type t is exact there (the BLAS path then needs no
+    further conversion of the larger im2col patches), else unchanged."""
+    return x.astype(np.float64) if t.width <= 53 else x
 
 
 @fixed_kernel(Op.CONV)
 def conv_fixed(fx, x):
-    """Grouped convolution as one multiply-accumulate per group over im2col patches."""
+    """Grouped convolution as one multiply-accumulate per group over im2col patches;
+    depthwise convolution as a sum of shifted slices."""
     strides, pads, groups = (fx.node.attrs[k] for k in ("strides", "pads", "groups"))
     w = fx.params[0]
     nd = w.ndim - 2
     n, c = x.shape[:2]
     o = w.shape[0]
-    win = windows(pad_spatial(x, pads), w.shape[2:], strides)        # N, C, *out, *k
+    if groups == c == o:
+        y = _depthwise_float(fx, x)
+        if y is not None:
+            return y
+    win = windows(pad_spatial(_as_exact_float(x, fx.inputs[0]), pads), w.shape[2:], strides)
     out_spatial = win.shape[2:2 + nd]
     pixels = int(np.prod(out_spatial, dtype=np.int64))
     k = int(np.prod(w.shape[2:], dtype=np.int64))
@@ -95,11 +106,40 @@ def conv_fixed(fx, x):
     win = win.reshape((n, groups, c // groups, pixels, k))
     patches = win.transpose(1, 0, 3, 2, 4).reshape(groups, n * pixels, (c // groups) * k)
     wg = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)        # G, C/G*k, O/G
-    b = fx.params[1].reshape(groups, o // groups) if len(fx.params) > 1 else None
-    acc = multiply_accumulate(patches, fx.inputs[0], wg, fx.param_types[0], b,
-                              fx.param_types[1] if b is not None else None, fx.layer.accum)
-    y = _finish(acc, fx).reshape(groups, n, pixels, o // groups)
+    b, b_t = _bias(fx)
+    y = multiply_accumulate(patches, fx.inputs[0], wg, fx.param_types[0],
+                            None if b is None else b.reshape(groups, o // groups), b_t,
+                            fx.layer.accum, fx.result)
+    y = y.reshape(groups, n, pixels, o // groups)
     return y.transpose(1, 0, 3, 2).reshape((n, o) + out_spatial)
+
+
+def _depthwise_float(fx, x):
+    """Depthwise convolution (one filter per channel) as sum over kernel offsets of
+    strided input slices times the per-channel weight, in float64, when that is provably
+    exact (see accumulator_fits_float); None otherwise."""
+    strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
+    w = fx.params[0]                                             # C, 1, *k
+    b, b_t = _bias(fx)
+    accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
+    b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
+    weight_sum = float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0))
+    if x_t.width > 53 or not accumulator_fits_float(x_t, weight_sum, w_t, b_acc, accum):
+        return None
+    nd = w.ndim - 2
+    xp = pad_spatial(x.astype(np.float64), pads)
+    out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
+    wf = w.astype(np.float64) * 2.0 ** (accum.frac - x_t.frac - w_t.frac)
+    total = np.zeros(x.shape[:2] + out_spatial)
+    channel = (slice(None),) + (None,) * nd
+    for offset in np.ndindex(*w.shape[2:]):
+        index = (slice(None), slice(None)) + tuple(
+            slice(offset[i], offset[i] + strides[i] * (out_spatial[i] - 1) + 1, strides[i])
+            for i in range(nd))
+        total += xp[index] * wf[(slice(None), 0) + offset][channel]
+    if b_acc is not None:
+        total += b_acc.astype(np.float64)[channel]
+    return requantize_exact_float(total, accum.frac, fx.result)
 
 
 @fixed_kernel(Op.BATCH_NORM)
