@@ -179,7 +179,11 @@ def quantize(x, t: FixedType) -> np.ndarray:
 def requantize_exact_float(values: np.ndarray, frac: int, dst: FixedType) -> np.ndarray:
     """`requantize` of raw values held in float64: exact integers below 2^53 in magnitude
     with `frac` fractional bits (what the BLAS fast path of the kernels produces)."""
-    return _quantize_scaled(np.ldexp(values, dst.frac - frac), dst)
+    shift = dst.frac - frac
+    if shift >= 0:                               # integers stay integers: nothing to round
+        scaled = values * 2.0 ** shift if shift else values
+        return _overflow_float(scaled, dst)
+    return _quantize_scaled(np.ldexp(values, shift), dst)
 
 
 def _quantize_scaled(scaled: np.ndarray, t: FixedType) -> np.ndarray:
@@ -190,17 +194,25 @@ def _quantize_scaled(scaled: np.ndarray, t: FixedType) -> np.ndarray:
         inc = _round_increment(rem, 0.5, lambda: scaled < 0,
                                lambda: np.fmod(floor, 2.0) != 0, t.rounding)
         floor += inc
-    rounded = floor
+    return _overflow_float(floor, t)
+
+
+def _overflow_float(rounded: np.ndarray, t: FixedType) -> np.ndarray:
+    """Raw int64 values of t from float64 integers: t's overflow mode applied."""
+    if rounded.size == 0:
+        return rounded.astype(np.int64)
     if t.width <= FLOAT_EXACT_BITS and t.overflow is not Overflow.WRAP:
         # the bounds are exact in float64: saturate before leaving float
-        lo = float(_lowest(t))
-        hi = float(t.raw_max)
+        lo, hi = float(_lowest(t)), float(t.raw_max)
         if t.overflow is Overflow.SAT_ZERO:
             rounded = np.where((rounded < t.raw_min) | (rounded > hi), 0.0, rounded)
         else:
-            rounded = np.clip(rounded, lo, hi, out=rounded)
+            rounded = np.clip(rounded, lo, hi)
         return rounded.astype(np.int64)
-    if rounded.size == 0 or (rounded.min() > -2.0 ** 62 and rounded.max() < 2.0 ** 62):
+    low, high = rounded.min(), rounded.max()
+    if low >= _lowest(t) and high <= t.raw_max:
+        return rounded.astype(np.int64)
+    if low > -2.0 ** 62 and high < 2.0 ** 62:
         return _overflow(rounded.astype(np.int64), t)
     return _overflow(_exact(rounded), t)
 

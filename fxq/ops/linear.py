@@ -94,10 +94,10 @@ def conv_fixed(fx, x):
     nd = w.ndim - 2
     n, c = x.shape[:2]
     o = w.shape[0]
-    if groups == c == o:
-        y = _depthwise_float(fx, x)
-        if y is not None:
-            return y
+    fast = _depthwise_float if groups == c == o else _conv_float if groups == 1 else None
+    y = fast(fx, x) if fast is not None else None
+    if y is not None:
+        return y
     win = windows(pad_spatial(_as_exact_float(x, fx.inputs[0]), pads), w.shape[2:], strides)
     out_spatial = win.shape[2:2 + nd]
     pixels = int(np.prod(out_spatial, dtype=np.int64))
@@ -114,32 +114,97 @@ def conv_fixed(fx, x):
     return y.transpose(1, 0, 3, 2).reshape((n, o) + out_spatial)
 
 
+def _float_setup(fx, weight_sum):
+    """(accum, shift, float64 bias on accum's grid or None) when the float64 path is exact
+    for this node (see accumulator_fits_float), else None."""
+    b, b_t = _bias(fx)
+    accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
+    b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
+    if x_t.width > 53 or not accumulator_fits_float(x_t, weight_sum, w_t, b_acc, accum):
+        return None
+    return accum, 2.0 ** (accum.frac - x_t.frac - w_t.frac), \
+        None if b_acc is None else b_acc.astype(np.float64)
+
+
+def _offset_slices(offset, strides, out_spatial):
+    return tuple(slice(offset[i], offset[i] + strides[i] * (out_spatial[i] - 1) + 1, strides[i])
+                 for i in range(len(offset)))
+
+
+FEW_CHANNELS = 8                 # below this, one im2col matmul beats a matmul per offset
+
+
+def _conv_float(fx, x):
+    """Ordinary convolution in float64, channels last: for each kernel offset, the strided
+    input slice (pixels, C) times that offset's (C, O) weights, summed. No im2col copy; every
+    partial sum is bounded like the whole (see accumulator_fits_float), so it is exact.
+    Returns a channels-first view of the channels-last result, None when not provably exact."""
+    strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
+    w = fx.params[0]                                             # O, C, *k
+    o, c = w.shape[:2]
+    setup = _float_setup(fx, float(np.abs(w.reshape(o, -1)).sum(axis=1).max(initial=0)))
+    if setup is None:
+        return None
+    accum, scale, bias = setup
+    nd = w.ndim - 2
+    out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
+    xl = _channels_last_float(x, pads)
+    wl = np.moveaxis(w, (0, 1), (-1, -2)).astype(np.float64) * scale      # *k, C, O
+    rows = x.shape[0] * int(np.prod(out_spatial, dtype=np.int64))
+    offsets = list(np.ndindex(*w.shape[2:]))
+    if c < FEW_CHANNELS:
+        # few channels: one matmul over patches gathered offset by offset (K = k * C)
+        patches = np.empty((rows, len(offsets), c))
+        for i, offset in enumerate(offsets):
+            window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
+            patches[:, i, :] = window.reshape(rows, c)
+        total = patches.reshape(rows, -1) @ wl.reshape(-1, o)
+    else:
+        total = np.zeros((rows, o))
+        part = np.empty((rows, o))
+        for offset in offsets:
+            window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
+            total += np.matmul(np.ascontiguousarray(window).reshape(rows, c), wl[offset],
+                               out=part)
+    if bias is not None:
+        total += bias
+    y = requantize_exact_float(total, accum.frac, fx.result)
+    return np.moveaxis(y.reshape((x.shape[0],) + out_spatial + (o,)), -1, 1)
+
+
 def _depthwise_float(fx, x):
     """Depthwise convolution (one filter per channel) as sum over kernel offsets of
     strided input slices times the per-channel weight, in float64, when that is provably
     exact (see accumulator_fits_float); None otherwise."""
     strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
     w = fx.params[0]                                             # C, 1, *k
-    b, b_t = _bias(fx)
-    accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
-    b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
-    weight_sum = float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0))
-    if x_t.width > 53 or not accumulator_fits_float(x_t, weight_sum, w_t, b_acc, accum):
+    setup = _float_setup(fx, float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0)))
+    if setup is None:
         return None
+    accum, scale, bias = setup
     nd = w.ndim - 2
-    xp = pad_spatial(x.astype(np.float64), pads)
+    xl = _channels_last_float(x, pads)
     out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
-    wf = w.astype(np.float64) * 2.0 ** (accum.frac - x_t.frac - w_t.frac)
-    total = np.zeros(x.shape[:2] + out_spatial)
-    channel = (slice(None),) + (None,) * nd
+    wl = np.moveaxis(w[:, 0], 0, -1).astype(np.float64) * scale            # *k, C
+    total = np.zeros((x.shape[0],) + out_spatial + (w.shape[0],))
+    part = np.empty_like(total)
     for offset in np.ndindex(*w.shape[2:]):
-        index = (slice(None), slice(None)) + tuple(
-            slice(offset[i], offset[i] + strides[i] * (out_spatial[i] - 1) + 1, strides[i])
-            for i in range(nd))
-        total += xp[index] * wf[(slice(None), 0) + offset][channel]
-    if b_acc is not None:
-        total += b_acc.astype(np.float64)[channel]
-    return requantize_exact_float(total, accum.frac, fx.result)
+        window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
+        total += np.multiply(window, wl[offset], out=part)
+    if bias is not None:
+        total += bias
+    return np.moveaxis(requantize_exact_float(total, accum.frac, fx.result), -1, 1)
+
+
+def _channels_last_float(x, pads):
+    """x (N, C, *spatial) raw values as a contiguous float64 (N, *padded spatial, C) array
+    (a copy-free moveaxis when x is the channels-first view of a channels-last result)."""
+    xl = np.moveaxis(x, 1, -1)
+    nd = x.ndim - 2
+    if any(pads):
+        width = [(0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)] + [(0, 0)]
+        xl = np.pad(xl, width)
+    return np.ascontiguousarray(xl, dtype=np.float64)
 
 
 @fixed_kernel(Op.BATCH_NORM)
