@@ -25,6 +25,7 @@ IO_TYPES = ("io_parallel", "io_stream")
 DEFAULT_TABLE = FixedType(18, 10)
 DEFAULT_SOFTMAX_TABLE = FixedType(18, 10, True, Rounding.RND, Overflow.SAT)
 DEFAULT_TABLE_SIZE = 1024
+DEFAULT_SOFTMAX_ACCUM = FixedType(22, 10, True, Rounding.RND, Overflow.SAT)
 CHUNK_ELEMENTS = 1 << 17          # per-chunk size of the largest array simulate builds
 
 
@@ -69,12 +70,29 @@ class FixedNode:
         return self.layer.result
 
 
-def _typed_params(node: Node, graph: Graph,
+def typed_params(node: Node, graph: Graph,
                   layer: LayerTypes) -> list[tuple[str, FixedType | None]]:
     """Each parameter input of `node` with its type: the first is the weight, the second
     the bias (BatchNorm: scale and shift); a third has none."""
     names = [n for n in node.inputs if graph.is_param(n)]
     return list(zip(names, [layer.weight, layer.bias] + [None] * max(0, len(names) - 2)))
+
+
+def fixed_node(graph: Graph, node: Node, inputs: tuple[FixedType, ...], layer: LayerTypes,
+               io_type: str = "io_parallel") -> FixedNode:
+    """The FixedNode of one node with the given types, outside any QuantizedGraph (the
+    analysis tries candidate types node by node). Parameters are quantized here."""
+    pairs = typed_params(node, graph, layer)
+    return FixedNode(node=node, inputs=tuple(inputs), layer=layer,
+                     params=tuple(quantize(graph.params[n], t) for n, t in pairs),
+                     param_types=tuple(t for _, t in pairs), io_type=io_type)
+
+
+def softmax_layer(result: FixedType) -> LayerTypes:
+    """Softmax with hls4ml's default table, reciprocal and sum types."""
+    return LayerTypes(result=result, table=DEFAULT_SOFTMAX_TABLE,
+                      inv_table=DEFAULT_SOFTMAX_TABLE, inv_inp=DEFAULT_SOFTMAX_TABLE,
+                      accum=DEFAULT_SOFTMAX_ACCUM)
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,7 +128,7 @@ class QuantizedGraph:
                 raise QuantizationError(f"node {node.name!r} ({node.op.name}) has no types")
             where = f"node {node.name!r} ({node.op.name})"
             ins = [types[n] for n in g.activation_inputs(node)]
-            for i, (pname, ptype) in enumerate(_typed_params(node, g, layer)):
+            for i, (pname, ptype) in enumerate(typed_params(node, g, layer)):
                 if ptype is None:
                     raise QuantizationError(f"{where}: parameter {pname!r} has no type")
                 if node.op in ACCUMULATING and i == 0 and ptype.width + ins[0].width > 63:
@@ -155,7 +173,7 @@ class QuantizedGraph:
         for node in self.graph.nodes:
             layer = self.layers[node.name]
             out[node.output] = layer.result
-            out.update(_typed_params(node, self.graph, layer))
+            out.update(typed_params(node, self.graph, layer))
         return MappingProxyType(out)
 
     @cached_property
@@ -169,17 +187,17 @@ class QuantizedGraph:
 
     @cached_property
     def _fixed_nodes(self) -> Mapping[str, FixedNode]:
-        out = {}
-        for node in self.graph.nodes:
-            names = [n for n in node.inputs if self.graph.is_param(n)]
-            out[node.name] = FixedNode(
+        return MappingProxyType({
+            node.name: FixedNode(
                 node=node,
                 inputs=tuple(self.types[n] for n in self.graph.activation_inputs(node)),
                 layer=self.layers[node.name],
-                params=tuple(self.params[n] for n in names),
-                param_types=tuple(self.types[n] for n in names),
+                params=tuple(self.params[n] for n, _ in typed_params(node, self.graph,
+                                                                     self.layers[node.name])),
+                param_types=tuple(t for _, t in typed_params(node, self.graph,
+                                                             self.layers[node.name])),
                 io_type=self.io_type)
-        return MappingProxyType(out)
+            for node in self.graph.nodes})
 
     @cached_property
     def _last_use(self) -> Mapping[str, int]:
@@ -281,9 +299,7 @@ def uniform(graph: Graph, *, data: FixedType, weight: FixedType,
         if node.op in LAYOUT:
             layer = LayerTypes(result=src)
         elif node.op is Op.SOFTMAX:
-            layer = LayerTypes(result=data, table=DEFAULT_SOFTMAX_TABLE,
-                               inv_table=DEFAULT_SOFTMAX_TABLE, inv_inp=DEFAULT_SOFTMAX_TABLE,
-                               accum=FixedType(22, 10, True, Rounding.RND, Overflow.SAT))
+            layer = softmax_layer(data)
         else:
             layer = LayerTypes(result=data, weight=weight, bias=bias, accum=accum, table=table)
         layers[node.name] = layer

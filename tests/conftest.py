@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -16,3 +17,18 @@ def zoo_dir() -> str:
     subprocess.run([sys.executable, os.path.join(ROOT, "examples", "build_zoo.py"),
                     "--out", ZOO_DIR], check=True, capture_output=True)
     return ZOO_DIR
+
+
+@pytest.fixture(autouse=True)
+def _build_cache(request, monkeypatch):
+    """C-simulation builds cached in pytest's cache, so reruns skip g++."""
+    cache = request.config.cache.mkdir("fxq_builds")
+    monkeypatch.setenv("FXQ_BUILD_CACHE", str(cache))
+
+
+@pytest.fixture
+def hls_dir(request):
+    """A project directory stable across runs (a cached build is tied to its directory,
+    where the C simulation reads the weights), rewritten by every run."""
+    name = re.sub(r"[^0-9a-zA-Z_]+", "_", request.node.name)
+    return request.config.cache.mkdir("hls_projects") / name

@@ -80,3 +80,9 @@ def ort_error(got: np.ndarray, want: np.ndarray) -> float:
 def fxq_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fxq", *args], capture_output=True,
                           text=True, cwd=cwd)
+
+
+def assert_exact(result) -> None:
+    """A VerifyResult with something compared and zero mismatches."""
+    assert result.compared > 0 and result.layers
+    assert result.ok, str(result)

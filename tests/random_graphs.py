@@ -83,23 +83,33 @@ def mlp_with_activations(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     h, h_t = _dense(b, h, relu.result, n[1], n[2], narrow=False)
     leaky = LayerTypes(result=_result(rng), weight=FixedType(10, 8))
     a = b.node(Op.LEAKY_RELU, [h], (n[2],), leaky, alpha=float(rng.uniform(0.05, 0.4)))
-    sig = LayerTypes(result=_result(rng), table=FixedType(18, 10),
+    sig = LayerTypes(result=_result(rng), table=_result(rng, (8, 19), (1, 3)),
                      table_size=int(2 ** rng.integers(8, 11)))
     s = b.node(Op.SIGMOID, [h], (n[2],), sig)
     prod = b.node(Op.MUL, [a, s], (n[2],), LayerTypes(result=_result(rng)))
     bn = LayerTypes(result=_result(rng), weight=_weight(rng), bias=_weight(rng))
     scale, shift = b.param(rng.normal(1, 0.3, n[2])), b.param(rng.normal(0, 0.5, n[2]))
     h = b.node(Op.BATCH_NORM, [prod, scale, shift], (n[2],), bn)
-    th = b.node(Op.TANH, [h], (n[2],), LayerTypes(result=_result(rng), table=FixedType(18, 10)))
+    th = b.node(Op.TANH, [h], (n[2],), LayerTypes(result=_result(rng),
+                                                 table=_result(rng, (8, 19), (1, 3))))
     r6_t = _result(rng)
     if io_type == "io_parallel":
         th = b.node(Op.CLIP, [th], (n[2],), LayerTypes(result=r6_t), lo=0.0, hi=6.0)
     else:
         th = b.node(Op.RELU, [th], (n[2],), LayerTypes(result=r6_t))
     h, h_t = _dense(b, th, r6_t, n[2], n[3], narrow=True)
-    soft = LayerTypes(result=FixedType(16, 12, False), table=DEFAULT_SOFTMAX_TABLE,
-                      inv_table=DEFAULT_SOFTMAX_TABLE, inv_inp=DEFAULT_SOFTMAX_TABLE,
-                      accum=FixedType(22, 10, True, Rounding.RND, Overflow.SAT))
+    if rng.integers(2):
+        soft = LayerTypes(result=FixedType(16, 12, False), table=DEFAULT_SOFTMAX_TABLE,
+                          inv_table=DEFAULT_SOFTMAX_TABLE, inv_inp=DEFAULT_SOFTMAX_TABLE,
+                          accum=FixedType(22, 10, True, Rounding.RND, Overflow.SAT))
+    else:   # tables of other widths, unsigned, a sum type fitted to the class count
+        width = int(rng.integers(10, 19))
+        unit = FixedType(width, width - 1, False, ROUNDINGS[rng.integers(len(ROUNDINGS))],
+                         Overflow.SAT)                                  # [0, 2)
+        soft = LayerTypes(result=_result(rng, signed=False), table=unit, inv_table=unit,
+                          inv_inp=_result(rng, (12, 19), (3, 6), signed=False),
+                          accum=FixedType(unit.width + 5, unit.frac, False, Rounding.RND,
+                                          Overflow.SAT))
     y = b.node(Op.SOFTMAX, [h], (n[3],), soft, axes=(1,))
     x = rng.normal(0, 2, (64, n[0]))
     return b.finish(["x"], {"x": x_t}, y, io_type), x

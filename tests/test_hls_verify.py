@@ -7,7 +7,6 @@ outputs. Builds are cached by source content (FXQ_BUILD_CACHE), so reruns skip g
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ import fxq
 from fxq.fixed import FixedType, Overflow, Rounding
 from fxq.hls import EmitError, emit_hls, verify
 from fxq.quantized import uniform
+from helpers import assert_exact
 from random_graphs import BUILDERS
 from zoo import ZOO
 
@@ -30,23 +30,6 @@ ASSIGNMENTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _build_cache(request, monkeypatch):
-    cache = request.config.cache.mkdir("fxq_builds")
-    monkeypatch.setenv("FXQ_BUILD_CACHE", str(cache))
-
-
-@pytest.fixture
-def hls_dir(request):
-    """A project directory stable across runs (a cached build is tied to its directory,
-    where the C simulation reads the weights), rewritten by every run."""
-    name = re.sub(r"[^0-9a-zA-Z_]+", "_", request.node.name)
-    return request.config.cache.mkdir("hls_projects") / name
-
-
-def _assert_exact(result):
-    assert result.compared > 0 and result.layers
-    assert result.ok, str(result)
 
 
 @pytest.mark.parametrize("io_type", IO_TYPES)
@@ -57,7 +40,7 @@ def test_zoo_matches_c_simulation(zoo_dir, hls_dir, name, assignment, io_type):
     graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
     x = np.load(os.path.join(zoo_dir, name, "test.npz"))["x"][:40]
     q = uniform(graph, data=data, weight=weight, accum=accum, io_type=io_type)
-    _assert_exact(verify(q, hls_dir, x, overwrite=True))
+    assert_exact(verify(q, hls_dir, x, overwrite=True))
 
 
 def test_narrow_accumulator_really_wraps(zoo_dir):
@@ -75,7 +58,7 @@ def test_narrow_accumulator_really_wraps(zoo_dir):
 @pytest.mark.parametrize("kind", list(BUILDERS))
 def test_random_graph_matches_c_simulation(hls_dir, kind, seed, io_type):
     q, x = BUILDERS[kind](np.random.default_rng(seed), io_type)
-    _assert_exact(verify(q, hls_dir, x, overwrite=True))
+    assert_exact(verify(q, hls_dir, x, overwrite=True))
 
 
 def test_streaming_relu6_is_refused_not_miscompiled(tmp_path):

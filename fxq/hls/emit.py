@@ -246,7 +246,10 @@ class _Builder:
         x = self.g.activation_inputs(node)[0]
         layer = {"class_name": "Activation", "activation": name,
                  "n_in": int(np.prod(self.shape(x)))}
-        extra = {"TableSize": fx.layer.table_size} if "table" in extra_types else {}
+        extra = {}
+        if "table" in extra_types:
+            # hls4ml takes table types from the layer config's "*_t" keys, not "Precision"
+            extra = {"TableSize": fx.layer.table_size, "table_t": extra_types["table"].hls()}
         self.add(node, layer, _types(result=fx.result, **extra_types), self.e.order_of[x],
                  extra)
 
@@ -287,7 +290,11 @@ class _Builder:
         self.add(node, layer, _types(result=fx.result, exp_table=layer_t.table,
                                      inv_table=layer_t.inv_table, accum=layer_t.accum,
                                      inv_inp=layer_t.inv_inp),
-                 self.e.order_of[x], {"TableSize": size, "Implementation": "stable"})
+                 self.e.order_of[x],
+                 {"TableSize": size, "Implementation": "stable",
+                  # hls4ml reads these from the layer config's "*_t" keys only
+                  "exp_table_t": layer_t.table.hls(), "inv_table_t": layer_t.inv_table.hls(),
+                  "inv_inp_t": layer_t.inv_inp.hls(), "accum_t": layer_t.accum.hls()})
 
     def _merge(self, node, fx, op):
         ins = self.g.activation_inputs(node)

@@ -1,0 +1,38 @@
+"""Choosing fixed-point formats from data: bit-width settings, the dynamic fixed-point search
+(Qiu et al. 2016) and its static baseline, and the per-layer error measures of a result."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from fxq.analysis.bits import BitConfig, ConfigError, load_config
+from fxq.analysis.search import METHODS, NodeChoice, SearchResult, quantize_graph
+from fxq.ir import Graph
+from fxq.quantized import QuantizedGraph
+
+
+def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
+             weight_bits: int | None = None, act_bits: int | None = None,
+             config: BitConfig | str | None = None, method: str = "dynamic",
+             objective: str | None = None, io_type: str = "io_parallel",
+             progress: Callable[[str], None] | None = None) -> QuantizedGraph:
+    """A QuantizedGraph with every format chosen from calibration data `calib`.
+
+    Bit widths: `bits` for weights and feature maps alike, `weight_bits` / `act_bits` apart,
+    or a `config` (a BitConfig or the path of a TOML file) for per-kind and per-layer widths;
+    the keyword arguments override the config's global widths. `method` is "dynamic" (a
+    fractional length per layer, Qiu et al.) or "static" (one for all). `objective` is the
+    error the search minimizes: "l1" (the paper's) or "l2".
+    """
+    if isinstance(config, str):
+        config = load_config(config)
+    config = config or BitConfig()
+    if bits is not None:
+        config = config.with_overrides(weight_bits=bits, act_bits=bits)
+    config = config.with_overrides(weight_bits=weight_bits, act_bits=act_bits,
+                                   objective=objective)
+    return quantize_graph(graph, calib, config, method=method, io_type=io_type,
+                          progress=progress).q
+
+
+__all__ = ["BitConfig", "ConfigError", "METHODS", "NodeChoice", "SearchResult", "load_config",
+           "quantize", "quantize_graph"]

@@ -1,0 +1,185 @@
+"""Bit widths per layer: one for all, weights and activations apart, per layer kind, per layer.
+
+`BitConfig` answers "how many bits does this node's weight and output get" with the most
+specific setting that applies: the layer by name, then its kind (conv, dense, ...), then the
+global weight/activation widths. `load_config` reads the same from a TOML file:
+
+    weight_bits = 8            # or bits = 8 for both
+    act_bits = 8
+    objective = "l1"           # or "l2"
+    rounding = "RND"           # of feature maps (results): any Rounding name
+    overflow = "SAT"           # of feature maps: any Overflow name
+
+    [kind.conv]
+    weight_bits = 8
+    [kind.dense]
+    weight_bits = 4
+
+    [layer."/0/Conv"]
+    act_bits = 10
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from fxq.errors import FxqError
+from fxq.fixed import MAX_WIDTH, Overflow, Rounding
+from fxq.ir import Node, Op
+
+OBJECTIVES = ("l1", "l2")
+KINDS = {"conv": {Op.CONV}, "dense": {Op.DENSE}, "batch_norm": {Op.BATCH_NORM},
+         "activation": {Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.SIGMOID, Op.TANH, Op.SOFTMAX},
+         "pool": {Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL},
+         "merge": {Op.ADD, Op.MUL, Op.CONCAT}}
+WIDTH_KEYS = ("weight_bits", "act_bits")
+
+
+class ConfigError(FxqError):
+    """A bit-width setting or configuration file is invalid."""
+
+
+def check_bits(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WIDTH:
+        raise ConfigError(f"{what}: {value!r} is not a bit width (an integer 1..{MAX_WIDTH})")
+    return value
+
+
+@dataclass(frozen=True)
+class Widths:
+    """The bit widths of one node: its weights (and other parameters) and its output."""
+
+    weight: int
+    act: int
+
+
+@dataclass(frozen=True)
+class BitConfig:
+    """Bit widths, the search objective and the result rounding, from global to per layer."""
+
+    weight_bits: int = 8
+    act_bits: int = 8
+    kinds: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    layers: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    objective: str = "l1"
+    rounding: Rounding = Rounding.RND
+    overflow: Overflow = Overflow.SAT
+
+    def __post_init__(self) -> None:
+        check_bits(self.weight_bits, "weight bits")
+        check_bits(self.act_bits, "activation bits")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective {self.objective!r}: expected one of {OBJECTIVES}")
+        for kind, widths in self.kinds.items():
+            if kind not in KINDS:
+                raise ConfigError(f"layer kind {kind!r}: expected one of {sorted(KINDS)}")
+            _check_widths(widths, f"kind {kind!r}")
+        for name, widths in self.layers.items():
+            _check_widths(widths, f"layer {name!r}")
+        object.__setattr__(self, "kinds", MappingProxyType(
+            {k: MappingProxyType(dict(v)) for k, v in self.kinds.items()}))
+        object.__setattr__(self, "layers", MappingProxyType(
+            {k: MappingProxyType(dict(v)) for k, v in self.layers.items()}))
+
+    @classmethod
+    def of(cls, bits: int | None = None, weight_bits: int | None = None,
+           act_bits: int | None = None, **rest: Any) -> "BitConfig":
+        """`bits` for both, overridden by `weight_bits` / `act_bits` where given."""
+        base = 8 if bits is None else check_bits(bits, "bits")
+        return cls(weight_bits=base if weight_bits is None else weight_bits,
+                   act_bits=base if act_bits is None else act_bits, **rest)
+
+    def widths(self, node: Node) -> Widths:
+        out = {"weight_bits": self.weight_bits, "act_bits": self.act_bits}
+        for kind, ops in KINDS.items():
+            if node.op in ops:
+                out.update(self.kinds.get(kind, {}))
+        out.update(self.layers.get(node.name, {}))
+        return Widths(weight=out["weight_bits"], act=out["act_bits"])
+
+    def check_layers(self, names: set[str]) -> None:
+        """Refuse per-layer settings for layers the graph does not have."""
+        unknown = sorted(set(self.layers) - names)
+        if unknown:
+            raise ConfigError(f"layer {unknown[0]!r} in the bit configuration is not a node "
+                              f"of the graph (known: {', '.join(sorted(names)[:8])}...)")
+
+    def with_overrides(self, **changes: Any) -> "BitConfig":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _check_widths(widths: Mapping[str, Any], where: str) -> None:
+    for key, value in widths.items():
+        if key not in WIDTH_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r} (expected {', '.join(WIDTH_KEYS)})")
+        check_bits(value, f"{where} {key}")
+
+
+TOP_KEYS = ("bits", "weight_bits", "act_bits", "objective", "rounding", "overflow",
+            "kind", "layer")
+
+
+def load_config(path: str) -> BitConfig:
+    """A BitConfig from a TOML file; every error names the file, the key and its line."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+    def fail(key: str, why: str) -> None:
+        raise ConfigError(f"{path}:{_line_of(text, key)}: {key}: {why}")
+
+    for key in data:
+        if key not in TOP_KEYS:
+            fail(key, f"unknown key (expected one of {', '.join(TOP_KEYS)})")
+    def width(key: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not 1 <= value <= MAX_WIDTH:
+            fail(key, f"{value!r} is not a bit width (an integer 1..{MAX_WIDTH})")
+
+    for key in ("bits", *WIDTH_KEYS):
+        if key in data:
+            width(key, data[key])
+    for key in ("kind", "layer"):
+        if key in data and not isinstance(data[key], dict):
+            fail(key, "expected a table, e.g. [kind.conv]")
+        for name, widths in data.get(key, {}).items():
+            if key == "kind" and name not in KINDS:
+                fail(name, f"unknown layer kind (expected one of {', '.join(sorted(KINDS))})")
+            if not isinstance(widths, dict):
+                fail(name, "expected a table of weight_bits / act_bits")
+            for k, v in widths.items():
+                if k not in WIDTH_KEYS:
+                    fail(k, f"unknown key in [{key}.{name}] (expected "
+                            f"{', '.join(WIDTH_KEYS)})")
+                width(k, v)
+    if data.get("objective", "l1") not in OBJECTIVES:
+        fail("objective", f"{data['objective']!r} is not one of {', '.join(OBJECTIVES)}")
+    enums = {}
+    for key, enum in (("rounding", Rounding), ("overflow", Overflow)):
+        if key in data:
+            try:
+                enums[key] = enum[str(data[key]).upper().removeprefix("AP_")]
+            except KeyError:
+                fail(key, f"{data[key]!r} is not one of {', '.join(m.name for m in enum)}")
+    return BitConfig.of(data.get("bits"), data.get("weight_bits"), data.get("act_bits"),
+                        kinds=data.get("kind", {}), layers=data.get("layer", {}),
+                        objective=data.get("objective", "l1"), **enums)
+
+
+def _line_of(text: str, key: str) -> int:
+    """1-based line where `key` first appears as a TOML key, else 1."""
+    pattern = re.compile(rf'^\s*(\[.*{re.escape(key)}.*\]|"?{re.escape(key)}"?\s*=)')
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.search(line):
+            return number
+    return 1
