@@ -22,9 +22,16 @@ install: $(STAMP)
 zoo: install
 	$(PY) examples/build_zoo.py --out $(ZOO)
 
+DEMO_OUT := build/demo_$(DEMO)
+
+# compile a zoo model end to end (8-bit dynamic fixed point), print its report, then run
+# the bit-accurate simulation on the held-out test set
 demo: zoo
 	$(FXQ) inspect $(ZOO)/$(DEMO)/model.onnx
+	$(FXQ) compile $(ZOO)/$(DEMO)/model.onnx --calib $(ZOO)/$(DEMO)/calib.npz \
+		-o $(DEMO_OUT) --bits 8 --force
 	$(FXQ) run $(ZOO)/$(DEMO)/model.onnx --input $(ZOO)/$(DEMO)/test.npz
+	$(FXQ) simulate $(DEMO_OUT) --input $(ZOO)/$(DEMO)/test.npz
 
 test: zoo
 	$(PY) -m pytest
@@ -33,7 +40,7 @@ bench: zoo
 	$(PY) benchmarks/bench.py
 
 clean:
-	rm -rf $(ZOO) .pytest_cache .hypothesis
+	rm -rf $(ZOO) build .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

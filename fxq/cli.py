@@ -44,6 +44,132 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_existing(path: str, force: bool, what: str = "exists") -> None:
+    if path and os.path.exists(path) and not force:
+        if os.path.isdir(path) and not os.listdir(path):
+            return
+        raise DataError(f"{path}: {what}; not overwritten (pass --force to replace it)")
+
+
+def _read_inputs(path: str, graph):
+    """(inputs bound to the graph's inputs, labels or None) from a .npz/.npy file."""
+    from fxq.data import bind_inputs, load_arrays, split_labels
+
+    arrays, labels = split_labels(load_arrays(path), graph)
+    bound = bind_inputs(graph, arrays, source=path)
+    for name, array in bound.items():
+        if array.shape[0] == 0:
+            raise DataError(f"{path}: input {name!r} holds no samples")
+        bad = int(np.sum(~np.isfinite(array)))
+        if bad:
+            raise DataError(f"{path}: input {name!r} holds {bad} NaN/Inf values")
+    if labels is not None and len(labels) != next(iter(bound.values())).shape[0]:
+        raise DataError(f"{path}: {len(labels)} labels for "
+                        f"{next(iter(bound.values())).shape[0]} samples")
+    return bound, labels
+
+
+def _progress():
+    """A per-node progress callback on stderr for interactive runs, else None."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import Progress
+
+    bar = Progress(transient=True, console=None)
+    return bar, bar
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from fxq.analysis import BitConfig, check_bits, load_config, quantize_graph
+    from fxq.hls.emit import HlsSettings, emit_hls, plan
+    from fxq.model_file import save
+    from fxq.onnx_import import load
+    from fxq.report import build_report
+
+    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + "_fxq"
+    _refuse_existing(out, args.force, "exists and is not empty")
+    for value, what in ((args.bits, "--bits"), (args.weight_bits, "--weight-bits"),
+                        (args.act_bits, "--act-bits")):
+        if value is not None:
+            check_bits(value, what)
+    settings = HlsSettings(backend=args.backend, io_type=f"io_{args.io}",
+                           strategy=args.strategy, reuse_factor=args.reuse_factor,
+                           part=args.part, clock_ns=args.clock_ns)
+    config = load_config(args.config) if args.config else BitConfig()
+    if args.bits is not None:
+        config = config.with_overrides(weight_bits=args.bits, act_bits=args.bits)
+    config = config.with_overrides(weight_bits=args.weight_bits, act_bits=args.act_bits,
+                                   objective=args.objective)
+    graph = load(args.model)
+    calib, labels = _read_inputs(args.calib, graph)
+    bar, _ = _progress()
+    if bar is not None:
+        with bar:
+            task = bar.add_task("choosing formats", total=len(graph.nodes))
+            result = quantize_graph(graph, calib, config, method=args.method,
+                                    io_type=settings.io_type,
+                                    progress=lambda _: bar.advance(task))
+    else:
+        result = quantize_graph(graph, calib, config, method=args.method,
+                                io_type=settings.io_type)
+    q = result.q
+    plan(q, settings)                       # refuse what hls4ml cannot build, before writing
+    os.makedirs(out, exist_ok=True)
+    hls = {"backend": settings.backend, "io_type": settings.io_type,
+           "strategy": settings.strategy, "reuse_factor": settings.reuse_factor,
+           "part": settings.part, "clock_ns": settings.clock_ns}
+    run = {"model": os.path.abspath(args.model), "method": args.method,
+           "weight_bits": config.weight_bits, "act_bits": config.act_bits,
+           "objective": config.objective}
+    save(q, os.path.join(out, "fxq_model.json"), {"compile": {**run, "hls": hls}})
+    emit_hls(q, os.path.join(out, "hls"), backend=settings.backend, io_type=settings.io_type,
+             strategy=settings.strategy, reuse_factor=settings.reuse_factor,
+             part=settings.part, clock_ns=settings.clock_ns, overwrite=True)
+    report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
+                          settings={**run, **hls})
+    report.write(out)
+    print(report.markdown(), end="")
+    print(f"\nwrote {out}/: fxq_model.json, hls/, report.json, report.md")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from fxq.model_file import load_quantized
+    from fxq.report import top1
+
+    q, _ = load_quantized(args.out)
+    _refuse_existing(args.output, args.force)
+    x, labels = _read_inputs(args.input, q.graph)
+    result = q.simulate(x, raw=args.raw)
+    outputs = result if isinstance(result, dict) else {q.graph.outputs[0]: result}
+    if args.output:
+        np.savez(args.output, **outputs) if args.output.endswith(".npz") else \
+            np.save(args.output, next(iter(outputs.values())))
+    for name, y in outputs.items():
+        line = f"{name}: shape {y.shape}, {'raw ' + str(q.types[name]) if args.raw else 'real'}"
+        if labels is not None and len(outputs) == 1:
+            line += f", top-1 accuracy {top1(y, labels):.4f}"
+        print(line)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from fxq.hls import verify
+    from fxq.model_file import load_quantized
+
+    q, doc = load_quantized(args.out)
+    hls = doc.get("compile", {}).get("hls", {})
+    x, _ = _read_inputs(args.input, q.graph)
+    if args.samples:
+        x = {k: v[:args.samples] for k, v in x.items()}
+    result = verify(q, os.path.join(args.out, "csim"), x,
+                    backend=hls.get("backend", "Vitis"), io_type=hls.get("io_type"),
+                    strategy=hls.get("strategy", "latency"),
+                    reuse_factor=hls.get("reuse_factor", 1), overwrite=True)
+    print(result)
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxq", description="Fixed-point quantization "
                                      "compiler for FPGAs: ONNX in, bit-accurate HLS out.")
@@ -60,6 +186,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the outputs (.npy, or .npz for all outputs)")
     p.add_argument("--force", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("compile", help="choose fixed-point formats from calibration data, "
+                       "write the quantized model, the hls4ml project and a report")
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("--calib", required=True, help="calibration data: .npz (one array per "
+                   "input; labels under y give accuracy figures) or .npy")
+    p.add_argument("-o", "--output", help="output directory (default: MODEL_fxq)")
+    p.add_argument("--bits", type=int, help="bit width of weights and feature maps (8)")
+    p.add_argument("--weight-bits", type=int, help="bit width of weights")
+    p.add_argument("--act-bits", type=int, help="bit width of feature maps")
+    p.add_argument("--config", help="TOML file: widths per layer kind and per layer")
+    p.add_argument("--method", choices=("dynamic", "static"), default="dynamic",
+                   help="a fractional length per layer (dynamic, Qiu et al.) or one for all")
+    p.add_argument("--objective", choices=("l1", "l2"), help="error the search minimizes")
+    p.add_argument("--backend", choices=("Vitis", "Vivado"), default="Vitis")
+    p.add_argument("--io", choices=("parallel", "stream"), default="parallel")
+    p.add_argument("--strategy", choices=("latency", "resource"), default="latency")
+    p.add_argument("--reuse-factor", type=int, default=1)
+    p.add_argument("--part", default="xcvu13p-flga2577-2-e")
+    p.add_argument("--clock-ns", type=float, default=5.0)
+    p.add_argument("--force", action="store_true", help="write into an existing directory")
+    p.set_defaults(func=_compile)
+
+    p = sub.add_parser("simulate", help="bit-accurate fixed-point run of a compiled model")
+    p.add_argument("out", help="directory written by fxq compile (or its fxq_model.json)")
+    p.add_argument("--input", required=True, help=".npz (one array per input) or .npy")
+    p.add_argument("--output", help="write the outputs (.npy, or .npz for all outputs)")
+    p.add_argument("--raw", action="store_true", help="the raw integers, not real values")
+    p.add_argument("--force", action="store_true", help="replace an existing --output file")
+    p.set_defaults(func=_simulate)
+
+    p = sub.add_parser("verify", help="C-simulate the HLS project (hls4ml, g++) and compare "
+                       "it with fxq's simulation bit for bit")
+    p.add_argument("out", help="directory written by fxq compile")
+    p.add_argument("--input", required=True, help=".npz (one array per input) or .npy")
+    p.add_argument("--samples", type=int, help="use only the first N samples")
+    p.set_defaults(func=_verify)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from fxq.analysis.bits import BitConfig, ConfigError, load_config
+from fxq.analysis.bits import BitConfig, ConfigError, check_bits, load_config
 from fxq.analysis.search import METHODS, NodeChoice, SearchResult, quantize_graph
 from fxq.ir import Graph
 from fxq.quantized import QuantizedGraph
@@ -34,5 +34,5 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
                           progress=progress).q
 
 
-__all__ = ["BitConfig", "ConfigError", "METHODS", "NodeChoice", "SearchResult", "load_config",
+__all__ = ["BitConfig", "ConfigError", "check_bits", "METHODS", "NodeChoice", "SearchResult", "load_config",
            "quantize", "quantize_graph"]

@@ -1,0 +1,129 @@
+"""What a compiled design costs in accuracy: per-layer SQNR and clipping, model accuracy,
+written as report.json (for tools) and report.md (for people).
+
+SQNR of a tensor is 10 log10(sum f^2 / sum (f - q)^2) over the calibration data, f the float
+model's values and q the bit-accurate fixed-point values of the same tensor (errors of
+earlier layers included); `null` in JSON ("exact" in Markdown) when q equals f. The clipped
+fraction counts float values outside the type's range (beyond half an LSB past either end):
+the values saturation or wrapping changes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fxq.fixed import FixedType, to_float
+from fxq.model_file import type_to_json
+from fxq.quantized import QuantizedGraph
+from fxq.reference import evaluate as float_evaluate
+
+TYPE_FIELDS = ("weight", "bias", "accum", "result")
+
+
+def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float | None:
+    noise = float(np.sum((reference - approx) ** 2))
+    if noise == 0.0:
+        return None
+    signal = float(np.sum(reference ** 2))
+    return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def clipped_fraction(reference: np.ndarray, t: FixedType) -> float:
+    half = t.resolution / 2
+    outside = (reference < t.min - half) | (reference > t.max + half)
+    return float(np.mean(outside)) if reference.size else 0.0
+
+
+@dataclass
+class LayerReport:
+    name: str
+    op: str
+    input_shapes: list[list[int]]
+    output_shape: list[int]
+    types: dict[str, FixedType]
+    sqnr_db: float | None
+    clipped: float
+
+
+@dataclass
+class Report:
+    model: str
+    layers: list[LayerReport]
+    samples: int
+    accuracy: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "calibration_samples": self.samples,
+            "settings": self.settings, "accuracy": self.accuracy,
+            "layers": [{"name": r.name, "op": r.op, "input_shapes": r.input_shapes,
+                        "output_shape": r.output_shape,
+                        "types": {k: type_to_json(t) for k, t in r.types.items()},
+                        "sqnr_db": r.sqnr_db, "clipped_fraction": r.clipped}
+                       for r in self.layers],
+        }
+
+    def markdown(self) -> str:
+        lines = [f"# fxq report: {self.model}", ""]
+        if self.settings:
+            lines += ["Settings: " + ", ".join(f"{k} {v}" for k, v in self.settings.items()), ""]
+        if self.accuracy:
+            lines += [f"Top-1 accuracy on {self.accuracy.get('samples', self.samples)} "
+                      f"labelled samples: float {self.accuracy['float']:.4f}, "
+                      f"fixed point {self.accuracy['fixed']:.4f}", ""]
+        lines += [f"Per layer, on {self.samples} calibration samples (SQNR against the float "
+                  "model; clipped: float values outside the type's range):", "",
+                  "| layer | op | output | weight | bias | accum | result | SQNR dB | clipped |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in self.layers:
+            cells = [str(r.types[k]) if k in r.types else "" for k in TYPE_FIELDS]
+            sqnr = "exact" if r.sqnr_db is None else f"{r.sqnr_db:.1f}"
+            shape = "x".join(map(str, r.output_shape))
+            lines.append(f"| {r.name} | {r.op} | {shape} | " + " | ".join(cells) +
+                         f" | {sqnr} | {r.clipped:.2%} |")
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: str) -> None:
+        with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
+            json.dump(self.to_json(), f, indent=1)
+            f.write("\n")
+        with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+            f.write(self.markdown())
+
+
+def top1(y: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.asarray(y).reshape(len(labels), -1).argmax(axis=1) == labels))
+
+
+def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,
+                 settings: dict[str, Any] | None = None) -> Report:
+    """Per-layer SQNR and clipping of `q` on `calib`; float and fixed top-1 accuracy on
+    `labelled` = (inputs, labels) when given (single-output classifiers)."""
+    g = q.graph
+    floats = float_evaluate(g, calib)
+    raws = q.evaluate(calib)
+    layers = []
+    for node in g.nodes:
+        t = q.types[node.output]
+        layer = q.layers[node.name]
+        f = floats[node.output]
+        layers.append(LayerReport(
+            name=node.name, op=node.op.name,
+            input_shapes=[list(g.shape(n)) for n in g.activation_inputs(node)],
+            output_shape=list(g.shape(node.output)),
+            types={k: getattr(layer, k) for k in TYPE_FIELDS if getattr(layer, k) is not None},
+            sqnr_db=sqnr_db(f, to_float(raws[node.output], t)),
+            clipped=clipped_fraction(f, t)))
+    samples = next(iter(floats.values())).shape[0]
+    report = Report(g.name, layers, samples, settings=dict(settings or {}))
+    if labelled is not None and len(g.outputs) == 1:
+        x, labels = labelled
+        report.accuracy = {"float": top1(g.run(x), labels), "fixed": top1(q.simulate(x), labels),
+                           "samples": int(len(labels))}
+    return report
