@@ -1,0 +1,196 @@
+"""The dynamic fixed-point search: what it chooses and why, pinned on small graphs and the zoo."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fxq
+from fxq.analysis import BitConfig, ConfigError, load_config, quantize, quantize_graph
+from fxq.analysis.search import best_param_type, frac_to_hold
+from fxq.fixed import FixedType, Overflow, Rounding, quantize as to_raw, to_float
+from fxq.ir import Graph, Node, Op, Tensor
+from zoo import ZOO
+
+
+def _dense_chain(rng, sizes, scale=1.0, relu=False) -> Graph:
+    nodes, tensors, params = [], {"x": Tensor("x", (sizes[0],))}, {}
+    x = "x"
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        params[f"w{i}"] = rng.normal(0, scale / np.sqrt(a), (a, b))
+        params[f"b{i}"] = rng.normal(0, 0.1, b)
+        y = f"d{i}"
+        nodes.append(Node(f"dense{i}", Op.DENSE, (x, f"w{i}", f"b{i}"), (y,)))
+        tensors[y] = Tensor(y, (b,))
+        x = y
+        if relu:
+            nodes.append(Node(f"relu{i}", Op.RELU, (x,), (f"r{i}",)))
+            tensors[f"r{i}"] = Tensor(f"r{i}", (b,))
+            x = f"r{i}"
+    return Graph.build("chain", ["x"], [x], nodes, tensors, params)
+
+
+def test_frac_to_hold_is_the_finest_format_that_holds_the_value():
+    for width in (4, 8, 16):
+        for m in (0.3, 1.0, 5.9, 6.0, 100.0):
+            f = frac_to_hold(m, width, True)
+            assert m <= FixedType(width, f).max
+            assert m > FixedType(width, f + 1).max
+
+
+def test_weight_format_minimizes_the_summed_absolute_error():
+    rng = np.random.default_rng(0)
+    w = rng.laplace(0, 0.3, 500)
+    chosen = best_param_type(w, 6)
+
+    def l1(frac):
+        t = FixedType(6, frac, True, Rounding.RND, Overflow.SAT)
+        return np.abs(to_float(to_raw(w, t), t) - w).sum()
+
+    assert l1(chosen.frac) == min(l1(f) for f in range(-4, 16))
+
+
+def test_a_layer_whose_range_needs_three_integer_bits_gets_them():
+    """Outputs spread evenly over [-6, 6]: 3 integer bits plus the sign."""
+    w = np.array([[6.0]])
+    g = Graph.build("one", ["x"], ["y"], [Node("d", Op.DENSE, ("x", "w"), ("y",))],
+                    {"x": Tensor("x", (1,)), "y": Tensor("y", (1,))}, {"w": w})
+    x = np.linspace(-1, 1, 401)[:, None]
+    q = quantize(g, x, bits=8)
+    assert q.types["y"].integer == 4            # ap_fixed<8,4>: 3 integer bits and a sign
+    assert q.types["x"].integer == 1            # the input [-1, 1] needs no integer bit
+
+
+def test_the_greedy_step_sees_the_errors_of_earlier_layers():
+    """The error each candidate of layer 2 was judged by is the error of layer 2 in the final
+    fixed-point model, whose input is layer 1 *in fixed point*: coarse enough here that
+    judging layer 2 on float inputs would give a different number."""
+    rng = np.random.default_rng(1)
+    g = _dense_chain(rng, [8, 8, 8])
+    x = rng.normal(0, 1, (300, 8))
+    result = quantize_graph(g, x, BitConfig(weight_bits=4, act_bits=4))
+    q = result.q
+    choice = next(c for c in result.choices if c.node == "d1")
+    fixed = to_float(q.evaluate(x)["d1"], q.types["d1"])
+    floats = g.run(x)
+    assert choice.errors[choice.frac] == pytest.approx(np.mean(np.abs(fixed - floats)), rel=1e-12)
+    assert choice.errors[choice.frac] == min(choice.errors.values())
+    # with layer 1 exact (float inputs) layer 2's error would be different
+    layer2_alone = quantize_graph(
+        Graph.build("l2", ["d0"], ["d1"], [g.nodes[1]], g.tensors, g.params),
+        {"d0": fxq.reference.evaluate(g, x)["d0"]}, BitConfig(weight_bits=4, act_bits=4))
+    alone = next(c for c in layer2_alone.choices if c.node == "d1")
+    assert alone.errors.get(choice.frac) != choice.errors[choice.frac]
+
+
+def test_static_gives_every_feature_map_one_fractional_length():
+    rng = np.random.default_rng(2)
+    g = _dense_chain(rng, [6, 12, 12, 4], scale=3.0)
+    x = rng.normal(0, 1, (200, 6))
+    static = quantize(g, x, bits=8, method="static")
+    dynamic = quantize(g, x, bits=8)
+    maps = [n.output for n in g.nodes]
+    assert len({static.types[n].frac for n in maps}) == 1
+    assert len({dynamic.types[n].frac for n in maps}) > 1
+    weights = [n.inputs[1] for n in g.nodes]
+    assert len({static.types[w].frac for w in weights}) == 1
+
+
+def test_accumulators_cannot_overflow_for_any_input_of_the_input_type():
+    rng = np.random.default_rng(3)
+    g = _dense_chain(rng, [16, 8], scale=4.0)
+    q = quantize(g, rng.normal(0, 1, (100, 16)), bits=8)
+    node = g.nodes[0]
+    layer, x_t = q.layers[node.name], q.types["x"]
+    w = q.params[node.inputs[1]].astype(object)
+    b = q.params[node.inputs[2]].astype(object)
+    shift = layer.accum.frac - (x_t.frac + layer.weight.frac)
+    b_shift = layer.accum.frac - layer.bias.frac
+    assert layer.bias.frac == layer.accum.frac                 # bias at accum resolution
+    for extreme in (x_t.raw_min, x_t.raw_max):
+        # the worst case: every input at an extreme, with the sign of its weight
+        for o in range(w.shape[1]):
+            for sign in (1, -1):
+                xs = [extreme if (sign * wk >= 0) == (extreme >= 0) else 0 for wk in w[:, o]]
+                total = sum(xk * wk for xk, wk in zip(xs, w[:, o])) * 2 ** shift \
+                    + b[o] * 2 ** b_shift
+                assert layer.accum.raw_min <= total <= layer.accum.raw_max
+
+
+def test_relu_outputs_are_unsigned_and_padded_max_pool_inputs_stay_signed():
+    rng = np.random.default_rng(4)
+    g = _dense_chain(rng, [4, 6, 3], relu=True)
+    q = quantize(g, rng.normal(0, 1, (50, 4)), bits=8)
+    assert not q.types["r0"].signed and q.types["d0"].signed
+    # hls4ml pads max pooling with the sign bit set: its input must stay signed
+    nodes = [Node("conv", Op.CONV, ("x", "w"), ("c",), {"strides": (1, 1), "pads": (0, 0, 0, 0),
+                                                         "groups": 1}),
+             Node("relu", Op.RELU, ("c",), ("r",)),
+             Node("pool", Op.MAX_POOL, ("r",), ("p",), {"kernel": (2, 2), "strides": (2, 2),
+                                                        "pads": (1, 1, 1, 1)})]
+    tensors = {"x": Tensor("x", (1, 4, 4)), "c": Tensor("c", (2, 4, 4)),
+               "r": Tensor("r", (2, 4, 4)), "p": Tensor("p", (2, 3, 3))}
+    g = Graph.build("pool", ["x"], ["p"], nodes, tensors, {"w": rng.normal(0, 1, (2, 1, 1, 1))})
+    q = quantize(g, rng.normal(0, 1, (20, 1, 4, 4)), bits=8)
+    assert q.types["r"].signed
+
+
+def test_widths_per_kind_and_per_layer():
+    rng = np.random.default_rng(5)
+    g = _dense_chain(rng, [4, 6, 3], relu=True)
+    config = BitConfig(weight_bits=8, act_bits=8, kinds={"dense": {"weight_bits": 4}},
+                       layers={"relu1": {"act_bits": 12}})
+    q = quantize(g, rng.normal(0, 1, (50, 4)), config=config)
+    assert q.types["w0"].width == 4 and q.types["w1"].width == 4
+    assert q.types["r1"].width == 12 and q.types["r0"].width == 8
+    q = quantize(g, rng.normal(0, 1, (50, 4)), config=config, weight_bits=6)
+    assert q.types["w0"].width == 4                           # the kind setting is more specific
+
+
+def test_config_file(tmp_path):
+    path = tmp_path / "fxq.toml"
+    path.write_text('bits = 6\nobjective = "l2"\n[kind.conv]\nweight_bits = 8\n'
+                    '[layer."/0/Gemm"]\nact_bits = 10\n')
+    c = load_config(str(path))
+    assert (c.weight_bits, c.act_bits, c.objective) == (6, 6, "l2")
+    assert c.kinds["conv"]["weight_bits"] == 8 and c.layers["/0/Gemm"]["act_bits"] == 10
+
+
+@pytest.mark.parametrize("text, message", [
+    ("bits = 8\nwidth = 3\n", r"fxq.toml:2: width: unknown key"),
+    ("bits = 0\n", r"fxq.toml:1: bits: 0 is not a bit width"),
+    ("weight_bits = 65\n", r"fxq.toml:1: weight_bits: 65 is not a bit width"),
+    ("[kind.lstm]\nweight_bits = 4\n", r"fxq.toml:1: lstm: unknown layer kind"),
+    ("[kind.conv]\nweight_bits = 4\nact = 3\n", r"fxq.toml:3: act: unknown key in \[kind.conv\]"),
+    ('objective = "l3"\n', r"fxq.toml:1: objective: 'l3' is not one of"),
+    ("bits = \n", r"not valid TOML"),
+])
+def test_config_file_errors_name_the_key_and_line(tmp_path, text, message):
+    path = tmp_path / "fxq.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize("bad", [0, -3, 65, 2.5])
+def test_bit_widths_out_of_range_are_refused(bad):
+    with pytest.raises(ConfigError, match="bit width"):
+        BitConfig.of(bits=bad)
+
+
+def test_unknown_layer_in_the_config_is_refused():
+    rng = np.random.default_rng(6)
+    g = _dense_chain(rng, [4, 3])
+    with pytest.raises(ConfigError, match="'nope' in the bit configuration is not a node"):
+        quantize(g, rng.normal(0, 1, (10, 4)), config=BitConfig(layers={"nope": {"act_bits": 4}}))
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_eight_bit_dynamic_keeps_zoo_accuracy_within_one_point(zoo_dir, name):
+    g = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    calib = np.load(os.path.join(zoo_dir, name, "calib.npz"))["x"]
+    test = np.load(os.path.join(zoo_dir, name, "test.npz"))
+    float_acc = np.mean(g.run(test["x"]).argmax(1) == test["y"])
+    fixed_acc = np.mean(quantize(g, calib, bits=8).simulate(test["x"]).argmax(1) == test["y"])
+    assert fixed_acc >= float_acc - 0.01

@@ -1,0 +1,124 @@
+"""fxq compile / simulate / verify: the output directory, its reload, and clean refusals."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fxq
+from fxq.analysis import quantize
+from fxq.model_file import from_json, load_quantized, to_json
+from helpers import fxq_cli
+
+
+@pytest.fixture(scope="module")
+def compiled(zoo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compile") / "out"
+    model = os.path.join(zoo_dir, "cnn_bn", "model.onnx")
+    calib = os.path.join(zoo_dir, "cnn_bn", "calib.npz")
+    result = fxq_cli("compile", model, "--calib", calib, "-o", str(out), "--bits", "8")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_compile_writes_the_model_the_project_and_the_report(compiled):
+    out, result = compiled
+    for name in ("fxq_model.json", "report.json", "report.md", "hls/firmware/myproject.cpp"):
+        assert (out / name).exists(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["accuracy"]["float"] > 0.9 and report["accuracy"]["fixed"] > 0.9
+    layer = report["layers"][0]
+    assert layer["op"] == "CONV" and layer["types"]["weight"]["width"] == 8
+    assert layer["sqnr_db"] > 20 and 0 <= layer["clipped_fraction"] < 0.01
+    assert "| /0/Conv | CONV |" in result.stdout        # report.md printed
+
+
+def test_simulate_reloads_the_model_bit_for_bit(compiled, zoo_dir, tmp_path):
+    out, _ = compiled
+    test = os.path.join(zoo_dir, "cnn_bn", "test.npz")
+    y_path = tmp_path / "y.npy"
+    result = fxq_cli("simulate", str(out), "--input", test, "--output", str(y_path), "--raw")
+    assert result.returncode == 0, result.stderr
+    assert "top-1 accuracy" in result.stdout
+    g = fxq.load(os.path.join(zoo_dir, "cnn_bn", "model.onnx"))
+    calib = np.load(os.path.join(zoo_dir, "cnn_bn", "calib.npz"))["x"]
+    x = np.load(test)["x"]
+    direct = quantize(g, calib, bits=8).simulate(x, raw=True)
+    assert np.array_equal(np.load(y_path), direct)
+    again = fxq_cli("simulate", str(out), "--input", test, "--output", str(y_path))
+    assert again.returncode == 2 and "pass --force" in again.stderr
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet"])
+def test_model_file_round_trip_is_exact(zoo_dir, name):
+    g = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, name, "calib.npz"))["x"]
+    q = quantize(g, x, bits=6)
+    again = from_json(json.loads(json.dumps(to_json(q))))
+    assert dict(again.types) == dict(q.types)
+    assert np.array_equal(again.simulate(x, raw=True), q.simulate(x, raw=True))
+
+
+def test_verify_command_finds_zero_mismatches(zoo_dir, request):
+    out = request.config.cache.mkdir("cli_verify") / "mlp"      # stable: builds cache
+    model = os.path.join(zoo_dir, "mlp", "model.onnx")
+    calib = os.path.join(zoo_dir, "mlp", "calib.npz")
+    result = fxq_cli("compile", model, "--calib", calib, "-o", str(out), "--bits", "6",
+                     "--force")
+    assert result.returncode == 0, result.stderr
+    # the C-simulation build is cached through FXQ_BUILD_CACHE, which the command inherits
+    result = fxq_cli("verify", str(out), "--input", os.path.join(zoo_dir, "mlp", "test.npz"),
+                     "--samples", "50")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "50 samples, 500 output values: 0 mismatches" in result.stdout
+
+
+def _compile(zoo_dir, tmp_path, *extra, calib=None):
+    model = os.path.join(zoo_dir, "mlp", "model.onnx")
+    calib = calib or os.path.join(zoo_dir, "mlp", "calib.npz")
+    return fxq_cli("compile", model, "--calib", str(calib), "-o", str(tmp_path / "o"), *extra)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--bits", "0"], "--bits: 0 is not a bit width"),
+    (["--bits", "65"], "--bits: 65 is not a bit width"),
+    (["--weight-bits", "-2"], "--weight-bits: -2 is not a bit width"),
+    (["--config", "missing.toml"], "missing.toml: cannot read"),
+])
+def test_compile_refuses_bad_options(zoo_dir, tmp_path, extra, message):
+    result = _compile(zoo_dir, tmp_path, *extra)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x": np.zeros((0, 64))}, "holds no samples"),
+    ({"x": np.zeros((5, 63))}, "has shape (5, 63), expected (N, 64)"),
+    ({"x": np.full((5, 64), np.nan)}, "holds 320 NaN/Inf values"),
+    ({"x": np.zeros((5, 64)), "y": np.zeros(4)}, "4 labels for 5 samples"),
+])
+def test_compile_refuses_bad_calibration_data(zoo_dir, tmp_path, arrays, message):
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, **arrays)
+    result = _compile(zoo_dir, tmp_path, calib=calib)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_compile_refuses_a_directory_it_would_overwrite(zoo_dir, tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("keep")
+    result = _compile(zoo_dir, tmp_path)
+    assert result.returncode == 2 and "pass --force" in result.stderr
+    assert (tmp_path / "o" / "mine.txt").read_text() == "keep"
+
+
+def test_simulate_refuses_what_is_not_an_fxq_model(tmp_path):
+    (tmp_path / "fxq_model.json").write_text('{"format": "something else"}')
+    result = fxq_cli("simulate", str(tmp_path), "--input", "x.npz")
+    assert result.returncode == 2 and "not an fxq model file" in result.stderr
+    with pytest.raises(fxq.DataError, match="no such file"):
+        load_quantized(tmp_path / "nowhere")
