@@ -1,7 +1,12 @@
-"""`make bench`: throughput of fxq's bit-accurate simulation against hls4ml's C simulation of
-the same emitted project and onnxruntime float, per zoo model, measured in the same run.
+"""`make bench`: per zoo model, in one run,
 
-Usage: python benchmarks/bench.py [--zoo DIR] [--samples N] [--models a,b]
+1. throughput of fxq's bit-accurate simulation against hls4ml's C simulation of the same
+   emitted project and onnxruntime float;
+2. top-1 accuracy on the held-out test set of float, fxq dynamic fixed point at 16, 8 and 6
+   bits, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6> everywhere;
+3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers.
+
+Usage: python benchmarks/bench.py [--zoo DIR] [--samples N] [--models a,b] [--skip-csim]
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from fxq.fixed import FixedType  # noqa: E402
 from fxq.hls.emit import HlsSettings, build_model_graph, prepare_dir  # noqa: E402
 from fxq.hls.layout import to_hls  # noqa: E402
 from fxq.hls.verify import compile_cached, hls_inputs  # noqa: E402
+from fxq.analysis import quantize  # noqa: E402
 from fxq.quantized import uniform  # noqa: E402
 from zoo import ZOO  # noqa: E402
 
@@ -67,15 +73,88 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str) -> dict:
             "compile_s": compile_s, "bit_exact": agree}
 
 
+ACCURACY_SETTINGS = {"dynamic 16": dict(bits=16), "dynamic 8": dict(bits=8),
+                     "dynamic 6": dict(bits=6), "static 8": dict(bits=8, method="static")}
+HLS4ML_DEFAULT = FixedType(16, 10)          # ap_fixed<16,6>, hls4ml's model-wide default
+
+
+def accuracy_row(name: str, zoo: str) -> dict:
+    graph = fxq.load(os.path.join(zoo, name, "model.onnx"))
+    calib = np.load(os.path.join(zoo, name, "calib.npz"))["x"]
+    test = np.load(os.path.join(zoo, name, "test.npz"))
+
+    def top1(y):
+        return 100.0 * float(np.mean(np.asarray(y).argmax(axis=1) == test["y"]))
+
+    row = {"model": name, "float": top1(graph.run(test["x"]))}
+    for label, kw in ACCURACY_SETTINGS.items():
+        start = time.perf_counter()
+        q = quantize(graph, calib, **kw)
+        row[label + " s"] = time.perf_counter() - start
+        row[label] = top1(q.simulate(test["x"]))
+    default = uniform(graph, data=HLS4ML_DEFAULT, weight=HLS4ML_DEFAULT, bias=HLS4ML_DEFAULT,
+                      accum=HLS4ML_DEFAULT)
+    row["hls4ml <16,6>"] = top1(default.simulate(test["x"]))
+    return row
+
+
+def depth_scaling(base_layers: int = 8, width: int = 64, samples: int = 256) -> list[tuple]:
+    """(dense layers, analysis seconds, seconds per layer) on generated ReLU MLPs."""
+    from fxq.ir import Graph, Node, Op, Tensor
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for factor in (1, 2, 4):
+        depth = base_layers * factor
+        nodes, tensors, params, x = [], {"x": Tensor("x", (width,))}, {}, "x"
+        for i in range(depth):
+            params[f"w{i}"] = rng.normal(0, np.sqrt(2 / width), (width, width))
+            params[f"b{i}"] = rng.normal(0, 0.05, width)
+            nodes += [Node(f"dense{i}", Op.DENSE, (x, f"w{i}", f"b{i}"), (f"d{i}",)),
+                      Node(f"relu{i}", Op.RELU, (f"d{i}",), (f"r{i}",))]
+            tensors[f"d{i}"], tensors[f"r{i}"] = Tensor(f"d{i}", (width,)), Tensor(f"r{i}", (width,))
+            x = f"r{i}"
+        graph = Graph.build(f"mlp{depth}", ["x"], [x], nodes, tensors, params)
+        calib = rng.normal(0, 1, (samples, width))
+        start = time.perf_counter()
+        quantize(graph, calib, bits=8)
+        seconds = time.perf_counter() - start
+        rows.append((depth, seconds, seconds / depth))
+    return rows
+
+
+def print_accuracy(rows: list[dict]) -> None:
+    labels = list(ACCURACY_SETTINGS)
+    print("\ntop-1 accuracy on the held-out test set, % (analysis seconds in brackets)\n")
+    header = ["model", "float"] + labels + ["hls4ml <16,6>", "8-bit loss"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for r in rows:
+        cells = [r["model"], f"{r['float']:.2f}"]
+        cells += [f"{r[k]:.2f} ({r[k + ' s']:.2f})" for k in labels]
+        cells += [f"{r['hls4ml <16,6>']:.2f}", f"{r['float'] - r['dynamic 8']:+.2f}"]
+        print("| " + " | ".join(cells) + " |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", default=os.path.join(ROOT, "examples", "zoo"))
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--models", default=",".join(ZOO))
+    parser.add_argument("--skip-csim", action="store_true",
+                        help="accuracy and analysis time only (no g++ builds)")
     args = parser.parse_args(argv)
+    models = args.models.split(",")
+    print_accuracy([accuracy_row(name, args.zoo) for name in models])
+    print("\nanalysis time against depth (8-bit dynamic, 64-wide ReLU MLP, 256 samples)\n")
+    print("| dense layers | analysis s | s per layer |\n|---|---|---|")
+    for depth, seconds, per_layer in depth_scaling():
+        print(f"| {depth} | {seconds:.2f} | {per_layer:.3f} |")
+    if args.skip_csim:
+        return 0
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        for name in args.models.split(","):
+        for name in models:
             rows.append(bench_model(name, args.zoo, args.samples, workdir))
             r = rows[-1]
             print(f"{r['model']:8s} done", file=sys.stderr)
