@@ -99,22 +99,55 @@ def _average_of(win, count, fx, *, global_pool=False):
     return cast(truncating_divide(total, count), accum, fx.result)
 
 
+def _reduce_slices(x, kernel, strides, pads, value, combine):
+    """combine() over every window offset of strided slices of x padded with the raw
+    `value`: a reduction over each window without materializing the windows."""
+    xp = pad_spatial(x, pads, value)
+    out = spatial_output_shape(x.shape[2:], kernel, strides, pads)
+    total = None
+    for offset in np.ndindex(*kernel):
+        index = (slice(None), slice(None)) + tuple(
+            slice(offset[i], offset[i] + strides[i] * (out[i] - 1) + 1, strides[i])
+            for i in range(len(kernel)))
+        total = xp[index].copy() if total is None else combine(total, xp[index], out=total)
+    return total
+
+
+def _exact_in_accum(fx, count: int) -> bool:
+    """True when accum_t holds every element and every partial sum of `count` elements
+    exactly: then the io_parallel and io_stream sums both equal the plain sum."""
+    data_t, accum = fx.inputs[0], fx.layer.accum
+    shift = accum.frac - data_t.frac
+    bound = count * max(abs(data_t.raw_min), data_t.raw_max) << max(shift, 0)
+    return shift >= 0 and bound <= accum.raw_max and -bound >= accum.raw_min and shift < 62
+
+
 @fixed_kernel(Op.MAX_POOL)
 def max_pool_fixed(fx, x):
     kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
-    return _max_of(_flat_windows(x, kernel, strides, pads, fx.inputs[0].raw_min), fx)
+    pad = fx.inputs[0].raw_min
+    if fx.layer.accum is None or fx.io_type == "io_parallel":
+        # the window maximum first, then the casts: what io_parallel computes, and io_stream
+        # too when accum_t is the data type (the casts are then the identity)
+        top = _reduce_slices(x, kernel, strides, pads, pad, np.maximum)
+        data_t, accum = fx.inputs[0], fx.layer.accum or fx.inputs[0]
+        return cast(cast(top, data_t, accum), accum, fx.result)
+    return _max_of(_flat_windows(x, kernel, strides, pads, pad), fx)
 
 
 @fixed_kernel(Op.AVG_POOL)
 def avg_pool_fixed(fx, x):
     kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
-    win = _flat_windows(x, kernel, strides, pads, 0)
     if fx.node.attrs["count_include_pad"] or not any(pads):
         count = int(np.prod(kernel))
     else:
         ones = np.ones((1, 1) + x.shape[2:], dtype=np.int64)
         count = _flat_windows(ones, kernel, strides, pads, 0).sum(axis=-1)
-    return _average_of(win, count, fx)
+    if _exact_in_accum(fx, int(np.prod(kernel))):
+        total = _reduce_slices(x, kernel, strides, pads, 0, np.add)
+        total <<= fx.layer.accum.frac - fx.inputs[0].frac
+        return cast(truncating_divide(total, count), fx.layer.accum, fx.result)
+    return _average_of(_flat_windows(x, kernel, strides, pads, 0), count, fx)
 
 
 @fixed_kernel(Op.GLOBAL_MAX_POOL)
