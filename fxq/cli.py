@@ -69,14 +69,14 @@ def _read_inputs(path: str, graph):
     return bound, labels
 
 
-def _progress():
-    """A per-node progress callback on stderr for interactive runs, else None."""
+def _progress_bar():
+    """A transient progress bar on stderr for interactive runs, else None."""
     if not sys.stderr.isatty():
-        return None, None
+        return None
+    from rich.console import Console
     from rich.progress import Progress
 
-    bar = Progress(transient=True, console=None)
-    return bar, bar
+    return Progress(transient=True, console=Console(stderr=True))
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -102,7 +102,7 @@ def _compile(args: argparse.Namespace) -> int:
                                    objective=args.objective)
     graph = load(args.model)
     calib, labels = _read_inputs(args.calib, graph)
-    bar, _ = _progress()
+    bar = _progress_bar()
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))

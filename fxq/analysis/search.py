@@ -197,7 +197,7 @@ class _Search:
             self.choose_output(name, self.config.act_bits, signed,
                                lambda t, f=f: quantize(f, t))
         inputs = {name: self.types[name] for name in g.inputs}
-        for i, node in enumerate(g.nodes):
+        for node in g.nodes:
             self.progress(node.name)
             self.layers[node.name] = self.node_types(node)
             self.types[node.output] = self.layers[node.name].result
