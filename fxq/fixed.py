@@ -177,13 +177,39 @@ def quantize(x, t: FixedType) -> np.ndarray:
 
 
 def requantize_exact_float(values: np.ndarray, frac: int, dst: FixedType) -> np.ndarray:
-    """`requantize` of raw values held in float64: exact integers below 2^53 in magnitude
-    with `frac` fractional bits (what the BLAS fast path of the kernels produces)."""
+    """`requantize` of raw values held in float64: integers of magnitude at most 2^52 with
+    `frac` fractional bits (what the BLAS fast path of the kernels produces). Works in place:
+    `values` is overwritten.
+
+    With |values| <= 2^52, values * 2^-k + 1/2 is exact in float64, so each rounding mode is
+    one or two exact float operations (floor(s + 1/2) is round half up, rint ties to even).
+    """
     shift = dst.frac - frac
     if shift >= 0:                               # integers stay integers: nothing to round
-        scaled = values * 2.0 ** shift if shift else values
-        return _overflow_float(scaled, dst)
-    return _quantize_scaled(np.ldexp(values, shift), dst)
+        if shift:
+            values *= 2.0 ** shift
+        return _overflow_float(values, dst)
+    s = np.multiply(values, 2.0 ** shift, out=values)
+    r = dst.rounding
+    if r is Rounding.TRN:
+        np.floor(s, out=s)
+    elif r is Rounding.TRN_ZERO:
+        np.trunc(s, out=s)
+    elif r is Rounding.RND:
+        np.floor(np.add(s, 0.5, out=s), out=s)
+    elif r is Rounding.RND_MIN_INF:
+        np.ceil(np.subtract(s, 0.5, out=s), out=s)
+    elif r is Rounding.RND_CONV:
+        np.rint(s, out=s)
+    else:                                        # ties away from zero / toward zero
+        sign = np.sign(s)
+        np.abs(s, out=s)
+        if r is Rounding.RND_INF:
+            np.floor(np.add(s, 0.5, out=s), out=s)
+        else:
+            np.ceil(np.subtract(s, 0.5, out=s), out=s)
+        s *= sign
+    return _overflow_float(s, dst)
 
 
 def _quantize_scaled(scaled: np.ndarray, t: FixedType) -> np.ndarray:
@@ -207,7 +233,7 @@ def _overflow_float(rounded: np.ndarray, t: FixedType) -> np.ndarray:
         if t.overflow is Overflow.SAT_ZERO:
             rounded = np.where((rounded < t.raw_min) | (rounded > hi), 0.0, rounded)
         else:
-            rounded = np.clip(rounded, lo, hi)
+            rounded = np.clip(rounded, lo, hi, out=rounded if rounded.ndim else None)
         return rounded.astype(np.int64)
     low, high = rounded.min(), rounded.max()
     if low >= _lowest(t) and high <= t.raw_max:

@@ -58,7 +58,8 @@ def softmax(x, *, axes):
 
 @fixed_kernel(Op.RELU)
 def relu_fixed(fx, x):
-    return np.where(x > 0, cast(x, fx.inputs[0], fx.result), 0)
+    """res = x > 0 ? (res_T) x : 0, computed as the cast of max(x, 0) (a cast maps 0 to 0)."""
+    return cast(np.maximum(x, 0), fx.inputs[0], fx.result)
 
 
 @fixed_kernel(Op.LEAKY_RELU)

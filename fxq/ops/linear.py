@@ -149,7 +149,7 @@ def _conv_float(fx, x):
     nd = w.ndim - 2
     out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
     xl = _channels_last_float(x, pads)
-    wl = np.moveaxis(w, (0, 1), (-1, -2)).astype(np.float64) * scale      # *k, C, O
+    wl = np.ascontiguousarray(np.moveaxis(w, (0, 1), (-1, -2)), dtype=np.float64) * scale  # *k, C, O (BLAS needs contiguous operands)
     rows = x.shape[0] * int(np.prod(out_spatial, dtype=np.int64))
     offsets = list(np.ndindex(*w.shape[2:]))
     if c < FEW_CHANNELS:
