@@ -133,6 +133,20 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_range_excess(q, x) -> None:
+    """Numerical honesty: say per layer how many values the formats could not hold."""
+    from fxq.report import range_excess
+
+    excess = range_excess(q, x)
+    if excess:
+        print(f"{len(excess)} layer(s) see values outside the range chosen on the calibration "
+              "data:")
+        for e in excess:
+            print(f"  {e}")
+    else:
+        print("every value fits the formats chosen on the calibration data")
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from fxq.model_file import load_quantized
     from fxq.report import top1
@@ -150,6 +164,7 @@ def _simulate(args: argparse.Namespace) -> int:
         if labels is not None and len(outputs) == 1:
             line += f", top-1 accuracy {top1(y, labels):.4f}"
         print(line)
+    _print_range_excess(q, x)
     return 0
 
 
@@ -167,6 +182,7 @@ def _verify(args: argparse.Namespace) -> int:
                     strategy=hls.get("strategy", "latency"),
                     reuse_factor=hls.get("reuse_factor", 1), overwrite=True)
     print(result)
+    _print_range_excess(q, x)
     return 0 if result.ok else 1
 
 
@@ -237,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fxq {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:            # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # a bug in fxq: still one line, the traceback on request
         if os.environ.get("FXQ_DEBUG"):
             raise

@@ -173,10 +173,10 @@ def import_model(model: onnx.ModelProto, path: str) -> Graph:
     opset = _default_opset(model, path)
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
+    except Exception as exc:  # ValidationError, and e.g. UnicodeDecodeError on bad names
         raise ModelError(f"{path}: invalid ONNX model: {_first_line(exc)}") from None
     g = model.graph
-    initializers = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    initializers = {t.name: _initializer(t, path) for t in g.initializer}
     inputs = [i for i in g.input if i.name not in initializers]
     if not inputs:
         raise UnsupportedModelError(f"{path}: the graph has no non-constant inputs")
@@ -296,6 +296,16 @@ def _refuse_unsupported(path: str, nodes, node_names: dict[int, str]) -> None:
                            for op, ns in sorted(missing.items()))
         raise UnsupportedModelError(f"{path}: unsupported ops: {listed}. Supported: "
                                     f"{', '.join(supported_op_types())}")
+
+
+def _initializer(tensor: onnx.TensorProto, path: str) -> np.ndarray:
+    """An initializer's values; a damaged one (unknown data type, data not matching its
+    shape) is one ModelError naming it."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # onnx raises KeyError, ValueError, TypeError, ... here
+        raise ModelError(f"{path}: initializer {tensor.name!r} cannot be read: "
+                         f"{type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def _fold(model: onnx.ModelProto, nodes: list[onnx.NodeProto], path: str,

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from fxq.data import bind_inputs
 from fxq.fixed import FixedType, to_float
+from fxq.memory import check_batch_fits
 from fxq.model_file import type_to_json
 from fxq.quantized import QuantizedGraph
 from fxq.reference import evaluate as float_evaluate
@@ -33,10 +35,14 @@ def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float | None:
     return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
 
 
-def clipped_fraction(reference: np.ndarray, t: FixedType) -> float:
+def outside_range(reference: np.ndarray, t: FixedType) -> np.ndarray:
+    """Where float values lie beyond half an LSB past either end of t's range."""
     half = t.resolution / 2
-    outside = (reference < t.min - half) | (reference > t.max + half)
-    return float(np.mean(outside)) if reference.size else 0.0
+    return (reference < t.min - half) | (reference > t.max + half)
+
+
+def clipped_fraction(reference: np.ndarray, t: FixedType) -> float:
+    return float(np.mean(outside_range(reference, t))) if reference.size else 0.0
 
 
 @dataclass
@@ -97,6 +103,43 @@ class Report:
             f.write(self.markdown())
 
 
+@dataclass(frozen=True)
+class RangeExcess:
+    """Values of one tensor whose float reference lies outside its fixed-point type."""
+
+    node: str
+    tensor: str
+    type: FixedType
+    outside: int
+    total: int
+
+    def __str__(self) -> str:
+        what = {"WRAP": "wrapped", "SAT": "saturated", "SAT_ZERO": "set to zero",
+                "SAT_SYM": "saturated"}[self.type.overflow.name]
+        share = self.outside / self.total
+        return (f"{self.node}: {self.outside} of {self.total} values "
+                f"({f'{share:.2%}' if share >= 1e-4 else '<0.01%'}) outside {self.type} "
+                f"[{self.type.min:g}, {self.type.max:g}], {what}")
+
+
+def range_excess(q: QuantizedGraph, x: Any) -> list[RangeExcess]:
+    """Per node, how many values of `x` the chosen formats cannot hold (beyond half an LSB
+    past either end), judged by the float model: where data goes beyond the calibration
+    range, the hardware saturates or wraps them, and this says how often."""
+    bound = bind_inputs(q.graph, x)
+    check_batch_fits(q.graph, next(iter(bound.values())).shape[0], 8 * 2, "the range check")
+    floats = float_evaluate(q.graph, bound)
+    places = [(f"input {n}", n) for n in q.graph.inputs]
+    places += [(node.name, node.output) for node in q.graph.nodes]
+    out = []
+    for where, tensor in places:
+        t, f = q.types[tensor], floats[tensor]
+        outside = int(np.count_nonzero(outside_range(f, t)))
+        if outside:
+            out.append(RangeExcess(where, tensor, t, outside, int(f.size)))
+    return out
+
+
 def top1(y: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(y).reshape(len(labels), -1).argmax(axis=1) == labels))
 
@@ -106,8 +149,10 @@ def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarr
     """Per-layer SQNR and clipping of `q` on `calib`; float and fixed top-1 accuracy on
     `labelled` = (inputs, labels) when given (single-output classifiers)."""
     g = q.graph
-    floats = float_evaluate(g, calib)
-    raws = q.evaluate(calib)
+    bound = bind_inputs(g, calib, source="calibration data")
+    check_batch_fits(g, next(iter(bound.values())).shape[0], 8 * 3, "the report")
+    floats = float_evaluate(g, bound)
+    raws = q.evaluate(bound)
     layers = []
     for node in g.nodes:
         t = q.types[node.output]

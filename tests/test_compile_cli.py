@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -86,6 +88,8 @@ def _compile(zoo_dir, tmp_path, *extra, calib=None):
     (["--bits", "65"], "--bits: 65 is not a bit width"),
     (["--weight-bits", "-2"], "--weight-bits: -2 is not a bit width"),
     (["--config", "missing.toml"], "missing.toml: cannot read"),
+    (["--part", "xc9z999-ffg1-1"], "part 'xc9z999-ffg1-1' is not in fxq's device catalog "
+                                   "(devices.toml); known: xc7z020clg400-1,"),
 ])
 def test_compile_refuses_bad_options(zoo_dir, tmp_path, extra, message):
     result = _compile(zoo_dir, tmp_path, *extra)
@@ -122,3 +126,59 @@ def test_simulate_refuses_what_is_not_an_fxq_model(tmp_path):
     assert result.returncode == 2 and "not an fxq model file" in result.stderr
     with pytest.raises(fxq.DataError, match="no such file"):
         load_quantized(tmp_path / "nowhere")
+
+
+def test_simulate_reports_values_beyond_the_calibrated_range(compiled, zoo_dir, tmp_path):
+    out, _ = compiled
+    x = np.load(os.path.join(zoo_dir, "cnn_bn", "test.npz"))["x"]
+    np.savez(tmp_path / "inside.npz", x=x)
+    np.savez(tmp_path / "beyond.npz", x=x * 4)
+    inside = fxq_cli("simulate", str(out), "--input", str(tmp_path / "inside.npz"))
+    beyond = fxq_cli("simulate", str(out), "--input", str(tmp_path / "beyond.npz"))
+    assert inside.returncode == 0 and beyond.returncode == 0
+    lines = [line for line in beyond.stdout.splitlines() if line.startswith("  ")]
+    assert any(line.strip().startswith("input x:") for line in lines)
+    assert any(line.strip().startswith("/0/Conv:") and "saturated" in line for line in lines)
+    worst = max(int(line.split(": ")[1].split()[0]) for line in lines)   # "  /0/Conv: N of"
+    assert worst > 1000
+    assert beyond.stdout.count("outside") > inside.stdout.count("outside")
+
+
+def test_work_that_would_exhaust_memory_is_refused_with_an_estimate(zoo_dir, tmp_path):
+    model = os.path.join(zoo_dir, "resnet", "model.onnx")
+    calib = os.path.join(zoo_dir, "resnet", "calib.npz")
+    env = {**os.environ, "FXQ_MEMORY_BYTES": "1000000"}
+    result = subprocess.run([sys.executable, "-m", "fxq", "compile", model, "--calib", calib,
+                             "-o", str(tmp_path / "o")], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 2
+    assert "needs about 56.8 MiB (7,274 values per sample)" in result.stderr
+    assert "use at most 4 samples" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("arrays, extra, message", [
+    (None, ["--reuse-factor", "0"], "reuse_factor 0: expected an integer >= 1"),
+    ({"x": np.array([["a"] * 64] * 3)}, [], "has dtype <U1, expected numbers"),
+    ("missing", [], "no such file"),
+])
+def test_compile_refuses_inconsistent_options_and_bad_files(zoo_dir, tmp_path, arrays, extra,
+                                                            message):
+    calib = None
+    if arrays == "missing":
+        calib = tmp_path / "nope.npz"
+    elif arrays is not None:
+        calib = tmp_path / "calib.npz"
+        np.savez(calib, **arrays)
+    result = _compile(zoo_dir, tmp_path, *extra, calib=calib)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_simulate_refuses_input_of_the_wrong_shape(compiled, tmp_path):
+    out, _ = compiled
+    np.savez(tmp_path / "x.npz", x=np.zeros((3, 1, 8, 7)))
+    result = fxq_cli("simulate", str(out), "--input", str(tmp_path / "x.npz"))
+    assert result.returncode == 2
+    assert "has shape (3, 1, 8, 7), expected (N, 1, 8, 8)" in result.stderr

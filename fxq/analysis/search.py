@@ -23,9 +23,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from fxq.analysis.bits import BitConfig
+from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, Overflow, Rounding, quantize, requantize, to_float
 from fxq.ir import ACCUMULATING, LAYOUT, Graph, Node, Op
+from fxq.memory import check_batch_fits
 from fxq.ops import FIXED_KERNELS
 from fxq.ops.fixed_math import raw_bound
 from fxq.quantized import (DEFAULT_TABLE, IO_TYPES, LayerTypes, QuantizationError,
@@ -111,7 +113,11 @@ class _Search:
         config.check_layers({n.name for n in graph.nodes})
         self.graph, self.config, self.method, self.io_type = graph, config, method, io_type
         self.progress = progress or (lambda _: None)
-        self.floats = float_evaluate(graph, calib)
+        bound = bind_inputs(graph, calib, source="calibration data")
+        samples = next(iter(bound.values())).shape[0]
+        # float values and raw values of every tensor, and a few candidates' working copies
+        check_batch_fits(graph, samples, 8 * 4, "the analysis")
+        self.floats = float_evaluate(graph, bound)
         if next(iter(self.floats.values())).shape[0] == 0:
             raise FxqError("calibration data holds no samples")
         self.raw: dict[str, np.ndarray] = {}

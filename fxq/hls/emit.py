@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fxq.devices import find_device
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, quantize, to_float
 from fxq.hls.layout import channels_last_order, channels_last_shape
@@ -51,6 +52,7 @@ class HlsSettings:
             raise EmitError(f"reuse_factor {self.reuse_factor!r}: expected an integer >= 1")
         if not self.clock_ns > 0:
             raise EmitError(f"clock_ns {self.clock_ns!r}: expected a positive number")
+        find_device(self.part)                # an unknown part is refused, naming the known
 
 
 @dataclass
@@ -66,11 +68,30 @@ class Emission:
     outputs: list[str] = field(default_factory=list)
 
 
-def _layer_name(node_name: str, taken: set[str]) -> str:
-    """A C++ identifier from an IR name ("/0/Conv" -> "l0_conv"), unique in the project."""
-    base = re.sub(r"[^0-9a-zA-Z_]+", "_", node_name).strip("_").lower() or "layer"
+CPP_KEYWORDS = frozenset("""
+    alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t
+    char16_t char32_t class compl concept const consteval constexpr constinit const_cast
+    continue co_await co_return co_yield decltype default delete do double dynamic_cast
+    else enum explicit export extern false float for friend goto if inline int long mutable
+    namespace new noexcept not not_eq nullptr operator or or_eq private protected public
+    register reinterpret_cast requires return short signed sizeof static static_assert
+    static_cast struct switch template this thread_local throw true try typedef typeid
+    typename union unsigned using virtual void volatile wchar_t while xor xor_eq
+    """.split())
+# names hls4ml itself gives to variables in the generated C++ (weights w2/b2/s2, outputs
+# layer2_out, configs config2, the project function): a layer named so could shadow them
+HLS4ML_NAMES = re.compile(r"^(?:[wbsz]\d+|layer\d+_out|config\d+|myproject.*|nnet|std|ap_.*)$")
+
+
+def _layer_name(node_name: str, taken: set[str], prefix: str = "") -> str:
+    """A C++ identifier from an IR name ("/0/Conv" -> "l0_conv"), unique in the project and
+    distinct from C++ keywords and the identifiers hls4ml generates. Quotes, slashes, dots,
+    spaces and non-ASCII letters all become underscores."""
+    base = prefix + (re.sub(r"[^0-9a-zA-Z_]+", "_", node_name).strip("_").lower() or "layer")
     if not base[0].isalpha():
         base = "l" + base
+    if base in CPP_KEYWORDS or HLS4ML_NAMES.match(base):
+        base = "l_" + base
     name, i = base, 1
     while name in taken:
         i += 1
@@ -119,15 +140,13 @@ class _Builder:
 
     def build(self) -> Emission:
         for name in self.g.inputs:
-            layer = _layer_name(name, self.taken)
-            if layer != name:
-                raise EmitError(f"graph input {name!r} is not a C++ identifier; hls4ml names "
-                                "the project's input variable after it")
-            self.e.layers.append({"name": name, "class_name": "InputLayer",
+            # hls4ml names the top function's input argument after this layer
+            layer = _layer_name(name, self.taken, prefix="input_")
+            self.e.layers.append({"name": layer, "class_name": "InputLayer",
                                   "input_shape": list(channels_last_shape(self.shape(name)))})
-            self.e.precisions[name] = _types(result=self.q.inputs[name])
-            self.e.extra_config[name] = {}
-            self.e.layer_of[name] = name
+            self.e.precisions[layer] = _types(result=self.q.inputs[name])
+            self.e.extra_config[layer] = {}
+            self.e.layer_of[name] = layer
             self.e.order_of[name] = channels_last_order(self.shape(name))
         for node in self.g.nodes:
             handler = getattr(self, f"_{node.op.name.lower()}", None)
@@ -406,7 +425,8 @@ def build_model_graph(q: QuantizedGraph, out_dir: str, settings: HlsSettings, *,
     config = hls_config(e, settings, out_dir, trace=trace)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = ModelGraph.from_layer_list(config, e.layers, inputs=list(q.graph.inputs),
+        model = ModelGraph.from_layer_list(config, e.layers,
+                                           inputs=[e.layer_of[n] for n in q.graph.inputs],
                                            outputs=e.outputs)
     return model, e
 

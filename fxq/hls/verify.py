@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.fixed import to_float
 from fxq.hls.emit import HlsSettings, build_model_graph, prepare_dir
 from fxq.hls.layout import to_hls
+from fxq.memory import check_batch_fits
 from fxq.quantized import QuantizedGraph
 
 CACHE_ENV = "FXQ_BUILD_CACHE"
@@ -173,6 +175,9 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
     settings = HlsSettings(backend=backend, io_type=io_type or q.io_type, strategy=strategy,
                            reuse_factor=reuse_factor)
     q = q.with_io_type(settings.io_type)
+    bound = bind_inputs(q.graph, x)
+    # fxq's raw and real values of every tensor, and the C simulation's trace of each
+    check_batch_fits(q.graph, next(iter(bound.values())).shape[0], 8 * 4, "verify")
     out_dir = os.fspath(out_dir)
     model, e = build_model_graph(q, out_dir, settings, trace=True)
     prepare_dir(out_dir, overwrite)
@@ -182,7 +187,7 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
         raise CSimulationError(f"{out_dir}: the C simulation failed: "
                                f"{type(exc).__name__}: {exc}") from None
     model.compile = lambda: None                      # trace() would compile again
-    raw = q.evaluate(x)
+    raw = q.evaluate(bound)
     real = {t: to_float(v, q.types[t]) for t, v in raw.items()}
     inputs = hls_inputs(q, e, raw)
     y, trace = _isolated(lambda: model.trace(inputs[0] if len(inputs) == 1 else inputs),

@@ -1,0 +1,51 @@
+"""Memory planning: refuse work that would exhaust memory, with an estimate of its need.
+
+The analysis, the report and `verify` hold every feature map of the whole batch at once
+(float64 and int64 raw values); `simulate` runs in chunks and needs little. A run whose
+estimate exceeds the memory fxq may use is refused before it starts, naming what it would
+need and how to bring it down. `FXQ_MEMORY_BYTES` sets that memory (default: 3/4 of the
+machine's physical memory).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from fxq.errors import DataError
+from fxq.ir import Graph
+
+USABLE_SHARE = 0.75
+GIB = float(1 << 30)
+
+
+def usable_bytes() -> int:
+    override = os.environ.get("FXQ_MEMORY_BYTES")
+    if override:
+        try:
+            return int(float(override))
+        except ValueError:
+            raise DataError(f"FXQ_MEMORY_BYTES={override!r} is not a number of bytes") from None
+    return int(USABLE_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def values_per_sample(graph: Graph) -> int:
+    """Elements of every activation tensor (inputs included) of one sample."""
+    names = list(graph.inputs) + [n.output for n in graph.nodes]
+    return int(sum(int(np.prod(graph.shape(n), dtype=np.int64)) for n in names))
+
+
+def check_batch_fits(graph: Graph, samples: int, bytes_per_value: int, what: str) -> None:
+    """Refuse holding every tensor of `samples` samples (bytes_per_value each, working copies
+    included) when that exceeds the usable memory."""
+    per_sample = values_per_sample(graph) * bytes_per_value
+    need, have = samples * per_sample, usable_bytes()
+    if need > have:
+        most = max(0, have // max(per_sample, 1))
+        raise DataError(f"{what} on {samples} samples needs about {_size(need)} "
+                        f"({values_per_sample(graph):,} values per sample); fxq may use "
+                        f"{_size(have)}: use at most {most} samples")
+
+
+def _size(n: float) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / (1 << 20):.1f} MiB"
