@@ -1,6 +1,6 @@
 """Properties checked on many generated cases (hypothesis): fixed-point round trips and
 ordering, accumulators that never overflow, the ONNX loader on damaged files, and random
-small models through quantize, simulate and emission planning."""
+small models through quantize, simulate and emission (what `fxq compile` runs)."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,7 @@ import fxq
 from fxq.analysis import quantize
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, Overflow, Rounding, cast, quantize as to_raw, to_float
-from fxq.hls.emit import EmitError, HlsSettings, plan
+from fxq.hls import emit_hls
 from helpers import make_model
 
 N = helper.make_node
@@ -79,7 +79,7 @@ def _mlp(rng, sizes, activation):
 @SETTINGS
 @given(seed=st.integers(0, 2 ** 32 - 1), bits=st.integers(3, 16),
        depth=st.integers(1, 4), activation=st.sampled_from(["Relu", "Tanh", "Sigmoid"]))
-def test_random_models_quantize_simulate_and_plan(tmp_path, seed, bits, depth, activation):
+def test_random_models_quantize_simulate_and_emit(tmp_path, seed, bits, depth, activation):
     rng = np.random.default_rng(seed)
     sizes = [int(s) for s in rng.integers(2, 24, depth + 1)]
     path = os.path.join(tmp_path, f"m{seed}.onnx")
@@ -90,7 +90,9 @@ def test_random_models_quantize_simulate_and_plan(tmp_path, seed, bits, depth, a
     y = q.simulate(x)
     assert y.shape == (64, sizes[-1]) and np.all(np.isfinite(y))
     assert np.all(y >= 0) and np.all(y <= 2)            # softmax outputs, unsigned
-    plan(q, HlsSettings())                              # every op here is emitted
+    out = os.path.join(tmp_path, f"hls{seed}")
+    emit_hls(q, out)                                    # the project compile writes
+    assert os.path.exists(os.path.join(out, "firmware", "myproject.cpp"))
 
 
 @SETTINGS
