@@ -4,7 +4,8 @@
    emitted project and onnxruntime float;
 2. top-1 accuracy on the held-out test set of float, fxq dynamic fixed point at 16, 8 and 6
    bits, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6> everywhere;
-3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers.
+3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
+4. fxq's cycle/resource estimate against published synthesis results.
 
 Usage: python benchmarks/bench.py [--zoo DIR] [--samples N] [--models a,b] [--skip-csim]
 """
@@ -136,6 +137,30 @@ def print_accuracy(rows: list[dict]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def print_estimator_comparison() -> None:
+    from fxq.estimate import estimate
+    from published import FC16X5, fc16x5
+
+    runs = [estimate(fc16x5(seed), io_type=FC16X5["io_type"], part=FC16X5["part"]).total
+            for seed in range(5)]
+    print(f"\nestimate against published synthesis: {FC16X5['design']}")
+    print("(fxq: mean over 5 Glorot-uniform weight draws; error of the mean)\n")
+    print("| figure | fxq estimate | HLS C synthesis | error | Vivado logic synthesis | error |")
+    print("|---|---|---|---|---|---|")
+    for key in ("latency", "ii", "dsp", "lut", "ff", "bram18"):
+        ours = float(np.mean([getattr(r, key) for r in runs]))
+        spread = f"{min(getattr(r, key) for r in runs)}-{max(getattr(r, key) for r in runs)}"
+        cells = [f"{ours:.0f} ({spread})"]
+        for source in ("csynth", "vsynth"):
+            ref = FC16X5[source].get(key)
+            if ref is None:
+                cells += ["", ""]
+            else:
+                err = f"{(ours - ref) / ref:+.0%}" if ref else ("exact" if ours == 0 else "")
+                cells += [str(ref), err]
+        print(f"| {key} | " + " | ".join(cells) + " |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", default=os.path.join(ROOT, "examples", "zoo"))
@@ -150,6 +175,7 @@ def main(argv=None) -> int:
     print("| dense layers | analysis s | s per layer |\n|---|---|---|")
     for depth, seconds, per_layer in depth_scaling():
         print(f"| {depth} | {seconds:.2f} | {per_layer:.3f} |")
+    print_estimator_comparison()
     if args.skip_csim:
         return 0
     rows = []

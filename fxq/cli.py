@@ -81,6 +81,9 @@ def _progress_bar():
 
 def _compile(args: argparse.Namespace) -> int:
     from fxq.analysis import BitConfig, check_bits, load_config, quantize_graph
+    from fxq.estimate import estimate
+    from fxq.plots import write_plots
+    from fxq.reference import evaluate as float_evaluate
     from fxq.hls.emit import HlsSettings, emit_hls, plan
     from fxq.model_file import save
     from fxq.onnx_import import load
@@ -125,11 +128,15 @@ def _compile(args: argparse.Namespace) -> int:
     emit_hls(q, os.path.join(out, "hls"), backend=settings.backend, io_type=settings.io_type,
              strategy=settings.strategy, reuse_factor=settings.reuse_factor,
              part=settings.part, clock_ns=settings.clock_ns, overwrite=True)
+    cost = estimate(q, io_type=settings.io_type, strategy=settings.strategy,
+                    reuse_factor=settings.reuse_factor, part=settings.part)
     report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
-                          settings={**run, **hls})
+                          settings={**run, **hls}, estimate=cost)
     report.write(out)
+    write_plots(graph, float_evaluate(graph, calib), q.types, report.to_json(),
+                os.path.join(out, "plots"))
     print(report.markdown(), end="")
-    print(f"\nwrote {out}/: fxq_model.json, hls/, report.json, report.md")
+    print(f"\nwrote {out}/: fxq_model.json, hls/, report.json, report.md, plots/")
     return 0
 
 
@@ -186,6 +193,77 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _profile(args: argparse.Namespace) -> int:
+    from fxq.memory import check_batch_fits
+    from fxq.onnx_import import load
+    from fxq.plots import write_plots
+    from fxq.reference import evaluate as float_evaluate
+
+    out = args.output or os.path.splitext(os.path.basename(args.model))[0] + "_profile"
+    _refuse_existing(out, args.force, "exists and is not empty")
+    graph = load(args.model)
+    calib, _ = _read_inputs(args.calib, graph)
+    check_batch_fits(graph, next(iter(calib.values())).shape[0], 8 * 2, "profiling")
+    floats = float_evaluate(graph, calib)
+    paths = write_plots(graph, floats, None, None, out)
+    print(f"{'layer':30s} {'min':>12s} {'max':>12s} {'integer bits':>12s}")
+    rows = [(f"input {n}", n) for n in graph.inputs] + [(n.name, n.output) for n in graph.nodes]
+    for label, tensor in rows:
+        v = floats[tensor]
+        top = float(np.max(np.abs(v), initial=0.0))
+        bits = int(np.floor(np.log2(top))) + 1 if top > 0 else 0       # excluding the sign
+        print(f"{label[:30]:30s} {float(v.min()):12.4g} {float(v.max()):12.4g} {bits:12d}")
+    print(f"\nwrote {', '.join(paths)}")
+    return 0
+
+
+def _report_doc(out: str) -> dict:
+    import json
+
+    path = os.path.join(out, "report.json")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file (expected the output of `fxq compile`)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable report ({exc})") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from fxq.report import render_markdown
+
+    doc = _report_doc(args.out)
+    print(json.dumps(doc, indent=1) if args.json else render_markdown(doc), end="\n"
+          if args.json else "")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from fxq.hls.emit import HlsSettings, build_model_graph
+    from fxq.hls.synth import read_synthesis, synthesize
+    from fxq.model_file import load_quantized
+    from fxq.report import render_markdown, write_report
+
+    q, model_doc = load_quantized(args.out)
+    doc = _report_doc(args.out)
+    hls_dir = os.path.join(args.out, "hls")
+    if args.read:
+        synthesis = read_synthesis(hls_dir)
+    else:
+        hls = model_doc.get("compile", {}).get("hls", {})
+        settings = HlsSettings(**{k: v for k, v in hls.items() if k in (
+            "backend", "io_type", "strategy", "reuse_factor", "part", "clock_ns")})
+        model, _ = build_model_graph(q, hls_dir, settings, trace=False)
+        synthesis = synthesize(model, settings.backend, vsynth=args.vsynth)
+    doc["synthesis"] = synthesis
+    write_report(doc, args.out)
+    print(render_markdown(doc), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxq", description="Fixed-point quantization "
                                      "compiler for FPGAs: ONNX in, bit-accurate HLS out.")
@@ -239,6 +317,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help=".npz (one array per input) or .npy")
     p.add_argument("--samples", type=int, help="use only the first N samples")
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser("profile", help="per-layer value ranges of the float model on "
+                       "calibration data: a table and histograms (DIR/ranges.png)")
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("--calib", required=True, help="calibration data (.npz or .npy)")
+    p.add_argument("-o", "--output", help="output directory (default: MODEL_profile)")
+    p.add_argument("--force", action="store_true", help="write into an existing directory")
+    p.set_defaults(func=_profile)
+
+    p = sub.add_parser("report", help="print the report of a compiled model (report.md)")
+    p.add_argument("out", help="directory written by fxq compile")
+    p.add_argument("--json", action="store_true", help="print report.json instead")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("synth", help="run the vendor HLS tool (where installed) and add its "
+                       "figures to the report, apart from fxq's estimate")
+    p.add_argument("out", help="directory written by fxq compile")
+    p.add_argument("--vsynth", action="store_true", help="also run logic synthesis")
+    p.add_argument("--read", action="store_true", help="only read the reports of a "
+                   "synthesis already run in OUT/hls (e.g. on another machine)")
+    p.set_defaults(func=_synth)
     return parser
 
 

@@ -63,6 +63,8 @@ class Report:
     samples: int
     accuracy: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    estimate: Any = None              # fxq.estimate.Estimate of the emitted design
+    synthesis: dict[str, Any] | None = None   # parsed vendor reports, kept apart
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,34 +75,80 @@ class Report:
                         "types": {k: type_to_json(t) for k, t in r.types.items()},
                         "sqnr_db": r.sqnr_db, "clipped_fraction": r.clipped}
                        for r in self.layers],
+            "estimate": self.estimate.to_json() if self.estimate is not None else None,
+            "synthesis": self.synthesis,
         }
 
     def markdown(self) -> str:
-        lines = [f"# fxq report: {self.model}", ""]
-        if self.settings:
-            lines += ["Settings: " + ", ".join(f"{k} {v}" for k, v in self.settings.items()), ""]
-        if self.accuracy:
-            lines += [f"Top-1 accuracy on {self.accuracy.get('samples', self.samples)} "
-                      f"labelled samples: float {self.accuracy['float']:.4f}, "
-                      f"fixed point {self.accuracy['fixed']:.4f}", ""]
-        lines += [f"Per layer, on {self.samples} calibration samples (SQNR against the float "
-                  "model; clipped: float values outside the type's range):", "",
-                  "| layer | op | output | weight | bias | accum | result | SQNR dB | clipped |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in self.layers:
-            cells = [str(r.types[k]) if k in r.types else "" for k in TYPE_FIELDS]
-            sqnr = "exact" if r.sqnr_db is None else f"{r.sqnr_db:.1f}"
-            shape = "x".join(map(str, r.output_shape))
-            lines.append(f"| {r.name} | {r.op} | {shape} | " + " | ".join(cells) +
-                         f" | {sqnr} | {r.clipped:.2%} |")
-        return "\n".join(lines) + "\n"
+        return render_markdown(self.to_json())
 
     def write(self, out_dir: str) -> None:
-        with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
-            json.dump(self.to_json(), f, indent=1)
-            f.write("\n")
-        with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
-            f.write(self.markdown())
+        write_report(self.to_json(), out_dir)
+
+
+def write_report(doc: dict[str, Any], out_dir: str) -> None:
+    """report.json and its rendering report.md."""
+    with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write(render_markdown(doc))
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """report.md from report.json: what report.md shows is exactly what report.json holds."""
+    lines = [f"# fxq report: {doc['model']}", ""]
+    if doc.get("settings"):
+        lines += ["Settings: " + ", ".join(f"{k} {v}" for k, v in doc["settings"].items()), ""]
+    acc = doc.get("accuracy")
+    if acc:
+        lines += [f"Top-1 accuracy on {acc['samples']} labelled samples: float "
+                  f"{acc['float']:.4f}, fixed point {acc['fixed']:.4f}", ""]
+    lines += [f"Per layer, on {doc['calibration_samples']} calibration samples (SQNR against "
+              "the float model; clipped: float values outside the type's range):", "",
+              "| layer | op | output | weight | bias | accum | result | SQNR dB | clipped |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in doc["layers"]:
+        cells = [r["types"][k]["hls"] if k in r["types"] else "" for k in TYPE_FIELDS]
+        sqnr = "exact" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}"
+        shape = "x".join(map(str, r["output_shape"]))
+        lines.append(f"| {r['name']} | {r['op']} | {shape} | " + " | ".join(cells) +
+                     f" | {sqnr} | {r['clipped_fraction']:.2%} |")
+    if doc.get("estimate"):
+        lines += [""] + _estimate_markdown(doc["estimate"])
+    if doc.get("synthesis"):
+        lines += [""] + _synthesis_markdown(doc["synthesis"])
+    return "\n".join(lines) + "\n"
+
+
+def _estimate_markdown(e: dict[str, Any]) -> list[str]:
+    t, u, s = e["total"], e["utilization"], e["settings"]
+    lines = [f"Estimate (fxq's first-order model, not synthesis) for {e['part']}, "
+             f"{s['io_type']}, {s['strategy']} strategy, reuse factor {s['reuse_factor']}:", "",
+             "| layer | op | latency (cycles) | II | DSP | LUT | FF | BRAM18 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in e["layers"]:
+        lines.append(f"| {c['name']} | {c['op']} | {c['latency']} | {c['ii']} | {c['dsp']} | "
+                     f"{c['lut']} | {c['ff']} | {c['bram18']} |")
+    lines.append(f"| **total** | | {t['latency']} | {t['ii']} | {t['dsp']} ({u['dsp']:.1%}) | "
+                 f"{t['lut']} ({u['lut']:.1%}) | {t['ff']} ({u['ff']:.1%}) | "
+                 f"{t['bram18']} ({u['bram18']:.1%}) |")
+    return lines
+
+
+def _synthesis_markdown(synthesis: dict[str, Any]) -> list[str]:
+    lines = ["Vendor synthesis (read from its reports; apart from the estimate above):", ""]
+    c = synthesis.get("csynth")
+    if c:
+        lines.append(f"- C synthesis: latency {c['latency_best']}-{c['latency_worst']} cycles, "
+                     f"II {c['ii_min']}-{c['ii_max']}, clock {c['clock_estimated_ns']} ns "
+                     f"(target {c['clock_target_ns']}), DSP {c['dsp']}, LUT {c['lut']}, "
+                     f"FF {c['ff']}, BRAM18 {c['bram18']}")
+    v = synthesis.get("vivado_synth")
+    if v:
+        lines.append(f"- Logic synthesis: DSP {v['dsp']}, LUT {v['lut']}, FF {v['ff']}, "
+                     f"BRAM18 {v['bram18']}")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -145,7 +193,7 @@ def top1(y: np.ndarray, labels: np.ndarray) -> float:
 
 
 def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,
-                 settings: dict[str, Any] | None = None) -> Report:
+                 settings: dict[str, Any] | None = None, estimate: Any = None) -> Report:
     """Per-layer SQNR and clipping of `q` on `calib`; float and fixed top-1 accuracy on
     `labelled` = (inputs, labels) when given (single-output classifiers)."""
     g = q.graph
@@ -166,7 +214,7 @@ def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarr
             sqnr_db=sqnr_db(f, to_float(raws[node.output], t)),
             clipped=clipped_fraction(f, t)))
     samples = next(iter(floats.values())).shape[0]
-    report = Report(g.name, layers, samples, settings=dict(settings or {}))
+    report = Report(g.name, layers, samples, settings=dict(settings or {}), estimate=estimate)
     if labelled is not None and len(g.outputs) == 1:
         x, labels = labelled
         report.accuracy = {"float": top1(g.run(x), labels), "fixed": top1(q.simulate(x), labels),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -182,3 +183,67 @@ def test_simulate_refuses_input_of_the_wrong_shape(compiled, tmp_path):
     result = fxq_cli("simulate", str(out), "--input", str(tmp_path / "x.npz"))
     assert result.returncode == 2
     assert "has shape (3, 1, 8, 7), expected (N, 1, 8, 8)" in result.stderr
+
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "vivado_2020_1_fc16x5")
+
+
+def test_compile_writes_the_estimate_and_plots(compiled):
+    out, result = compiled
+    report = json.loads((out / "report.json").read_text())
+    estimate = report["estimate"]
+    assert estimate["part"] == "xcvu13p-flga2577-2-e" and estimate["settings"]["reuse_factor"] == 1
+    assert [layer["name"] for layer in estimate["layers"]] == [r["name"] for r in report["layers"]]
+    assert estimate["total"]["latency"] == sum(layer["latency"] for layer in estimate["layers"])
+    assert report["synthesis"] is None                      # nothing synthesized yet
+    assert "| **total** |" in result.stdout
+    for name in ("ranges.png", "sqnr.png"):
+        assert (out / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_command_prints_markdown_and_json(compiled):
+    out, _ = compiled
+    md = fxq_cli("report", str(out))
+    assert md.returncode == 0 and md.stdout == (out / "report.md").read_text()
+    js = fxq_cli("report", str(out), "--json")
+    assert js.returncode == 0 and json.loads(js.stdout)["estimate"]["total"]
+
+
+def test_synth_without_a_vendor_tool_says_so(compiled):
+    out, _ = compiled
+    result = fxq_cli("synth", str(out))
+    assert result.returncode == 2
+    assert "needs `vitis-run` on PATH, and it is not here" in result.stderr
+
+
+def test_synth_reads_vendor_reports_into_the_report_apart_from_the_estimate(zoo_dir, tmp_path):
+    out = tmp_path / "o"
+    model = os.path.join(zoo_dir, "mlp", "model.onnx")
+    calib = os.path.join(zoo_dir, "mlp", "calib.npz")
+    assert fxq_cli("compile", model, "--calib", calib, "-o", str(out)).returncode == 0
+    missing = fxq_cli("synth", str(out), "--read")
+    assert missing.returncode == 2 and "no synthesis report found" in missing.stderr
+    shutil.copytree(os.path.join(FIXTURE, "myproject_prj"), out / "hls" / "myproject_prj")
+    shutil.copy(os.path.join(FIXTURE, "vivado_synth.rpt"), out / "hls")
+    estimate_before = json.loads((out / "report.json").read_text())["estimate"]
+    result = fxq_cli("synth", str(out), "--read")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["estimate"] == estimate_before
+    c, v = report["synthesis"]["csynth"], report["synthesis"]["vivado_synth"]
+    assert (c["latency_worst"], c["ii_max"], c["dsp"], c["lut"], c["ff"], c["bram18"]) == \
+        (10, 8, 73, 2532, 7969, 0)
+    assert c["clock_estimated_ns"] == 4.049 and c["available"]["dsp"] == 220
+    assert (v["dsp"], v["lut"], v["ff"]) == (66, 1526, 2428)
+    assert "Logic synthesis: DSP 66, LUT 1526, FF 2428" in (out / "report.md").read_text()
+
+
+def test_profile_draws_the_histograms(zoo_dir, tmp_path):
+    out = tmp_path / "profile"
+    result = fxq_cli("profile", os.path.join(zoo_dir, "cnn_bn", "model.onnx"), "--calib",
+                     os.path.join(zoo_dir, "cnn_bn", "calib.npz"), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "ranges.png").read_bytes()[:4] == b"\x89PNG"
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("/0/Conv ") for line in lines)
+    assert any(line.startswith("input x ") for line in lines)

@@ -1,0 +1,374 @@
+"""Cycle and resource estimates of the hls4ml design fxq emits, before any synthesis.
+
+Per layer and in total: latency in cycles, initiation interval (II), DSP, LUT, FF and
+BRAM18, for io_parallel and io_stream, latency and resource strategies and any reuse
+factor R. The model follows what HLS does with the templates hls4ml writes:
+
+* latency strategy, R = 1: weights are constants. A product with a zero weight disappears, a
+  power of two is a shift (wiring), a narrow product is LUT shift-and-add logic (one adder per
+  extra canonical-signed-digit of the weight), a wide one takes DSP slices (as many as the
+  device's multiplier ports need). Sums are adder trees: in the DSP's post-adder for DSP
+  products, in carry-chain LUTs otherwise.
+* reuse factor R: each multiplier serves R products, so multipliers divide by R and the
+  layer's interval grows to R cycles; zeros and shifts still need no multiplier.
+* resource strategy: weights live in memory (block RAM when large enough), so nothing is
+  constant-folded: every product is a general multiplier.
+* io_parallel convolution computes one output pixel per R cycles; io_stream layers consume
+  one input pixel per R cycles, with line buffers for convolution and pooling windows, and
+  FIFOs between layers; the design is a dataflow pipeline.
+
+Coefficients, and where each comes from, are in hw/estimator.toml. This is a first-order
+model to compare designs and see what will not fit; `fxq synth` gives the real figures.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fxq.devices import Device, find_device
+from fxq.fixed import FixedType
+from fxq.ir import LAYOUT, Op
+from fxq.quantized import FixedNode, QuantizedGraph
+
+COEFFICIENTS = Path(__file__).resolve().parent.parent / "hw" / "estimator.toml"
+
+
+@lru_cache(maxsize=1)
+def coefficients() -> dict[str, dict[str, float]]:
+    with open(COEFFICIENTS, "rb") as f:
+        return tomllib.load(f)
+
+
+@dataclass
+class Cost:
+    """Cycles and resources of one layer (or a whole design)."""
+
+    latency: int = 0          # cycles from first input to last output
+    ii: int = 1               # cycles between successive inputs
+    dsp: int = 0
+    lut: int = 0
+    ff: int = 0
+    bram18: int = 0
+
+    def whole(self) -> "Cost":
+        """Every figure rounded up to a whole count."""
+        return Cost(*(math.ceil(v) for v in (self.latency, self.ii, self.dsp, self.lut,
+                                             self.ff, self.bram18)))
+
+    def add_resources(self, other: "Cost") -> None:
+        self.dsp += other.dsp
+        self.lut += other.lut
+        self.ff += other.ff
+        self.bram18 += other.bram18
+
+
+@dataclass
+class LayerEstimate:
+    name: str
+    op: str
+    cost: Cost
+
+
+@dataclass
+class Estimate:
+    """Per-layer and total estimate, with the part's totals for utilization."""
+
+    device: Device
+    settings: dict[str, Any]
+    layers: list[LayerEstimate]
+    total: Cost = field(default_factory=Cost)
+
+    def utilization(self) -> dict[str, float]:
+        d = self.device
+        return {"dsp": self.total.dsp / d.dsp, "lut": self.total.lut / d.lut,
+                "ff": self.total.ff / d.ff, "bram18": self.total.bram18 / d.bram18}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": "fxq first-order estimate (hw/estimator.toml)",
+                "part": self.device.part, "device": self.device.name,
+                "settings": self.settings,
+                "total": asdict(self.total), "utilization": self.utilization(),
+                "available": {"dsp": self.device.dsp, "lut": self.device.lut,
+                              "ff": self.device.ff, "bram18": self.device.bram18},
+                "layers": [{"name": e.name, "op": e.op, **asdict(e.cost)}
+                           for e in self.layers]}
+
+
+# -- multiplications ------------------------------------------------------------------
+
+def csd_digits(v: int) -> int:
+    """Non-zero digits of |v| in canonical signed digit form (non-adjacent form)."""
+    v, digits = abs(int(v)), 0
+    while v:
+        if v & 1:
+            digits += 1
+            v -= 2 - (v & 3)            # +1 or -1 digit, leaving the rest even
+        v >>= 1
+    return digits
+
+
+def dsps_for(a: int, b: int, device: Device) -> int:
+    """DSP slices for an a x b bit product, in the better orientation on the ports."""
+    pa, pb = device.dsp_a, device.dsp_b
+    return min(math.ceil(a / pa) * math.ceil(b / pb), math.ceil(a / pb) * math.ceil(b / pa))
+
+
+@dataclass
+class Products:
+    """The multiplications of a weight matrix (K inputs x O outputs) by inputs of a type."""
+
+    dsp: int = 0              # DSP slices, all products together (before reuse)
+    lut: float = 0.0          # LUTs of LUT-built products
+    units: int = 0            # products that need a multiplier (not zero, not a shift)
+    nonzero_per_output: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    uses_dsp: bool = False
+    product_bits: int = 0
+
+
+def products(w: np.ndarray, w_t: FixedType, x_t: FixedType, constant: bool,
+             device: Device) -> Products:
+    """Classify every product x * w[k, o]. `constant`: weights known at synthesis (the
+    latency strategy), so zeros vanish, powers of two are shifts and narrow constants are
+    shift-and-add logic; otherwise each product is a general multiplier of both widths."""
+    c = coefficients()["multiply"]
+    w = np.asarray(w, dtype=np.int64).reshape(-1, w.shape[-1])
+    out = Products(nonzero_per_output=np.count_nonzero(w, axis=0),
+                   product_bits=x_t.width + w_t.width)
+    if not constant:
+        n = w.size
+        out.units = n
+        if x_t.width + w_t.width > c["dsp_product_bits"]:
+            out.dsp, out.uses_dsp = n * dsps_for(x_t.width, w_t.width, device), True
+        else:
+            out.lut = n * x_t.width * w_t.width * c["lut_per_partial_product_bit"]
+        return out
+    magnitudes, counts = np.unique(np.abs(w[w != 0]), return_counts=True)
+    for m, n in zip(magnitudes.tolist(), counts.tolist()):
+        if m & (m - 1) == 0:
+            continue                                    # a power of two: a shift
+        bits = m.bit_length() + 1                       # the constant with its sign
+        out.units += n
+        if x_t.width + bits > c["dsp_product_bits"]:
+            out.dsp += n * dsps_for(x_t.width, bits, device)
+            out.uses_dsp = True
+        else:
+            out.lut += n * (csd_digits(m) - 1) * (x_t.width + bits) * c["lut_per_adder_bit"]
+    return out
+
+
+# -- per layer ------------------------------------------------------------------------
+
+def _elements(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _tree_cycles(fan_in: int) -> int:
+    levels = max(0, math.ceil(math.log2(max(fan_in, 1))))
+    return math.ceil(levels / coefficients()["add"]["levels_per_cycle"])
+
+
+def _memory(bits: float, ports: int = 1) -> tuple[int, int]:
+    """(BRAM18, LUT) holding `bits`, read through `ports` independent ports."""
+    m = coefficients()["memory"]
+    if bits < m["bram_min_bits"]:
+        return 0, math.ceil(bits * ports / m["lut_bits"])
+    return math.ceil(ports / 2) * math.ceil(bits / m["bram18_bits"]), 0
+
+
+class _Estimator:
+    def __init__(self, q: QuantizedGraph, io_type: str, strategy: str, reuse: int,
+                 device: Device):
+        self.q, self.g, self.io, self.strategy, self.reuse = q, q.graph, io_type, strategy, reuse
+        self.device = device
+        self.c = coefficients()
+
+    def stream(self) -> bool:
+        return self.io == "io_stream"
+
+    def pixels(self, tensor: str) -> int:
+        """Spatial positions of a channels-first tensor (1 for vectors)."""
+        shape = self.g.shape(tensor)
+        return _elements(shape[1:]) if len(shape) > 1 else 1
+
+    def layer(self, node) -> Cost:
+        fx = self.q.fixed_node(node)
+        if node.op in LAYOUT:
+            return Cost(latency=0, ii=1)
+        handler = {Op.DENSE: self.dense, Op.CONV: self.conv}.get(node.op, self.elementwise)
+        cost = handler(node, fx)
+        if self.stream():
+            cost.add_resources(self.fifo(node.output, fx.result))
+        return cost.whole()
+
+    def multiply_accumulate(self, fx: FixedNode, w: np.ndarray, per_step: int) -> Cost:
+        """Cost of one step of a weight matrix (K x O) applied to an input vector; `per_step`
+        is how many such steps the layer runs one after another (pixels)."""
+        constant = self.strategy == "latency"
+        p = products(w, fx.param_types[0], fx.inputs[0], constant, self.device)
+        r = self.reuse
+        accum = fx.layer.accum
+        adds = int(np.maximum(p.nonzero_per_output - 1, 0).sum()) if constant \
+            else w.size - w.shape[-1]
+        # HLS builds the adder trees in fabric even where the products are in DSPs
+        lut_adds = adds * accum.width * self.c["add"]["lut_per_bit"]
+        n_out = w.shape[-1]
+        cast_lut = n_out * fx.result.width if fx.result.rounding.name != "TRN" \
+            or fx.result.overflow.name != "WRAP" else 0
+        mux_lut = (p.units // r) * fx.inputs[0].width * math.ceil(math.log2(r)) if r > 1 else 0
+        cost = Cost(dsp=math.ceil(p.dsp / r),
+                    lut=math.ceil((p.lut + lut_adds) / r + cast_lut + n_out * accum.width
+                                  + mux_lut),
+                    ff=math.ceil((p.units * p.product_bits / r + n_out * accum.width
+                                  * (1 + _tree_cycles(w.shape[0])))
+                                 * self.c["register"]["ff_per_bit"]))
+        if not constant:
+            # hls4ml reshapes the weights into R rows read one per cycle: a memory of R
+            # words of (K * O / R) weights; too small a memory stays in LUTs
+            bits = w.size * fx.param_types[0].width
+            m = self.c["memory"]
+            if r > 1 and bits >= m["bram_min_bits"]:
+                cost.bram18 += math.ceil(bits / r / m["bram18_width"]) * \
+                    math.ceil(r / m["bram18_depth"])
+            else:
+                cost.lut += math.ceil(bits / m["lut_bits"])
+        depth = (self.c["multiply"]["dsp_latency"] if p.uses_dsp
+                 else self.c["multiply"]["lut_latency"]) + _tree_cycles(w.shape[0]) + 1
+        cost.ii = r * per_step
+        cost.latency = r * per_step + depth - 1
+        return cost
+
+    def dense(self, node, fx) -> Cost:
+        cost = self.multiply_accumulate(fx, fx.params[0], 1)
+        if self.stream():
+            cost.ii = cost.latency              # hls4ml's stream dense is not pipelined
+        return cost
+
+    def conv(self, node, fx) -> Cost:
+        w = fx.params[0]                                            # O, C/G, *k
+        x = self.g.activation_inputs(node)[0]
+        steps = self.pixels(x) if self.stream() else self.pixels(node.output)
+        # (C/G * k) x O: each output sums C/G * k products (depthwise: its own k inputs)
+        cost = self.multiply_accumulate(fx, w.reshape(w.shape[0], -1).T, steps)
+        if self.stream():
+            kernel = w.shape[2:]
+            shape = self.g.shape(x)
+            rows = (kernel[0] - 1) * (_elements(shape[2:]) if len(shape) > 2 else 1)
+            bits = rows * shape[0] * fx.inputs[0].width              # line buffer
+            bram, lut = _memory(bits)
+            cost.bram18 += bram
+            cost.lut += lut
+        return cost
+
+    def elementwise(self, node, fx) -> Cost:
+        """Activations, pooling, merges, batch norm: per element logic, no weight matrix."""
+        op = node.op
+        x = self.g.activation_inputs(node)[0]
+        n_out = _elements(self.g.shape(node.output))
+        n_in = _elements(self.g.shape(x))
+        width = fx.result.width
+        steps = self.pixels(x) if self.stream() else 1
+        lanes_out = n_out // (self.pixels(node.output) if self.stream() else 1)
+        lanes_in = n_in // steps
+        add = self.c["add"]["lut_per_bit"]
+        cost = Cost(latency=1, ii=1, ff=int(lanes_out * width))
+        if op in (Op.RELU, Op.CLIP):
+            cost.lut = lanes_out * width
+        elif op is Op.LEAKY_RELU:
+            alpha = fx.layer.weight
+            cost.lut = lanes_out * width * (1 + csd_digits(int(round(
+                node.attrs["alpha"] * 2 ** alpha.frac))))
+        elif op in (Op.SIGMOID, Op.TANH):
+            bram, lut = _memory(fx.layer.table_size * fx.layer.table.width, ports=lanes_out)
+            cost.bram18, cost.lut, cost.latency = bram, lut + lanes_out * width, 2
+        elif op is Op.SOFTMAX:
+            from fxq.ops.activation import softmax_table_sizes
+
+            exp_size, inv_size, _ = softmax_table_sizes(fx.inputs[0], fx.layer)
+            b1, l1 = _memory(exp_size * fx.layer.table.width, ports=lanes_out)
+            b2, l2 = _memory(inv_size * fx.layer.inv_table.width)
+            a, b = fx.layer.accum.width, fx.layer.inv_table.width
+            dsp_each = dsps_for(a, b, self.device) \
+                if a + b > self.c["multiply"]["dsp_product_bits"] else 0
+            cost.bram18 = b1 + b2
+            cost.dsp = lanes_out * dsp_each
+            cost.lut = l1 + l2 + 2 * lanes_out * fx.layer.accum.width * add \
+                + (0 if dsp_each else lanes_out * a * b // 2)
+            cost.latency = 2 * _tree_cycles(lanes_out) + 6
+        elif op in (Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_MAX_POOL, Op.GLOBAL_AVG_POOL):
+            window = (_elements(node.attrs["kernel"]) if op in (Op.MAX_POOL, Op.AVG_POOL)
+                      else self.pixels(x))
+            acc_w = fx.layer.accum.width if fx.layer.accum is not None else width
+            cost.lut = lanes_out * (window - 1) * acc_w * add
+            if op in (Op.AVG_POOL, Op.GLOBAL_AVG_POOL):
+                cost.lut += lanes_out * acc_w * 2          # the division by a constant
+            cost.latency = _tree_cycles(window) + 1
+            if self.stream() and op in (Op.MAX_POOL, Op.AVG_POOL):
+                shape = self.g.shape(x)
+                bits = (node.attrs["kernel"][0] - 1) * _elements(shape[2:]) * shape[0] \
+                    * fx.inputs[0].width
+                bram, lut = _memory(bits)
+                cost.bram18, cost.lut = cost.bram18 + bram, cost.lut + lut
+        elif op is Op.BATCH_NORM:
+            scale = fx.params[0]
+            p = products(scale.reshape(-1, 1).T, fx.param_types[0], fx.inputs[0],
+                         self.strategy == "latency", self.device)
+            per_channel = lanes_in // max(scale.size, 1)
+            cost.dsp = p.dsp * per_channel
+            cost.lut = int(p.lut * per_channel + lanes_out * width * add)
+            cost.latency = 2 + (self.c["multiply"]["dsp_latency"] if p.uses_dsp else 0)
+        elif op is Op.ADD:
+            cost.lut = lanes_out * width * add
+        elif op is Op.MUL:
+            a, b = fx.inputs[0].width, fx.inputs[-1].width
+            if a + b > self.c["multiply"]["dsp_product_bits"]:
+                cost.dsp = lanes_out * dsps_for(a, b, self.device)
+                cost.latency = self.c["multiply"]["dsp_latency"]
+            else:
+                cost.lut = int(lanes_out * a * b * self.c["multiply"]["lut_per_partial_product_bit"])
+        elif op is Op.CONCAT:
+            cost.lut = 0
+        cost.ii = steps
+        cost.latency += steps - 1
+        return cost
+
+    def fifo(self, tensor: str, t: FixedType) -> Cost:
+        """The FIFO hls4ml puts on a layer's output stream: one per channel, as deep as the
+        tensor has pixels (hls4ml's default before FIFO-depth optimization)."""
+        s = self.c["stream"]
+        shape = self.g.shape(tensor)
+        channels = shape[0] if len(shape) > 1 else _elements(shape)
+        depth = self.pixels(tensor)
+        bram, lut = _memory(depth * t.width)
+        return Cost(bram18=channels * bram,
+                    lut=channels * (lut + s["fifo_ctrl_lut"]),
+                    ff=channels * s["fifo_ctrl_ff"])
+
+
+def estimate(q: QuantizedGraph, *, io_type: str | None = None, strategy: str = "latency",
+             reuse_factor: int = 1, part: str = "xcvu13p-flga2577-2-e") -> Estimate:
+    """The estimate of the design `emit_hls` writes for `q` with these settings."""
+    io_type = io_type or q.io_type
+    q = q.with_io_type(io_type)
+    device = find_device(part)
+    e = _Estimator(q, io_type, strategy.lower(), reuse_factor, device)
+    layers = [LayerEstimate(n.name, n.op.name, e.layer(n)) for n in q.graph.nodes]
+    total = Cost()
+    for layer in layers:
+        total.add_resources(layer.cost)
+    if io_type == "io_stream":
+        total.ii = max((l.cost.ii for l in layers), default=1) \
+            + int(coefficients()["stream"]["dataflow_ii_extra"])
+        # stages overlap: the slowest stage's interval plus every stage's pipeline depth
+        depths = [l.cost.latency - l.cost.ii + 1 for l in layers]
+        total.latency = sum(max(d, 0) for d in depths) + total.ii
+    else:
+        total.ii = max((l.cost.ii for l in layers), default=1)
+        total.latency = sum(l.cost.latency for l in layers)
+    settings = {"io_type": io_type, "strategy": strategy.lower(), "reuse_factor": reuse_factor}
+    return Estimate(device, settings, layers, total)

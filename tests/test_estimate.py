@@ -1,0 +1,116 @@
+"""The cycle and resource estimator: its rules, monotonicity where physics demands it, every
+zoo model and setting, and its error against a published synthesis."""
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+import fxq
+from fxq.devices import find_device
+from fxq.estimate import csd_digits, dsps_for, estimate, products
+from fxq.fixed import FixedType
+from fxq.quantized import uniform
+from published import FC16X5, fc16x5
+from zoo import ZOO
+
+VU13P = find_device("xcvu13p-flga2577-2-e")
+SETTINGS = list(itertools.product(["io_parallel", "io_stream"], ["latency", "resource"]))
+
+
+def _zoo(zoo_dir, name):
+    return fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+
+
+def _uniform(graph, width):
+    """Same integer bits at every width: fewer bits drop fractional bits only."""
+    return uniform(graph, data=FixedType(width, width - 6), weight=FixedType(width, width - 2))
+
+
+def test_canonical_signed_digits():
+    assert [csd_digits(v) for v in (0, 1, 2, 3, 7, 15, 23, -5)] == [0, 1, 1, 2, 2, 2, 3, 2]
+
+
+def test_dsp_ports_take_the_better_orientation():
+    assert dsps_for(16, 16, VU13P) == 1                  # 27 x 18 ports
+    assert dsps_for(30, 12, VU13P) == 2
+    assert dsps_for(20, 20, VU13P) == 2
+
+
+def test_what_a_constant_multiplication_costs():
+    x_t, w_t = FixedType(16, 10), FixedType(16, 10)
+    w = np.array([[0, 4, -16, 3, 700, -1001]]).T            # K=6 inputs, one output
+    p = products(w, w_t, x_t, True, VU13P)
+    # zero: nothing; 4 and -16: shifts; 3: 2 bits + 16 bits -> LUT shift-and-add;
+    # 700 and -1001: 11-bit constants x 16 bits -> DSPs
+    assert (p.units, p.dsp) == (3, 2)
+    assert p.lut == (csd_digits(3) - 1) * (16 + 3)
+    general = products(w, w_t, x_t, False, VU13P)          # weights not constant
+    assert (general.units, general.dsp) == (6, 6)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_estimates_exist_for_every_zoo_model_and_setting(zoo_dir, name):
+    g = _zoo(zoo_dir, name)
+    x = np.load(os.path.join(zoo_dir, name, "calib.npz"))["x"]
+    q = fxq.quantize(g, x, bits=8)
+    for (io, strategy), reuse in itertools.product(SETTINGS, [1, 2, 4, 16]):
+        e = estimate(q, io_type=io, strategy=strategy, reuse_factor=reuse)
+        assert len(e.layers) == len(g.nodes)
+        t = e.total
+        assert t.latency >= 1 and t.ii >= 1 and t.lut > 0 and t.ff > 0
+        assert min(t.dsp, t.bram18) >= 0
+        assert t.dsp == sum(layer.cost.dsp for layer in e.layers)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_fewer_bits_never_raise_dsps(zoo_dir, name):
+    g = _zoo(zoo_dir, name)
+    for (io, strategy), reuse in itertools.product(SETTINGS, [1, 4]):
+        dsps = [estimate(_uniform(g, w), io_type=io, strategy=strategy,
+                         reuse_factor=reuse).total.dsp for w in (18, 16, 12, 10, 8, 6, 4)]
+        assert dsps == sorted(dsps, reverse=True), (io, strategy, reuse, dsps)
+        assert dsps[0] > 0 or strategy == "resource"
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_larger_reuse_never_raises_dsps_nor_lowers_latency(zoo_dir, name):
+    q = _uniform(_zoo(zoo_dir, name), 16)
+    for io, strategy in SETTINGS:
+        runs = [estimate(q, io_type=io, strategy=strategy, reuse_factor=r).total
+                for r in (1, 2, 4, 8, 16, 64)]
+        dsps, latencies = [t.dsp for t in runs], [t.latency for t in runs]
+        assert dsps == sorted(dsps, reverse=True), (io, strategy, dsps)
+        assert latencies == sorted(latencies), (io, strategy, latencies)
+
+
+def test_resource_strategy_keeps_large_weight_matrices_in_block_ram(zoo_dir):
+    q = _uniform(_zoo(zoo_dir, "mlp"), 16)
+    latency = estimate(q, strategy="latency", reuse_factor=4).total
+    resource = estimate(q, strategy="resource", reuse_factor=4).total
+    assert resource.bram18 > latency.bram18
+
+
+# published: Vivado HLS 2020.1 C synthesis and Vivado logic synthesis of hls4ml's
+# report-test design (examples/published.py, tests/fixtures/vivado_2020_1_fc16x5)
+PUBLISHED_CSYNTH, PUBLISHED_VSYNTH = FC16X5["csynth"], FC16X5["vsynth"]
+
+
+def test_estimate_against_the_published_synthesis():
+    """The errors README states, pinned: DSPs within 25 % of both syntheses, LUTs within 15 %
+    and FFs within 25 % of logic synthesis, latency and II within 2 cycles."""
+    for seed in range(5):
+        t = estimate(fc16x5(seed), io_type="io_stream", part=FC16X5["part"]).total
+        assert abs(t.dsp - PUBLISHED_CSYNTH["dsp"]) <= 0.25 * PUBLISHED_CSYNTH["dsp"]
+        assert abs(t.dsp - PUBLISHED_VSYNTH["dsp"]) <= 0.25 * PUBLISHED_VSYNTH["dsp"]
+        assert abs(t.lut - PUBLISHED_VSYNTH["lut"]) <= 0.15 * PUBLISHED_VSYNTH["lut"]
+        assert abs(t.ff - PUBLISHED_VSYNTH["ff"]) <= 0.25 * PUBLISHED_VSYNTH["ff"]
+        assert abs(t.latency - PUBLISHED_CSYNTH["latency"]) <= 2
+        assert abs(t.ii - PUBLISHED_CSYNTH["ii"]) <= 2
+
+
+def test_unknown_part_is_refused_listing_the_known():
+    with pytest.raises(fxq.FxqError, match="not in fxq's device catalog.*xczu9eg-ffvb1156"):
+        estimate(fc16x5(0), part="xc9z999")
