@@ -177,12 +177,13 @@ def quantize(x, t: FixedType) -> np.ndarray:
 
 
 def requantize_exact_float(values: np.ndarray, frac: int, dst: FixedType) -> np.ndarray:
-    """`requantize` of raw values held in float64: integers of magnitude at most 2^52 with
-    `frac` fractional bits (what the BLAS fast path of the kernels produces). Works in place:
-    `values` is overwritten.
+    """`requantize` of raw values held in floats: integers of magnitude at most 2^52 in
+    float64, or 2^23 in float32, with `frac` fractional bits (what the BLAS fast path of the
+    kernels produces). Works in place: `values` is overwritten.
 
-    With |values| <= 2^52, values * 2^-k + 1/2 is exact in float64, so each rounding mode is
-    one or two exact float operations (floor(s + 1/2) is round half up, rint ties to even).
+    Within those bounds values * 2^-k + 1/2 is exact (no value within half an LSB of a tie
+    needs more than the format's 53 or 24 bits), so each rounding mode is one or two exact
+    float operations (floor(s + 1/2) is round half up, rint ties to even).
     """
     shift = dst.frac - frac
     if shift >= 0:                               # integers stay integers: nothing to round
@@ -224,7 +225,9 @@ def _quantize_scaled(scaled: np.ndarray, t: FixedType) -> np.ndarray:
 
 
 def _overflow_float(rounded: np.ndarray, t: FixedType) -> np.ndarray:
-    """Raw int64 values of t from float64 integers: t's overflow mode applied."""
+    """Raw int64 values of t from float integers: t's overflow mode applied."""
+    if rounded.dtype == np.float32 and t.width > 24:
+        rounded = rounded.astype(np.float64)      # t's bounds are exact in float64 only
     if rounded.size == 0:
         return rounded.astype(np.int64)
     if t.width <= FLOAT_EXACT_BITS and t.overflow is not Overflow.WRAP:

@@ -75,3 +75,13 @@ def test_requantize_exact_float_matches_integers(frac):
     for t in TYPES:
         got = requantize_exact_float(raw.astype(np.float64), frac, t)
         assert got.tolist() == [reference(int(v), frac, t) for v in raw], (t, frac)
+
+
+@pytest.mark.parametrize("frac", [0, 5, 23, 30])
+def test_requantize_exact_float32_matches_integers(frac):
+    """The float32 fast path: integers up to 2^23 in magnitude."""
+    rng = np.random.default_rng(100 + frac)
+    raw = _raw_values(rng, 24)                         # [-2^23, 2^23)
+    for t in TYPES:
+        got = requantize_exact_float(raw.astype(np.float32), frac, t)
+        assert got.tolist() == [reference(int(v), frac, t) for v in raw], (t, frac)

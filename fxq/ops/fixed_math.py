@@ -22,20 +22,27 @@ def raw_bound(t: FixedType) -> int:
     return max(abs(t.raw_min), t.raw_max)
 
 
-def accumulator_fits_float(x_t: FixedType, weight_sum: float, w_t: FixedType,
-                           bias_acc: np.ndarray | None, accum: FixedType) -> bool:
-    """True when sum_k x[k] * w[k] (+ bias), on accum's grid, provably neither wraps accum nor
-    leaves float64's exact integers, for every input of type x_t. `weight_sum` is the largest
-    sum of |raw weights| into one output. Then the products need no rounding (accum is at
-    least as fine as them), the wrap is the identity, and BLAS in float64 is exact."""
+def exact_float_dtype(x_t: FixedType, weight_sum: float, w_t: FixedType,
+                      bias_acc: np.ndarray | None, accum: FixedType):
+    """The float dtype in which sum_k x[k] * w[k] (+ bias), on accum's grid, is exact for
+    every input of type x_t, or None. `weight_sum` is the largest sum of |raw weights| into
+    one output. Requires accum at least as fine as the products (no per-product rounding)
+    and a bound below accum's range (its wrap is the identity). float32 when the bound is
+    at most 2^23, float64 at most 2^52: one bit of margin below each format's exact integers,
+    because requantize_exact_float rounds by adding half an LSB."""
     shift = accum.frac - (x_t.frac + w_t.frac)
     if shift < 0:
-        return False
+        return None
     bound = raw_bound(x_t) * weight_sum * 2.0 ** shift
     if bias_acc is not None and bias_acc.size:
         bound += float(np.abs(bias_acc).max())
-    # one bit of margin: requantize_exact_float rounds by adding half an LSB in float64
-    return bound <= min(float(accum.raw_max), FLOAT_EXACT / 2)
+    if bound > float(accum.raw_max):
+        return None
+    if bound <= 2.0 ** 23 and x_t.width <= 24:
+        return np.float32
+    if bound <= FLOAT_EXACT / 2 and x_t.width <= 53:
+        return np.float64
+    return None
 
 
 def _exact_matmul(x: np.ndarray, w: np.ndarray, x_bound: int) -> np.ndarray:
@@ -62,13 +69,14 @@ def multiply_accumulate(x: np.ndarray, x_t: FixedType, w: np.ndarray, w_t: Fixed
     assert accum.overflow is Overflow.WRAP, "the QuantizedGraph refuses other accumulators"
     b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
     weight_sum = float(np.abs(w).sum(axis=-2, dtype=np.float64).max(initial=0.0))
-    if accumulator_fits_float(x_t, weight_sum, w_t, b_acc, accum):
-        total = np.matmul(x.astype(np.float64, copy=False), w.astype(np.float64))
+    dtype = exact_float_dtype(x_t, weight_sum, w_t, b_acc, accum)
+    if dtype is not None:
+        total = np.matmul(x.astype(dtype, copy=False), w.astype(dtype))
         shift = accum.frac - (x_t.frac + w_t.frac)
         if shift:
             total *= 2.0 ** shift
         if b_acc is not None:
-            total += b_acc[:, None, :]
+            total += b_acc[:, None, :].astype(dtype)
         return requantize_exact_float(total, accum.frac, result)
     x = x.astype(np.int64, copy=False)
     product_frac = x_t.frac + w_t.frac

@@ -5,7 +5,7 @@ import numpy as np
 
 from fxq.ir import Op
 from fxq.fixed import requantize, requantize_exact_float
-from fxq.ops.fixed_math import accumulator_fits_float, aligned_sum, multiply_accumulate
+from fxq.ops.fixed_math import aligned_sum, exact_float_dtype, multiply_accumulate
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
 
@@ -115,15 +115,16 @@ def conv_fixed(fx, x):
 
 
 def _float_setup(fx, weight_sum):
-    """(accum, shift, float64 bias on accum's grid or None) when the float64 path is exact
-    for this node (see accumulator_fits_float), else None."""
+    """(accum, shift scale, dtype, bias on accum's grid in dtype or None) when a float
+    path is exact for this node (see exact_float_dtype), else None."""
     b, b_t = _bias(fx)
     accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
     b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
-    if x_t.width > 53 or not accumulator_fits_float(x_t, weight_sum, w_t, b_acc, accum):
+    dtype = exact_float_dtype(x_t, weight_sum, w_t, b_acc, accum)
+    if dtype is None:
         return None
-    return accum, 2.0 ** (accum.frac - x_t.frac - w_t.frac), \
-        None if b_acc is None else b_acc.astype(np.float64)
+    return accum, 2.0 ** (accum.frac - x_t.frac - w_t.frac), dtype, \
+        None if b_acc is None else b_acc.astype(dtype)
 
 
 def _offset_slices(offset, strides, out_spatial):
@@ -137,7 +138,7 @@ FEW_CHANNELS = 8                 # below this, one im2col matmul beats a matmul 
 def _conv_float(fx, x):
     """Ordinary convolution in float64, channels last: for each kernel offset, the strided
     input slice (pixels, C) times that offset's (C, O) weights, summed. No im2col copy; every
-    partial sum is bounded like the whole (see accumulator_fits_float), so it is exact.
+    partial sum is bounded like the whole (see exact_float_dtype), so it is exact.
     Returns a channels-first view of the channels-last result, None when not provably exact."""
     strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
     w = fx.params[0]                                             # O, C, *k
@@ -145,23 +146,24 @@ def _conv_float(fx, x):
     setup = _float_setup(fx, float(np.abs(w.reshape(o, -1)).sum(axis=1).max(initial=0)))
     if setup is None:
         return None
-    accum, scale, bias = setup
+    accum, scale, dtype, bias = setup
     nd = w.ndim - 2
     out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
-    xl = _channels_last_float(x, pads)
-    wl = np.ascontiguousarray(np.moveaxis(w, (0, 1), (-1, -2)), dtype=np.float64) * scale  # *k, C, O (BLAS needs contiguous operands)
+    xl = _channels_last_float(x, pads, dtype)
+    # *k, C, O; contiguous, as BLAS needs its operands
+    wl = np.ascontiguousarray(np.moveaxis(w, (0, 1), (-1, -2)), dtype=dtype) * dtype(scale)
     rows = x.shape[0] * int(np.prod(out_spatial, dtype=np.int64))
     offsets = list(np.ndindex(*w.shape[2:]))
     if c < FEW_CHANNELS:
         # few channels: one matmul over patches gathered offset by offset (K = k * C)
-        patches = np.empty((rows, len(offsets), c))
+        patches = np.empty((rows, len(offsets), c), dtype=dtype)
         for i, offset in enumerate(offsets):
             window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
             patches[:, i, :] = window.reshape(rows, c)
         total = patches.reshape(rows, -1) @ wl.reshape(-1, o)
     else:
-        total = np.zeros((rows, o))
-        part = np.empty((rows, o))
+        total = np.zeros((rows, o), dtype=dtype)
+        part = np.empty((rows, o), dtype=dtype)
         for offset in offsets:
             window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
             total += np.matmul(np.ascontiguousarray(window).reshape(rows, c), wl[offset],
@@ -175,18 +177,18 @@ def _conv_float(fx, x):
 def _depthwise_float(fx, x):
     """Depthwise convolution (one filter per channel) as sum over kernel offsets of
     strided input slices times the per-channel weight, in float64, when that is provably
-    exact (see accumulator_fits_float); None otherwise."""
+    exact (see exact_float_dtype); None otherwise."""
     strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
     w = fx.params[0]                                             # C, 1, *k
     setup = _float_setup(fx, float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0)))
     if setup is None:
         return None
-    accum, scale, bias = setup
+    accum, scale, dtype, bias = setup
     nd = w.ndim - 2
-    xl = _channels_last_float(x, pads)
+    xl = _channels_last_float(x, pads, dtype)
     out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
-    wl = np.moveaxis(w[:, 0], 0, -1).astype(np.float64) * scale            # *k, C
-    total = np.zeros((x.shape[0],) + out_spatial + (w.shape[0],))
+    wl = np.moveaxis(w[:, 0], 0, -1).astype(dtype) * dtype(scale)          # *k, C
+    total = np.zeros((x.shape[0],) + out_spatial + (w.shape[0],), dtype=dtype)
     part = np.empty_like(total)
     for offset in np.ndindex(*w.shape[2:]):
         window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
@@ -196,15 +198,16 @@ def _depthwise_float(fx, x):
     return np.moveaxis(requantize_exact_float(total, accum.frac, fx.result), -1, 1)
 
 
-def _channels_last_float(x, pads):
-    """x (N, C, *spatial) raw values as a contiguous float64 (N, *padded spatial, C) array
-    (a copy-free moveaxis when x is the channels-first view of a channels-last result)."""
+def _channels_last_float(x, pads, dtype):
+    """x (N, C, *spatial) raw values as a contiguous float (N, *padded spatial, C) array of
+    `dtype` (the moveaxis is free when x is the channels-first view of a channels-last
+    result)."""
     xl = np.moveaxis(x, 1, -1)
     nd = x.ndim - 2
     if any(pads):
         width = [(0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)] + [(0, 0)]
         xl = np.pad(xl, width)
-    return np.ascontiguousarray(xl, dtype=np.float64)
+    return np.ascontiguousarray(xl, dtype=dtype)
 
 
 @fixed_kernel(Op.BATCH_NORM)
