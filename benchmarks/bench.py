@@ -1,7 +1,8 @@
 """`make bench`: per zoo model, in one run,
 
 1. throughput of fxq's bit-accurate simulation against hls4ml's C simulation of the same
-   emitted project and onnxruntime float;
+   emitted project and onnxruntime float, with 16-bit uniform types and with the 8-bit
+   types the dynamic analysis chooses;
 2. top-1 accuracy on the held-out test set of float, fxq dynamic fixed point at 16, 8 and 6
    bits, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6> everywhere;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
@@ -46,12 +47,18 @@ def rate(fn, samples: int, min_seconds: float = 1.0) -> float:
     return samples / best
 
 
-def bench_model(name: str, zoo: str, samples: int, workdir: str) -> dict:
+TYPE_SETS = ("16-bit uniform", "8-bit dynamic")
+
+
+def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> dict:
     path = os.path.join(zoo, name, "model.onnx")
     graph = fxq.load(path)
     x = np.load(os.path.join(zoo, name, "test.npz"))["x"]
     x = np.concatenate([x] * (samples // len(x) + 1))[:samples]
-    q = uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12))
+    if types == "8-bit dynamic":
+        q = quantize(graph, np.load(os.path.join(zoo, name, "calib.npz"))["x"], bits=8)
+    else:
+        q = uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12))
 
     fxq_rate = rate(lambda: q.simulate(x), samples)
 
@@ -60,7 +67,7 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str) -> dict:
     ort_rate = rate(lambda: session.run(None, {"x": x32}), samples)
 
     settings = HlsSettings()
-    out = os.path.join(workdir, name)
+    out = os.path.join(workdir, name + types.replace(" ", "_"))
     model, e = build_model_graph(q, out, settings, trace=False)
     prepare_dir(out, overwrite=True)
     start = time.perf_counter()
@@ -180,19 +187,23 @@ def main(argv=None) -> int:
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        for name in models:
-            rows.append(bench_model(name, args.zoo, args.samples, workdir))
-            r = rows[-1]
-            print(f"{r['model']:8s} done", file=sys.stderr)
-    print(f"\nthroughput, samples/s ({args.samples} samples, 16-bit types, io_parallel)\n")
-    header = ("model", "fxq simulate", "hls4ml csim", "onnxruntime", "fxq/csim", "fxq/ort",
-              "csim build s", "bit-exact")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for r in rows:
-        print(f"| {r['model']} | {r['fxq']:,.0f} | {r['csim']:,.0f} | {r['ort']:,.0f} | "
-              f"{r['fxq'] / r['csim']:.0f}x | {r['fxq'] / r['ort']:.2f}x | "
-              f"{r['compile_s']:.1f} | {'yes' if r['bit_exact'] else 'NO'} |")
+        for types in TYPE_SETS:
+            for name in models:
+                rows.append({"types": types,
+                             **bench_model(name, args.zoo, args.samples, workdir, types)})
+                print(f"{types}: {name} done", file=sys.stderr)
+    for types in TYPE_SETS:
+        print(f"\nthroughput, samples/s ({args.samples} samples, {types} types, io_parallel)\n")
+        header = ("model", "fxq simulate", "hls4ml csim", "onnxruntime", "fxq/csim",
+                  "fxq/ort", "csim build s", "bit-exact")
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join("---" for _ in header) + "|")
+        for r in rows:
+            if r["types"] != types:
+                continue
+            print(f"| {r['model']} | {r['fxq']:,.0f} | {r['csim']:,.0f} | {r['ort']:,.0f} | "
+                  f"{r['fxq'] / r['csim']:.0f}x | {r['fxq'] / r['ort']:.2f}x | "
+                  f"{r['compile_s']:.1f} | {'yes' if r['bit_exact'] else 'NO'} |")
     return 0 if all(r["bit_exact"] for r in rows) else 1
 
 
