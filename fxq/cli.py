@@ -23,6 +23,19 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_outputs(path: str | None, outputs: dict) -> None:
+    """Every output to a .npz, or the first to a .npy."""
+    if path:
+        np.savez(path, **outputs) if path.endswith(".npz") else \
+            np.save(path, next(iter(outputs.values())))
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help=".npz (one array per input) or .npy")
+    p.add_argument("--output", help="write the outputs (.npy, or .npz for all outputs)")
+    p.add_argument("--force", action="store_true", help="replace an existing --output file")
+
+
 def _run(args: argparse.Namespace) -> int:
     from fxq.data import load_arrays, split_labels
     from fxq.onnx_import import load
@@ -33,9 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     arrays, labels = split_labels(load_arrays(args.input), graph)
     result = graph.run(arrays)
     outputs = result if isinstance(result, dict) else {graph.outputs[0]: result}
-    if args.output:
-        np.savez(args.output, **outputs) if args.output.endswith(".npz") else \
-            np.save(args.output, next(iter(outputs.values())))
+    _write_outputs(args.output, outputs)
     for name, y in outputs.items():
         line = f"{name}: shape {y.shape}"
         if labels is not None and y.ndim == 2 and len(labels) == len(y):
@@ -163,9 +174,7 @@ def _simulate(args: argparse.Namespace) -> int:
     x, labels = _read_inputs(args.input, q.graph)
     result = q.simulate(x, raw=args.raw)
     outputs = result if isinstance(result, dict) else {q.graph.outputs[0]: result}
-    if args.output:
-        np.savez(args.output, **outputs) if args.output.endswith(".npz") else \
-            np.save(args.output, next(iter(outputs.values())))
+    _write_outputs(args.output, outputs)
     for name, y in outputs.items():
         line = f"{name}: shape {y.shape}, {'raw ' + str(q.types[name]) if args.raw else 'real'}"
         if labels is not None and len(outputs) == 1:
@@ -276,9 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the float reference on input data")
     p.add_argument("model", help="ONNX model file")
-    p.add_argument("--input", required=True, help=".npz (one array per input) or .npy")
-    p.add_argument("--output", help="write the outputs (.npy, or .npz for all outputs)")
-    p.add_argument("--force", action="store_true", help="replace an existing --output file")
+    _add_data_args(p)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("compile", help="choose fixed-point formats from calibration data, "
@@ -305,10 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="bit-accurate fixed-point run of a compiled model")
     p.add_argument("out", help="directory written by fxq compile (or its fxq_model.json)")
-    p.add_argument("--input", required=True, help=".npz (one array per input) or .npy")
-    p.add_argument("--output", help="write the outputs (.npy, or .npz for all outputs)")
+    _add_data_args(p)
     p.add_argument("--raw", action="store_true", help="the raw integers, not real values")
-    p.add_argument("--force", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=_simulate)
 
     p = sub.add_parser("verify", help="C-simulate the HLS project (hls4ml, g++) and compare "
