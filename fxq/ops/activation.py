@@ -12,7 +12,7 @@ from fxq.ir import Op
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, cast, quantize, requantize
 from fxq.ops import tables
-from fxq.ops.fixed_math import tree_reduce
+from fxq.ops.fixed_math import add_in, tree_reduce
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 
 
@@ -143,7 +143,7 @@ def softmax_fixed(fx, x):
     exp_res = cast(exp_table[tables.index_from_top_bits(d, inp_norm, exp_bits)],
                   layer.table, layer.accum)
     accum = layer.accum
-    exp_sum = tree_reduce(exp_res, lambda a, b: requantize(a + b, accum.frac, accum, 64))
+    exp_sum = tree_reduce(exp_res, add_in(accum))
     exp_sum = cast(exp_sum, accum, layer.inv_inp)
     inv_table = tables.softmax_invert_table(inv_size, layer.inv_inp, layer.inv_table)
     inv = inv_table[tables.index_from_top_bits(exp_sum, layer.inv_inp, inv_bits)]

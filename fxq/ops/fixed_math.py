@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.fixed import (FixedType, Overflow, requantize, requantize_exact_float,
-                       shift_left_wrapping)
+from fxq.fixed import (FLOAT_EXACT_BITS, FixedType, Overflow, requantize,
+                       requantize_exact_float, shift_left_wrapping)
 
-FLOAT_EXACT = 2.0 ** 53          # float64 holds every integer below this exactly
+FLOAT_EXACT = 2.0 ** FLOAT_EXACT_BITS  # float64 holds every integer below this exactly
 CHUNK_ELEMENTS = 1 << 22         # products held at once on the per-product rounding path
 
 
@@ -45,14 +45,14 @@ def exact_float_dtype(x_t: FixedType, weight_sum: float, w_t: FixedType,
     return None
 
 
-def _exact_matmul(x: np.ndarray, w: np.ndarray, x_bound: int) -> np.ndarray:
+def _exact_matmul(x: np.ndarray, w: np.ndarray, x_bound: int, weight_sum: float) -> np.ndarray:
     """x @ w on int64 raw values, batched over the leading axis, exact modulo 2^64.
 
-    Runs through float64 BLAS when every partial sum provably stays below 2^53 (the bound
-    uses the type's range of x and the actual weights), in int64 otherwise.
+    Runs through float64 BLAS when every partial sum provably stays below 2^53 (the bound:
+    the type's largest |x| times `weight_sum`, the largest sum of |w| into one output),
+    in int64 otherwise.
     """
-    column_sums = np.abs(w).sum(axis=-2, dtype=np.float64)
-    if x_bound * float(column_sums.max(initial=0.0)) < FLOAT_EXACT:
+    if x_bound * weight_sum < FLOAT_EXACT:
         return np.matmul(x.astype(np.float64), w.astype(np.float64)).astype(np.int64)
     return np.matmul(x, w)
 
@@ -83,7 +83,7 @@ def multiply_accumulate(x: np.ndarray, x_t: FixedType, w: np.ndarray, w_t: Fixed
     shift = accum.frac - product_frac
     if shift >= 0:
         # the products need no rounding: sum them exactly, then scale onto the accum grid
-        total = shift_left_wrapping(_exact_matmul(x, w, raw_bound(x_t)), shift)
+        total = shift_left_wrapping(_exact_matmul(x, w, raw_bound(x_t), weight_sum), shift)
     else:
         total = _rounded_products_sum(x, w, product_frac, accum)
     if b_acc is not None:
@@ -111,6 +111,14 @@ def aligned_sum(a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int):
     shifted onto the finer grid, as ap_fixed's `+` computes it before any assignment."""
     frac = max(a_frac, b_frac)
     return (a << (frac - a_frac)) + (b << (frac - b_frac)), frac
+
+
+def add_in(t: FixedType):
+    """One addition of two raw values of t, its result assigned back to t (a node of
+    hls4ml's Op_add reduce, or one step of a running sum in t)."""
+    def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return requantize(a + b, t.frac, t, 64)
+    return add
 
 
 def tree_reduce(values: np.ndarray, combine) -> np.ndarray:

@@ -7,7 +7,7 @@ from fxq.ir import Op
 from fxq.fixed import requantize, requantize_exact_float
 from fxq.ops.fixed_math import aligned_sum, exact_float_dtype, multiply_accumulate
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
-from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
+from fxq.ops.windows import offset_slices, pad_spatial, spatial_output_shape, windows
 
 
 @shape_rule(Op.DENSE)
@@ -114,9 +114,12 @@ def conv_fixed(fx, x):
     return y.transpose(1, 0, 3, 2).reshape((n, o) + out_spatial)
 
 
-def _float_setup(fx, weight_sum):
+def _float_setup(fx):
     """(accum, shift scale, dtype, bias on accum's grid in dtype or None) when a float
-    path is exact for this node (see exact_float_dtype), else None."""
+    path is exact for this node (see exact_float_dtype), else None. The weights are
+    (outputs, ...): each output sums the products of its row."""
+    w = fx.params[0]
+    weight_sum = float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0))
     b, b_t = _bias(fx)
     accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
     b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
@@ -125,11 +128,6 @@ def _float_setup(fx, weight_sum):
         return None
     return accum, 2.0 ** (accum.frac - x_t.frac - w_t.frac), dtype, \
         None if b_acc is None else b_acc.astype(dtype)
-
-
-def _offset_slices(offset, strides, out_spatial):
-    return tuple(slice(offset[i], offset[i] + strides[i] * (out_spatial[i] - 1) + 1, strides[i])
-                 for i in range(len(offset)))
 
 
 FEW_CHANNELS = 8                 # below this, one im2col matmul beats a matmul per offset
@@ -143,7 +141,7 @@ def _conv_float(fx, x):
     strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
     w = fx.params[0]                                             # O, C, *k
     o, c = w.shape[:2]
-    setup = _float_setup(fx, float(np.abs(w.reshape(o, -1)).sum(axis=1).max(initial=0)))
+    setup = _float_setup(fx)
     if setup is None:
         return None
     accum, scale, dtype, bias = setup
@@ -158,14 +156,14 @@ def _conv_float(fx, x):
         # few channels: one matmul over patches gathered offset by offset (K = k * C)
         patches = np.empty((rows, len(offsets), c), dtype=dtype)
         for i, offset in enumerate(offsets):
-            window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
+            window = xl[(slice(None),) + offset_slices(offset, strides, out_spatial)]
             patches[:, i, :] = window.reshape(rows, c)
         total = patches.reshape(rows, -1) @ wl.reshape(-1, o)
     else:
         total = np.zeros((rows, o), dtype=dtype)
         part = np.empty((rows, o), dtype=dtype)
         for offset in offsets:
-            window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
+            window = xl[(slice(None),) + offset_slices(offset, strides, out_spatial)]
             total += np.matmul(np.ascontiguousarray(window).reshape(rows, c), wl[offset],
                                out=part)
     if bias is not None:
@@ -180,7 +178,7 @@ def _depthwise_float(fx, x):
     exact (see exact_float_dtype); None otherwise."""
     strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
     w = fx.params[0]                                             # C, 1, *k
-    setup = _float_setup(fx, float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0)))
+    setup = _float_setup(fx)
     if setup is None:
         return None
     accum, scale, dtype, bias = setup
@@ -191,7 +189,7 @@ def _depthwise_float(fx, x):
     total = np.zeros((x.shape[0],) + out_spatial + (w.shape[0],), dtype=dtype)
     part = np.empty_like(total)
     for offset in np.ndindex(*w.shape[2:]):
-        window = xl[(slice(None),) + _offset_slices(offset, strides, out_spatial)]
+        window = xl[(slice(None),) + offset_slices(offset, strides, out_spatial)]
         total += np.multiply(window, wl[offset], out=part)
     if bias is not None:
         total += bias

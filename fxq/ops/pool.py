@@ -12,9 +12,10 @@ import numpy as np
 
 from fxq.ir import Op
 from fxq.fixed import cast, requantize
-from fxq.ops.fixed_math import aligned_sum, tree_reduce, truncating_divide
+from fxq.ops.fixed_math import (add_in, aligned_sum, raw_bound, tree_reduce,
+                                truncating_divide)
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
-from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
+from fxq.ops.windows import offset_slices, pad_spatial, spatial_output_shape, windows
 
 
 @shape_rule(Op.MAX_POOL, Op.AVG_POOL)
@@ -82,7 +83,7 @@ def _average_of(win, count, fx, *, global_pool=False):
     a time (global pooling), each partial sum in accum_t.
     """
     data_t, accum = fx.inputs[0], fx.layer.accum
-    add_in_accum = lambda a, b: requantize(a + b, accum.frac, accum, 64)  # noqa: E731
+    add_in_accum = add_in(accum)
     if fx.io_type == "io_stream":
         elements = cast(win, data_t, accum)
         if global_pool:
@@ -106,9 +107,7 @@ def _reduce_slices(x, kernel, strides, pads, value, combine):
     out = spatial_output_shape(x.shape[2:], kernel, strides, pads)
     total = None
     for offset in np.ndindex(*kernel):
-        index = (slice(None), slice(None)) + tuple(
-            slice(offset[i], offset[i] + strides[i] * (out[i] - 1) + 1, strides[i])
-            for i in range(len(kernel)))
+        index = (slice(None), slice(None)) + offset_slices(offset, strides, out)
         total = xp[index].copy() if total is None else combine(total, xp[index], out=total)
     return total
 
@@ -118,7 +117,7 @@ def _exact_in_accum(fx, count: int) -> bool:
     exactly: then the io_parallel and io_stream sums both equal the plain sum."""
     data_t, accum = fx.inputs[0], fx.layer.accum
     shift = accum.frac - data_t.frac
-    bound = count * max(abs(data_t.raw_min), data_t.raw_max) << max(shift, 0)
+    bound = count * raw_bound(data_t) << max(shift, 0)
     return shift >= 0 and bound <= accum.raw_max and -bound >= accum.raw_min and shift < 62
 
 
@@ -138,12 +137,13 @@ def max_pool_fixed(fx, x):
 @fixed_kernel(Op.AVG_POOL)
 def avg_pool_fixed(fx, x):
     kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
+    window = int(np.prod(kernel))
     if fx.node.attrs["count_include_pad"] or not any(pads):
-        count = int(np.prod(kernel))
+        count = window
     else:
         ones = np.ones((1, 1) + x.shape[2:], dtype=np.int64)
         count = _flat_windows(ones, kernel, strides, pads, 0).sum(axis=-1)
-    if _exact_in_accum(fx, int(np.prod(kernel))):
+    if _exact_in_accum(fx, window):
         total = _reduce_slices(x, kernel, strides, pads, 0, np.add)
         total <<= fx.layer.accum.frac - fx.inputs[0].frac
         return cast(truncating_divide(total, count), fx.layer.accum, fx.result)

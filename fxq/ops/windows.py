@@ -27,6 +27,14 @@ def pad_spatial(x: np.ndarray, pads: Sequence[int], value: float = 0.0) -> np.nd
     return np.pad(x, width, mode="constant", constant_values=value)
 
 
+def offset_slices(offset: Sequence[int], strides: Sequence[int],
+                  out_spatial: Sequence[int]) -> tuple[slice, ...]:
+    """The spatial slices picking, for every output position, the input element at kernel
+    offset `offset`: a window reduction is one pass per offset over these strided views."""
+    return tuple(slice(offset[i], offset[i] + strides[i] * (out_spatial[i] - 1) + 1, strides[i])
+                 for i in range(len(offset)))
+
+
 def windows(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int]) -> np.ndarray:
     """View of shape (N, C, *out, *kernel) over an already padded (N, C, *spatial) array."""
     nd = len(kernel)
