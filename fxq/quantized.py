@@ -79,12 +79,15 @@ def typed_params(node: Node, graph: Graph,
 
 
 def fixed_node(graph: Graph, node: Node, inputs: tuple[FixedType, ...], layer: LayerTypes,
-               io_type: str = "io_parallel") -> FixedNode:
-    """The FixedNode of one node with the given types, outside any QuantizedGraph (the
-    analysis tries candidate types node by node). Parameters are quantized here."""
+               io_type: str = "io_parallel",
+               raw_params: Mapping[str, np.ndarray] | None = None) -> FixedNode:
+    """The FixedNode of one node with the given types. Parameters come from `raw_params`
+    (a QuantizedGraph's) or are quantized here (the analysis tries candidate types node by
+    node, outside any QuantizedGraph)."""
     pairs = typed_params(node, graph, layer)
-    return FixedNode(node=node, inputs=tuple(inputs), layer=layer,
-                     params=tuple(quantize(graph.params[n], t) for n, t in pairs),
+    params = tuple(raw_params[n] if raw_params is not None else quantize(graph.params[n], t)
+                   for n, t in pairs)
+    return FixedNode(node=node, inputs=tuple(inputs), layer=layer, params=params,
                      param_types=tuple(t for _, t in pairs), io_type=io_type)
 
 
@@ -188,15 +191,10 @@ class QuantizedGraph:
     @cached_property
     def _fixed_nodes(self) -> Mapping[str, FixedNode]:
         return MappingProxyType({
-            node.name: FixedNode(
-                node=node,
-                inputs=tuple(self.types[n] for n in self.graph.activation_inputs(node)),
-                layer=self.layers[node.name],
-                params=tuple(self.params[n] for n, _ in typed_params(node, self.graph,
-                                                                     self.layers[node.name])),
-                param_types=tuple(t for _, t in typed_params(node, self.graph,
-                                                             self.layers[node.name])),
-                io_type=self.io_type)
+            node.name: fixed_node(
+                self.graph, node,
+                tuple(self.types[n] for n in self.graph.activation_inputs(node)),
+                self.layers[node.name], self.io_type, self.params)
             for node in self.graph.nodes})
 
     @cached_property
