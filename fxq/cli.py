@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import asdict
 from typing import Sequence
 
 import numpy as np
@@ -94,7 +95,6 @@ def _compile(args: argparse.Namespace) -> int:
     from fxq.analysis import BitConfig, check_bits, load_config, quantize_graph
     from fxq.estimate import estimate
     from fxq.plots import write_plots
-    from fxq.reference import evaluate as float_evaluate
     from fxq.hls.emit import HlsSettings, emit_hls, plan
     from fxq.model_file import save
     from fxq.onnx_import import load
@@ -129,26 +129,35 @@ def _compile(args: argparse.Namespace) -> int:
     q = result.q
     plan(q, settings)                       # refuse what hls4ml cannot build, before writing
     os.makedirs(out, exist_ok=True)
-    hls = {"backend": settings.backend, "io_type": settings.io_type,
-           "strategy": settings.strategy, "reuse_factor": settings.reuse_factor,
-           "part": settings.part, "clock_ns": settings.clock_ns}
+    hls = {k: v for k, v in asdict(settings).items() if k in SAVED_SETTINGS}
     run = {"model": os.path.abspath(args.model), "method": args.method,
            "weight_bits": config.weight_bits, "act_bits": config.act_bits,
            "objective": config.objective}
     save(q, os.path.join(out, "fxq_model.json"), {"compile": {**run, "hls": hls}})
-    emit_hls(q, os.path.join(out, "hls"), backend=settings.backend, io_type=settings.io_type,
-             strategy=settings.strategy, reuse_factor=settings.reuse_factor,
-             part=settings.part, clock_ns=settings.clock_ns, overwrite=True)
+    emit_hls(q, os.path.join(out, "hls"), **hls, overwrite=True)
     cost = estimate(q, io_type=settings.io_type, strategy=settings.strategy,
                     reuse_factor=settings.reuse_factor, part=settings.part)
     report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
-                          settings={**run, **hls}, estimate=cost)
+                          settings={**run, **hls}, estimate=cost, floats=result.floats)
     report.write(out)
-    write_plots(graph, float_evaluate(graph, calib), q.types, report.to_json(),
-                os.path.join(out, "plots"))
+    write_plots(graph, result.floats, q.types, report.to_json(), os.path.join(out, "plots"))
     print(report.markdown(), end="")
     print(f"\nwrote {out}/: fxq_model.json, hls/, report.json, report.md, plots/")
     return 0
+
+
+# the HlsSettings fields `fxq compile` records in fxq_model.json for verify and synth
+SAVED_SETTINGS = ("backend", "io_type", "strategy", "reuse_factor", "part", "clock_ns")
+
+
+def _saved_settings(q, model_doc: dict):
+    """The HlsSettings `fxq compile` used, from its fxq_model.json; where absent, the
+    defaults, with the io type the model was quantized for."""
+    from fxq.hls.emit import HlsSettings
+
+    hls = model_doc.get("compile", {}).get("hls", {})
+    return HlsSettings(**{"io_type": q.io_type,
+                          **{k: v for k, v in hls.items() if k in SAVED_SETTINGS}})
 
 
 def _print_range_excess(q, x) -> None:
@@ -189,14 +198,13 @@ def _verify(args: argparse.Namespace) -> int:
     from fxq.model_file import load_quantized
 
     q, doc = load_quantized(args.out)
-    hls = doc.get("compile", {}).get("hls", {})
+    settings = _saved_settings(q, doc)
     x, _ = _read_inputs(args.input, q.graph)
     if args.samples:
         x = {k: v[:args.samples] for k, v in x.items()}
-    result = verify(q, os.path.join(args.out, "csim"), x,
-                    backend=hls.get("backend", "Vitis"), io_type=hls.get("io_type"),
-                    strategy=hls.get("strategy", "latency"),
-                    reuse_factor=hls.get("reuse_factor", 1), overwrite=True)
+    result = verify(q, os.path.join(args.out, "csim"), x, backend=settings.backend,
+                    io_type=settings.io_type, strategy=settings.strategy,
+                    reuse_factor=settings.reuse_factor, overwrite=True)
     print(result)
     _print_range_excess(q, x)
     return 0 if result.ok else 1
@@ -251,7 +259,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from fxq.hls.emit import HlsSettings, build_model_graph
+    from fxq.hls.emit import build_model_graph
     from fxq.hls.synth import read_synthesis, synthesize
     from fxq.model_file import load_quantized
     from fxq.report import render_markdown, write_report
@@ -262,9 +270,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.read:
         synthesis = read_synthesis(hls_dir)
     else:
-        hls = model_doc.get("compile", {}).get("hls", {})
-        settings = HlsSettings(**{k: v for k, v in hls.items() if k in (
-            "backend", "io_type", "strategy", "reuse_factor", "part", "clock_ns")})
+        settings = _saved_settings(q, model_doc)
         model, _ = build_model_graph(q, hls_dir, settings, trace=False)
         synthesis = synthesize(model, settings.backend, vsynth=args.vsynth)
     doc["synthesis"] = synthesis

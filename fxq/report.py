@@ -13,7 +13,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -193,13 +193,16 @@ def top1(y: np.ndarray, labels: np.ndarray) -> float:
 
 
 def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,
-                 settings: dict[str, Any] | None = None, estimate: Any = None) -> Report:
+                 settings: dict[str, Any] | None = None, estimate: Any = None,
+                 floats: Mapping[str, np.ndarray] | None = None) -> Report:
     """Per-layer SQNR and clipping of `q` on `calib`; float and fixed top-1 accuracy on
-    `labelled` = (inputs, labels) when given (single-output classifiers)."""
+    `labelled` = (inputs, labels) when given (single-output classifiers). `floats`: the
+    float model's tensors on `calib` when the caller already has them (the analysis)."""
     g = q.graph
     bound = bind_inputs(g, calib, source="calibration data")
     check_batch_fits(g, next(iter(bound.values())).shape[0], 8 * 3, "the report")
-    floats = float_evaluate(g, bound)
+    if floats is None:
+        floats = float_evaluate(g, bound)
     raws = q.evaluate(bound)
     layers = []
     for node in g.nodes:

@@ -54,6 +54,7 @@ class NodeChoice:
 class SearchResult:
     q: QuantizedGraph
     choices: tuple[NodeChoice, ...]
+    floats: Mapping[str, np.ndarray]      # the float model's every tensor on the calibration data
 
 
 def frac_to_hold(magnitude: float, width: int, signed: bool) -> int:
@@ -208,7 +209,7 @@ class _Search:
             self.layers[node.name] = self.node_types(node)
             self.types[node.output] = self.layers[node.name].result
         q = QuantizedGraph(g, inputs, self.layers, self.io_type)
-        return SearchResult(q, tuple(self.choices))
+        return SearchResult(q, tuple(self.choices), self.floats)
 
     def kernel_output(self, node: Node, ins: list[FixedType], layer: LayerTypes) -> np.ndarray:
         fx = fixed_node(self.graph, node, tuple(ins), layer, self.io_type)
