@@ -220,7 +220,7 @@ def _profile(args: argparse.Namespace) -> int:
     _refuse_existing(out, args.force, "exists and is not empty")
     graph = load(args.model)
     calib, _ = _read_inputs(args.calib, graph)
-    check_batch_fits(graph, next(iter(calib.values())).shape[0], 8 * 2, "profiling")
+    check_batch_fits(graph, calib, 8 * 2, "profiling")
     floats = float_evaluate(graph, calib)
     paths = write_plots(graph, floats, None, None, out)
     print(f"{'layer':30s} {'min':>12s} {'max':>12s} {'integer bits':>12s}")

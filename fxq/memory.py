@@ -9,6 +9,7 @@ machine's physical memory).
 from __future__ import annotations
 
 import os
+from typing import Mapping
 
 import numpy as np
 
@@ -35,9 +36,12 @@ def values_per_sample(graph: Graph) -> int:
     return int(sum(int(np.prod(graph.shape(n), dtype=np.int64)) for n in names))
 
 
-def check_batch_fits(graph: Graph, samples: int, bytes_per_value: int, what: str) -> None:
-    """Refuse holding every tensor of `samples` samples (bytes_per_value each, working copies
-    included) when that exceeds the usable memory."""
+def check_batch_fits(graph: Graph, inputs: Mapping[str, np.ndarray], bytes_per_value: int,
+                     what: str) -> None:
+    """Refuse holding every tensor of the batch `inputs` (bound input arrays, batch first;
+    bytes_per_value per value, working copies included) when that exceeds the usable
+    memory."""
+    samples = next(iter(inputs.values())).shape[0]
     per_sample = values_per_sample(graph) * bytes_per_value
     need, have = samples * per_sample, usable_bytes()
     if need > have:

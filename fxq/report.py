@@ -175,7 +175,7 @@ def range_excess(q: QuantizedGraph, x: Any) -> list[RangeExcess]:
     past either end), judged by the float model: where data goes beyond the calibration
     range, the hardware saturates or wraps them, and this says how often."""
     bound = bind_inputs(q.graph, x)
-    check_batch_fits(q.graph, next(iter(bound.values())).shape[0], 8 * 2, "the range check")
+    check_batch_fits(q.graph, bound, 8 * 2, "the range check")
     floats = float_evaluate(q.graph, bound)
     places = [(f"input {n}", n) for n in q.graph.inputs]
     places += [(node.name, node.output) for node in q.graph.nodes]
@@ -200,7 +200,7 @@ def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarr
     float model's tensors on `calib` when the caller already has them (the analysis)."""
     g = q.graph
     bound = bind_inputs(g, calib, source="calibration data")
-    check_batch_fits(g, next(iter(bound.values())).shape[0], 8 * 3, "the report")
+    check_batch_fits(g, bound, 8 * 3, "the report")
     if floats is None:
         floats = float_evaluate(g, bound)
     raws = q.evaluate(bound)

@@ -115,9 +115,8 @@ class _Search:
         self.graph, self.config, self.method, self.io_type = graph, config, method, io_type
         self.progress = progress or (lambda _: None)
         bound = bind_inputs(graph, calib, source="calibration data")
-        samples = next(iter(bound.values())).shape[0]
         # float values and raw values of every tensor, and a few candidates' working copies
-        check_batch_fits(graph, samples, 8 * 4, "the analysis")
+        check_batch_fits(graph, bound, 8 * 4, "the analysis")
         self.floats = float_evaluate(graph, bound)
         if next(iter(self.floats.values())).shape[0] == 0:
             raise FxqError("calibration data holds no samples")

@@ -177,7 +177,7 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
     q = q.with_io_type(settings.io_type)
     bound = bind_inputs(q.graph, x)
     # fxq's raw and real values of every tensor, and the C simulation's trace of each
-    check_batch_fits(q.graph, next(iter(bound.values())).shape[0], 8 * 4, "verify")
+    check_batch_fits(q.graph, bound, 8 * 4, "verify")
     out_dir = os.fspath(out_dir)
     model, e = build_model_graph(q, out_dir, settings, trace=True)
     prepare_dir(out_dir, overwrite)
