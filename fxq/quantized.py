@@ -7,10 +7,10 @@ The few places where hls4ml's io_parallel and io_stream implementations round di
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -64,10 +64,18 @@ class FixedNode:
     params: tuple[np.ndarray, ...]         # raw parameter values, in input order
     param_types: tuple[FixedType, ...]
     io_type: str
+    # constants a kernel derives from the above once (weight sums, limb plans), by name
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def result(self) -> FixedType:
         return self.layer.result
+
+    def derive(self, name: str, make: Callable[[], Any]) -> Any:
+        """make(), computed on the first call for this name and kept."""
+        if name not in self.derived:
+            self.derived[name] = make()
+        return self.derived[name]
 
 
 def typed_params(node: Node, graph: Graph,

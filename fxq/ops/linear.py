@@ -5,7 +5,8 @@ import numpy as np
 
 from fxq.ir import Op
 from fxq.fixed import requantize, requantize_exact_float
-from fxq.ops.fixed_math import aligned_sum, exact_float_dtype, multiply_accumulate
+from fxq.ops import torch_conv
+from fxq.ops.fixed_math import aligned_sum, exact_float_dtype, multiply_accumulate, raw_bound
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 from fxq.ops.windows import offset_slices, pad_spatial, spatial_output_shape, windows
 
@@ -94,8 +95,10 @@ def conv_fixed(fx, x):
     nd = w.ndim - 2
     n, c = x.shape[:2]
     o = w.shape[0]
-    fast = _depthwise_float if groups == c == o else _conv_float if groups == 1 else None
-    y = fast(fx, x) if fast is not None else None
+    y = _conv_torch(fx, x)
+    if y is None:
+        fast = _depthwise_float if groups == c == o else _conv_float if groups == 1 else None
+        y = fast(fx, x) if fast is not None else None
     if y is not None:
         return y
     win = windows(pad_spatial(_as_exact_float(x, fx.inputs[0]), pads), w.shape[2:], strides)
@@ -118,6 +121,10 @@ def _float_setup(fx):
     """(accum, shift scale, dtype, bias on accum's grid in dtype or None) when a float
     path is exact for this node (see exact_float_dtype), else None. The weights are
     (outputs, ...): each output sums the products of its row."""
+    return fx.derive("float_setup", lambda: _make_float_setup(fx))
+
+
+def _make_float_setup(fx):
     w = fx.params[0]
     weight_sum = float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0))
     b, b_t = _bias(fx)
@@ -128,6 +135,27 @@ def _float_setup(fx):
         return None
     return accum, 2.0 ** (accum.frac - x_t.frac - w_t.frac), dtype, \
         None if b_acc is None else b_acc.astype(dtype)
+
+
+def _conv_torch(fx, x):
+    """Any convolution through PyTorch's float32 kernels split into exact limbs
+    (torch_conv), when the float path is provably exact and PyTorch computes it exactly;
+    None otherwise. The result is a channels-first view of a channels-last array."""
+    setup = _float_setup(fx)
+    plan = fx.derive("torch_plan", lambda: torch_conv.make_plan(
+        raw_bound(fx.inputs[0]), fx.params[0], setup[1])
+        if setup and torch_conv.available() else None)
+    if plan is None or x.shape[0] == 0:
+        return None
+    if plan.convolutions > 1 and fx.node.attrs["groups"] == 1:
+        return None          # several limbs lose to one float64 BLAS pass over the channels
+    accum, _, dtype, bias = setup
+    attrs = fx.node.attrs
+    total = torch_conv.conv_sum(plan, x, attrs["strides"], attrs["pads"], attrs["groups"],
+                                dtype, bias)
+    if total is None:
+        return None
+    return requantize_exact_float(total, accum.frac, fx.result)
 
 
 FEW_CHANNELS = 8                 # below this, one im2col matmul beats a matmul per offset
