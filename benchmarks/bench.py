@@ -192,8 +192,11 @@ def main(argv=None) -> int:
                 rows.append({"types": types,
                              **bench_model(name, args.zoo, args.samples, workdir, types)})
                 print(f"{types}: {name} done", file=sys.stderr)
+    from fxq.ops import torch_conv
+    engine = "on" if torch_conv.available() else "off (PyTorch not loaded)"
     for types in TYPE_SETS:
-        print(f"\nthroughput, samples/s ({args.samples} samples, {types} types, io_parallel)\n")
+        print(f"\nthroughput, samples/s ({args.samples} samples, {types} types, io_parallel; "
+              f"PyTorch convolution engine {engine})\n")
         header = ("model", "fxq simulate", "hls4ml csim", "onnxruntime", "fxq/csim",
                   "fxq/ort", "csim build s", "bit-exact")
         print("| " + " | ".join(header) + " |")

@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 import pytest
+import torch  # noqa: F401  (loaded in every test: the C-simulation comparisons then always
+#                          cover fxq's PyTorch convolution engine, whatever the test order)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO_DIR = os.path.join(ROOT, "examples", "zoo")

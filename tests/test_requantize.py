@@ -85,3 +85,12 @@ def test_requantize_exact_float32_matches_integers(frac):
     for t in TYPES:
         got = requantize_exact_float(raw.astype(np.float32), frac, t)
         assert got.tolist() == [reference(int(v), frac, t) for v in raw], (t, frac)
+
+
+@pytest.mark.parametrize("divisor", [1, 2, 4, 64, 3, 9, 49])
+def test_truncating_divide_rounds_toward_zero(divisor):
+    from fxq.ops.fixed_math import truncating_divide
+    rng = np.random.default_rng(divisor)
+    raw = np.concatenate([rng.integers(-2**61, 2**61, 500), np.arange(-3 * divisor, 3 * divisor)])
+    want = [-(-v // divisor) if v < 0 else v // divisor for v in raw.tolist()]
+    assert truncating_divide(raw, divisor).tolist() == want

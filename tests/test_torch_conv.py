@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+import torch  # noqa: F401  (loaded: the engine runs only in processes that have PyTorch)
 
 import fxq
 from fxq.fixed import FixedType
@@ -80,7 +81,6 @@ def test_plan_refuses_what_four_convolutions_cannot_hold():
 
 @pytest.mark.parametrize("setting", ["conv", "matmul"])
 def test_engine_refuses_reduced_precision(setting):
-    import torch
     x = np.ones((16, 4, 6, 6), dtype=np.int64)
     w = np.ones((4, 4, 3, 3), dtype=np.int64)
     plan = torch_conv.make_plan(1, w)
@@ -102,6 +102,8 @@ def test_zoo_simulation_is_the_same_with_and_without_the_engine(zoo_dir, name, m
     graphs = [uniform(g, data=FixedType(16, 10), weight=FixedType(16, 12)),
               fxq.quantize(g, calib, bits=8)]
     with_engine = [q.evaluate(data) for q in graphs]
+    engaged = [fx.derived.get("torch_plan") for q in graphs for fx in q._fixed_nodes.values()]
+    assert any(plan is not None for plan in engaged)
     monkeypatch.setattr(linear, "_conv_torch", lambda fx, x: None)
     graphs = [uniform(g, data=FixedType(16, 10), weight=FixedType(16, 12)),
               fxq.quantize(g, calib, bits=8)]

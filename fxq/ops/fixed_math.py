@@ -134,7 +134,11 @@ def tree_reduce(values: np.ndarray, combine) -> np.ndarray:
                    tree_reduce(values[..., left:], combine))
 
 
-def truncating_divide(raw: np.ndarray, divisor: int) -> np.ndarray:
-    """ap_fixed divided by an integer: same fractional bits, quotient rounded toward zero."""
+def truncating_divide(raw: np.ndarray, divisor) -> np.ndarray:
+    """ap_fixed divided by an integer: same fractional bits, quotient rounded toward zero.
+    `divisor` is an int or an int64 array broadcasting against raw; |raw| < 2^62."""
+    if isinstance(divisor, (int, np.integer)) and divisor > 0 and divisor & (divisor - 1) == 0:
+        # a power of two: an arithmetic shift floors, so negatives first add divisor - 1
+        return (raw + ((raw >> 63) & (int(divisor) - 1))) >> (int(divisor).bit_length() - 1)
     q = np.abs(raw) // divisor
     return np.where(raw < 0, -q, q)

@@ -158,5 +158,10 @@ def global_max_pool_fixed(fx, x):
 @fixed_kernel(Op.GLOBAL_AVG_POOL)
 def global_avg_pool_fixed(fx, x):
     win = x.reshape(x.shape[:2] + (-1,))
-    y = _average_of(win, win.shape[-1], fx, global_pool=True)
+    count = win.shape[-1]
+    if _exact_in_accum(fx, count):
+        total = win.sum(axis=-1) << (fx.layer.accum.frac - fx.inputs[0].frac)
+        y = cast(truncating_divide(total, count), fx.layer.accum, fx.result)
+    else:
+        y = _average_of(win, count, fx, global_pool=True)
     return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))

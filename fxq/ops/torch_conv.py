@@ -8,12 +8,14 @@ are split into limbs, x = x_hi * 2^s + x_lo with 0 <= x_lo < 2^s (likewise w), s
 limb pair's convolution is exact in float32; the limb results are combined in float64, exact
 below 2^53. Two limbs a side at most: four float32 convolutions still beat one in float64.
 
-The engine is used only where exactness is certain: PyTorch must select its oneDNN or its
+The engine runs only in processes that have loaded PyTorch already (see `available`), and
+only where exactness is certain: PyTorch must select its oneDNN or its
 im2col ("slow") backend, never NNPACK or the Winograd depthwise kernel, and must not be
 allowed reduced-precision float32 (bf16/tf32) math. Otherwise the caller's NumPy paths run.
 """
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -182,11 +184,8 @@ def _exact_backend(xt, wt, strides, pads, groups) -> bool:
 
 
 def available() -> bool:
-    """Whether PyTorch imports (it is a dependency, but the engine degrades without it)."""
-    try:
-        _torch()
-    except ImportError:
-        return False
-    return True
-
-
+    """Whether the engine may run: only once PyTorch is loaded. Importing it takes about 2 s,
+    which only batches of hundreds of thousands of samples would win back, so fxq never
+    loads it for this; a process that uses PyTorch anyway (training, fine-tuning, the
+    benchmark) gets the engine for free."""
+    return "torch" in sys.modules
