@@ -147,7 +147,7 @@ def _conv_torch(fx, x):
         if setup and torch_conv.available() else None)
     if plan is None or x.shape[0] == 0:
         return None
-    if plan.convolutions > 4 and fx.node.attrs["groups"] == 1:
+    if plan.convolutions > 1 and fx.node.attrs["groups"] == 1:
         return None          # several limbs lose to one float64 BLAS pass over the channels
     accum, _, dtype, bias = setup
     attrs = fx.node.attrs
