@@ -13,7 +13,7 @@ from fxq.devices import find_device
 from fxq.estimate import csd_digits, dsps_for, estimate, products
 from fxq.fixed import FixedType
 from fxq.quantized import uniform
-from published import FC16X5, fc16x5
+from published import FC16X5, JET_TAGGER, fc16x5, jet_tagger
 from zoo import ZOO
 
 VU13P = find_device("xcvu13p-flga2577-2-e")
@@ -109,6 +109,23 @@ def test_estimate_against_the_published_synthesis():
         assert abs(t.ff - PUBLISHED_VSYNTH["ff"]) <= 0.25 * PUBLISHED_VSYNTH["ff"]
         assert abs(t.latency - PUBLISHED_CSYNTH["latency"]) <= 2
         assert abs(t.ii - PUBLISHED_CSYNTH["ii"]) <= 2
+
+
+def test_estimate_against_the_published_jet_tagger():
+    """The second published design (examples/published.py), its errors as README states them,
+    pinned: II and BRAM18 exact; DSPs at most 2.2x (probably because the trained, L1-regularized
+    weights are smaller than random draws, so more of their products are LUT logic); LUTs
+    within 40 %;
+    latency and FFs overestimated (at most 4x and 12x: HLS completes each 64-input layer in
+    one 5 ns cycle, where fxq's model pipelines the multiply and the adder tree)."""
+    ref = JET_TAGGER["csynth"]
+    for seed in range(3):
+        t = estimate(jet_tagger(seed), io_type="io_parallel", part=JET_TAGGER["part"]).total
+        assert (t.ii, t.bram18) == (ref["ii"], ref["bram18"])
+        assert ref["dsp"] <= t.dsp <= 2.2 * ref["dsp"]
+        assert abs(t.lut - ref["lut"]) <= 0.4 * ref["lut"]
+        assert ref["latency"] < t.latency <= 4 * ref["latency"]
+        assert ref["ff"] < t.ff <= 12 * ref["ff"]
 
 
 def test_unknown_part_is_refused_listing_the_known():
