@@ -141,11 +141,14 @@ def _conv_torch(fx, x):
     """Any convolution through PyTorch's float32 kernels split into exact limbs
     (torch_conv), when the float path is provably exact and PyTorch computes it exactly;
     None otherwise. The result is a channels-first view of a channels-last array."""
+    if not torch_conv.available() or x.shape[0] == 0:
+        return None
     setup = _float_setup(fx)
+    if setup is None:
+        return None
     plan = fx.derive("torch_plan", lambda: torch_conv.make_plan(
-        raw_bound(fx.inputs[0]), fx.params[0], setup[1])
-        if setup and torch_conv.available() else None)
-    if plan is None or x.shape[0] == 0:
+        raw_bound(fx.inputs[0]), fx.params[0], setup[1]))
+    if plan is None:
         return None
     if plan.convolutions > 1 and fx.node.attrs["groups"] == 1:
         return None          # several limbs lose to one float64 BLAS pass over the channels

@@ -2,11 +2,13 @@
 
 A float32 convolution of integers is exact whatever its summation order, fused or not, as
 long as every partial sum stays within 2^24: the sum of |x| * |w| over one output bounds them
-all. oneDNN's direct convolution (what PyTorch runs for float32 on the CPU) is 10 to 25
-times faster than NumPy on the small-channel convolutions of edge networks. Wider operands
-are split into limbs, x = x_hi * 2^s + x_lo with 0 <= x_lo < 2^s (likewise w), so that every
+all. oneDNN's direct convolution (what PyTorch runs for float32 on the CPU) took a tenth of
+the time of fxq's NumPy paths on the zoo's small-channel convolutions. Wider operands are
+split into limbs, x = x_hi * 2^s + x_lo with 0 <= x_lo < 2^s (likewise w), so that every
 limb pair's convolution is exact in float32; the limb results are combined in float64, exact
-below 2^53. Two limbs a side at most: four float32 convolutions still beat one in float64.
+below 2^53. Two limbs a side at most. Several limb convolutions still beat NumPy's strided
+passes for grouped and depthwise convolutions, but not one float64 BLAS pass for ordinary
+ones, so the caller (ops/linear.py) splits only the former.
 
 The engine runs only in processes that have loaded PyTorch already (see `available`), and
 only where exactness is certain: PyTorch must select its oneDNN or its
