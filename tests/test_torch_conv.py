@@ -94,6 +94,13 @@ def test_engine_refuses_reduced_precision(setting):
         backend.fp32_precision = before
 
 
+def test_engine_declines_without_pytorchs_backend_query(monkeypatch):
+    x = np.ones((16, 4, 6, 6), dtype=np.int64)
+    plan = torch_conv.make_plan(1, np.ones((4, 4, 3, 3), dtype=np.int64))
+    monkeypatch.delattr(torch._C, "_select_conv_backend")
+    assert torch_conv.conv_sum(plan, x, (1, 1), (1, 1, 1, 1), 1, np.float32) is None
+
+
 @pytest.mark.parametrize("name", ["cnn_bn", "resnet", "dwsep", "conv1d"])
 def test_zoo_simulation_is_the_same_with_and_without_the_engine(zoo_dir, name, monkeypatch):
     g = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
