@@ -128,6 +128,25 @@ def test_estimate_against_the_published_jet_tagger():
         assert ref["ff"] < t.ff <= 12 * ref["ff"]
 
 
+# (BRAM18, DSP, FF, LUT, URAM) from the "Available" row of HLS synthesis reports of each part
+VENDOR_REPORTED_TOTALS = {
+    "xc7z020": (280, 220, 106400, 53200, 0),
+    "xczu9eg": (1824, 2520, 548160, 274080, 0),
+    "xcku115": (4320, 5520, 1326720, 663360, 0),
+    "xcvu9p": (4320, 6840, 2364480, 1182240, 960),
+    "xcu250": (5376, 12288, 3456000, 1728000, 1280),
+    "xcvu13p": (5376, 12288, 3456000, 1728000, 1280),
+    "xcu55c": (4032, 9024, 2607360, 1303680, 960),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VENDOR_REPORTED_TOTALS))
+def test_device_totals_are_the_vendor_tools(name):
+    from fxq.devices import find_device
+    d = find_device(name)
+    assert (d.bram18, d.dsp, d.ff, d.lut, d.uram) == VENDOR_REPORTED_TOTALS[name]
+
+
 def test_unknown_part_is_refused_listing_the_known():
     with pytest.raises(fxq.FxqError, match="not in fxq's device catalog.*xczu9eg-ffvb1156"):
         estimate(fc16x5(0), part="xc9z999")
