@@ -214,13 +214,16 @@ def requantize_exact_float(values: np.ndarray, frac: int, dst: FixedType) -> np.
 
 
 def _quantize_scaled(scaled: np.ndarray, t: FixedType) -> np.ndarray:
-    """Raw int64 values of t from finite float64 values already in units of t's LSB."""
+    """Raw int64 values of t from finite float64 values already in units of t's LSB.
+    `scaled` is overwritten (no temporaries beyond one array: they cost more than the
+    arithmetic on large batches)."""
+    scaled = np.asarray(scaled)
     floor = np.floor(scaled, out=np.empty_like(scaled))   # an array even when 0-d
     if t.rounding is not Rounding.TRN:
-        rem = scaled - floor                     # exact, in [0, 1)
-        inc = _round_increment(rem, 0.5, lambda: scaled < 0,
+        rem = np.subtract(scaled, floor, out=scaled)       # exact, in [0, 1)
+        inc = _round_increment(rem, 0.5, lambda: floor < 0,   # floor < 0 iff scaled < 0
                                lambda: np.fmod(floor, 2.0) != 0, t.rounding)
-        floor += inc
+        np.add(floor, inc, out=floor)
     return _overflow_float(floor, t)
 
 
