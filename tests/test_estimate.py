@@ -112,12 +112,12 @@ def test_estimate_against_the_published_synthesis():
 
 
 def test_estimate_against_the_published_jet_tagger():
-    """The second published design (examples/published.py), its errors as README states them,
-    pinned: II and BRAM18 exact; DSPs at most 2.2x (probably because the trained, L1-regularized
-    weights are smaller than random draws, so more of their products are LUT logic); LUTs
-    within 40 %;
-    latency and FFs overestimated (at most 4x and 12x: HLS completes each 64-input layer in
-    one 5 ns cycle, where fxq's model pipelines the multiply and the adder tree)."""
+    """The second published design (examples/published.py), its errors as README states
+    them, pinned: II and BRAM18 exact; DSPs at most 2.2x (probably because the trained,
+    L1-regularized weights are smaller than random draws, so more of their products are LUT
+    logic); LUTs within 40 %; latency and FFs overestimated, at most 4x and 12x (HLS
+    completes each 64-input layer in one 5 ns cycle, where fxq's model pipelines the
+    multiply and the adder tree)."""
     ref = JET_TAGGER["csynth"]
     for seed in range(3):
         t = estimate(jet_tagger(seed), io_type="io_parallel", part=JET_TAGGER["part"]).total
