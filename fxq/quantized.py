@@ -27,6 +27,9 @@ DEFAULT_SOFTMAX_TABLE = FixedType(18, 10, True, Rounding.RND, Overflow.SAT)
 DEFAULT_TABLE_SIZE = 1024
 DEFAULT_SOFTMAX_ACCUM = FixedType(22, 10, True, Rounding.RND, Overflow.SAT)
 CHUNK_ELEMENTS = 1 << 17          # per-chunk size of the largest array simulate builds
+ENGINES = ("auto", "numpy", "native")
+NATIVE_MIN_SAMPLES = 2048         # engine="auto" compiles from this batch size on (a build
+                                  # takes about 0.5 s, NumPy ~10-100 us per sample)
 
 
 class QuantizationError(FxqError):
@@ -229,10 +232,12 @@ class QuantizedGraph:
         bound = bind_inputs(self.graph, x)
         return {name: quantize(bound[name], self.inputs[name]) for name in self.graph.inputs}
 
-    def evaluate(self, x: Any, keep: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    def evaluate(self, x: Any, keep: Sequence[str] | None = None,
+                 quantized: bool = False) -> dict[str, np.ndarray]:
         """Raw int64 value of every activation tensor, inputs included, batch first; only
-        those named in `keep` when given. Runs the batch in chunks of `chunk_rows`."""
-        raw = self.quantize_inputs(x)
+        those named in `keep` when given. Runs the batch in chunks of `chunk_rows`.
+        `quantized`: x is already the raw input values (quantize_inputs)."""
+        raw = x if quantized else self.quantize_inputs(x)
         wanted = list(raw) + [n.output for n in self.graph.nodes] if keep is None \
             else list(keep)
         n = next(iter(raw.values())).shape[0]
@@ -268,13 +273,45 @@ class QuantizedGraph:
                     del values[name]
         return values
 
-    def simulate(self, x: Any, raw: bool = False) -> Any:
+    def simulate(self, x: Any, raw: bool = False, engine: str = "auto") -> Any:
         """Bit-accurate outputs: real values (float64), or with raw=True the int64 integers
-        the hardware holds. One array for single-output graphs, else a dict by name."""
-        values = self.evaluate(x, keep=self.graph.outputs)
+        the hardware holds. One array for single-output graphs, else a dict by name.
+
+        engine: "numpy" runs the integer kernels of fxq/ops (the reference); "native" the
+        same arithmetic as generated C++, compiled with g++ and cached (fxq.native; an
+        FxqError if the graph or machine does not allow it); "auto" (the default) the
+        native engine for batches of NATIVE_MIN_SAMPLES or more when it can, else NumPy.
+        Both give the same raw values (tests/test_native.py)."""
+        if engine not in ENGINES:
+            raise FxqError(f"engine {engine!r}: expected one of {ENGINES}")
+        raw_in = self.quantize_inputs(x)
+        values = None
+        samples = next(iter(raw_in.values())).shape[0] if raw_in else 0
+        if engine == "native" or (engine == "auto" and samples >= NATIVE_MIN_SAMPLES):
+            values = self._simulate_native(raw_in, required=engine == "native")
+        if values is None:
+            values = self.evaluate(raw_in, keep=self.graph.outputs, quantized=True)
         out = {name: values[name] if raw else to_float(values[name], self.types[name])
                for name in self.graph.outputs}
         return out[self.graph.outputs[0]] if len(out) == 1 else out
+
+    def _simulate_native(self, raw_in: dict[str, np.ndarray],
+                         required: bool) -> dict[str, np.ndarray] | None:
+        """The outputs from the native engine; None (NumPy then runs) when it cannot run
+        and is not `required`."""
+        from fxq.native import native_simulator
+
+        if "_native" not in self.__dict__:
+            try:
+                self.__dict__["_native"] = native_simulator(self)
+            except FxqError as exc:
+                self.__dict__["_native"] = exc
+        native = self.__dict__["_native"]
+        if isinstance(native, FxqError):
+            if required:
+                raise native
+            return None
+        return native.run(raw_in)
 
     def __str__(self) -> str:
         lines = [f"quantized {self.graph.name} ({self.io_type})"]

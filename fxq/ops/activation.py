@@ -77,8 +77,11 @@ def clip_fixed(fx, x):
     real = np.ldexp(x.astype(np.float64), -fx.inputs[0].frac)   # exact for widths <= 53
     lo, hi = fx.node.attrs["lo"], fx.node.attrs["hi"]
     y = cast(x, fx.inputs[0], fx.result)
-    y = np.where(real < lo, quantize(lo, fx.result), y)
-    return np.where(real > hi, quantize(hi, fx.result), y)
+    if np.isfinite(lo):              # Clip without a min or max has an infinite bound
+        y = np.where(real < lo, quantize(lo, fx.result), y)
+    if np.isfinite(hi):
+        y = np.where(real > hi, quantize(hi, fx.result), y)
+    return y
 
 
 def _table_index(x, t: FixedType, size: int, input_range: int) -> np.ndarray:

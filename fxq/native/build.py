@@ -1,0 +1,101 @@
+"""Compile the generated simulation with g++, cache the library, run it through ctypes.
+
+Libraries are cached by the hash of their source, the compiler command and the CPU's
+instruction-set flags (they are built with -march=native), in the build cache the C
+simulations use (FXQ_BUILD_CACHE, default ~/.cache/fxq/builds).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+
+import numpy as np
+
+from fxq.errors import FxqError
+from fxq.native.codegen import Program
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CXX = os.environ.get("CXX", "g++")
+FLAGS = ["-O3", "-march=native", "-std=c++20", "-fwrapv", "-fopenmp", "-shared", "-fPIC",
+         "-fno-math-errno"]
+COMPILE_TIMEOUT_S = 600
+
+
+class NativeBuildError(FxqError):
+    """The native simulation could not be compiled (no g++, or a compiler error)."""
+
+
+@lru_cache(maxsize=1)
+def _machine_tag() -> str:
+    """The CPU flags -march=native compiles for (a library built on another CPU may use
+    instructions this one lacks)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return hashlib.sha256(flags.encode()).hexdigest()[:12]
+
+
+def _cache_dir() -> str:
+    from fxq.hls.verify import build_cache_dir
+    return build_cache_dir()
+
+
+def library_path(source: str) -> str:
+    """The shared library built from `source`, compiled now unless cached."""
+    with open(os.path.join(HERE, "runtime.h"), "rb") as f:
+        runtime = f.read()
+    h = hashlib.sha256(source.encode() + runtime + " ".join([CXX] + FLAGS).encode()
+                       + _machine_tag().encode())
+    path = os.path.join(_cache_dir(), f"native-{h.hexdigest()[:24]}.so")
+    if os.path.exists(path):
+        return path
+    if shutil.which(CXX) is None:
+        raise NativeBuildError(f"the native simulation needs a C++ compiler ({CXX}) on PATH")
+    os.makedirs(_cache_dir(), exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fxq-native-") as tmp:
+        src = os.path.join(tmp, "sim.cpp")
+        with open(src, "w") as f:
+            f.write(source)
+        out = os.path.join(tmp, "sim.so")
+        result = subprocess.run([CXX, *FLAGS, "-I", HERE, src, "-o", out],
+                                capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+        if result.returncode != 0:
+            lines = result.stderr.strip().splitlines() or ["(no output)"]
+            first = next((line for line in lines if "error" in line), lines[0])
+            raise NativeBuildError(f"{CXX} failed on the native simulation: {first}")
+        shutil.copyfile(out, path + f".{os.getpid()}.tmp")
+        os.replace(path + f".{os.getpid()}.tmp", path)
+    return path
+
+
+class NativeSimulator:
+    """A compiled simulation of one QuantizedGraph: `run(raw_inputs)` -> raw outputs."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.library_path = library_path(program.source)
+        self._lib = ctypes.CDLL(self.library_path)
+        self._fn = self._lib.fxq_run
+        self._fn.restype = ctypes.c_int
+        self._fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        self._params = (ctypes.c_void_p * max(1, len(program.params)))(
+            *[a.ctypes.data for a in program.params])
+
+    def run(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw int64 outputs, batch first, from raw int64 inputs (name -> (N, *shape))."""
+        ins = [np.ascontiguousarray(raw[name], dtype=np.int64) for name, _ in
+               self.program.inputs]
+        n = ins[0].shape[0] if ins else 0
+        outs = [np.empty((n,) + shape, dtype=np.int64) for _, shape in self.program.outputs]
+        in_ptrs = (ctypes.c_void_p * max(1, len(ins)))(*[a.ctypes.data for a in ins])
+        out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[a.ctypes.data for a in outs])
+        if n:
+            self._fn(in_ptrs, out_ptrs, self._params, n)
+        return {name: a for (name, _), a in zip(self.program.outputs, outs)}

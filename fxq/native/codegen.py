@@ -1,0 +1,652 @@
+"""C++ source of a QuantizedGraph's bit-accurate simulation (the native engine).
+
+The generated program computes exactly what the NumPy kernels in fxq/ops compute (they stay
+the reference): the same integer operations on the same raw values, in C++ compiled with
+-fwrapv, where int64 arithmetic wraps as NumPy's does. It runs the graph on blocks of
+`BLOCK` samples held sample-minor (element e of sample b at [e * BLOCK + b]), so every
+operation is a loop over the samples of a block that the compiler vectorizes; blocks run in
+parallel on OpenMP threads.
+
+Structure (shapes, types, strides) is compiled in; values (weights, biases, tables) are
+passed at run time, so one build serves every weight set with the same structure and the
+same accumulator bounds. Anything outside what this engine implements (an op, a shift of 63
+bits or more, a table index that could overflow) raises NativeUnsupported, and the caller
+runs NumPy instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+import math
+from math import prod
+
+import numpy as np
+
+from fxq.errors import FxqError
+from fxq.fixed import FixedType, quantize, requantize
+from fxq.ir import Op
+from fxq.ops import tables
+from fxq.ops.activation import softmax_table_sizes
+from fxq.ops.fixed_math import raw_bound
+from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
+from fxq.quantized import FixedNode, QuantizedGraph
+
+BLOCK = 16                      # samples per block: one AVX-512 vector of int32
+
+
+class NativeUnsupported(FxqError):
+    """The native engine does not implement this graph; NumPy simulates it."""
+
+
+@dataclass
+class Buffer:
+    """One tensor of a block: its C++ variable, element type, per-sample shape and type."""
+
+    var: str
+    ctype: str
+    shape: tuple[int, ...]
+    type: FixedType
+
+    @property
+    def size(self) -> int:
+        return prod(self.shape)
+
+
+@dataclass
+class Program:
+    source: str
+    params: list[np.ndarray]
+    inputs: list[tuple[str, tuple[int, ...]]]        # graph inputs: name, per-sample shape
+    outputs: list[tuple[str, tuple[int, ...]]]
+
+
+def storage(t: FixedType) -> str:
+    """The narrowest C++ integer holding every raw value of t."""
+    return "int32_t" if t.raw_min >= -(1 << 31) and t.raw_max < (1 << 31) else "int64_t"
+
+
+def lit(v: int) -> str:
+    v = int(v)
+    if v == -(1 << 63):
+        return "(-9223372036854775807LL - 1)"
+    return f"{v}LL"
+
+
+def rq(k: int, t: FixedType, expr: str) -> str:
+    """C++ of `expr` (an exact integer with k more fractional bits than t) converted to t."""
+    if not -63 < k < 63:
+        raise NativeUnsupported(f"a conversion to {t} shifts by {abs(k)} bits")
+    return (f"fxq::rq<{k}, fxq::{t.rounding.name}, fxq::{t.overflow.name}, {t.width}, "
+            f"{'true' if t.signed else 'false'}>({expr})")
+
+
+def cast(src: FixedType, dst: FixedType, expr: str) -> str:
+    return rq(src.frac - dst.frac, dst, f"(fxq::i64)({expr})")
+
+
+def shift_left(expr: str, s: int) -> str:
+    if not 0 <= s < 63:
+        raise NativeUnsupported(f"an alignment shifts by {s} bits")
+    return f"((fxq::i64)({expr}) << {s})" if s else f"(fxq::i64)({expr})"
+
+
+FOR_B = "for (int b = 0; b < B; ++b)"
+# the same loop, vectorized across the samples: without the pragma GCC unrolls it and
+# vectorizes the loop around it instead (gathers over the kernel offsets, 10x slower)
+SIMD_B = '_Pragma("omp simd") ' + FOR_B
+
+
+@dataclass
+class Gen:
+    """What the emitters build: file-level constant arrays, run-time parameters, the block
+    body and the per-thread arena layout."""
+
+    statics: list[str] = field(default_factory=list)
+    params: list[np.ndarray] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+    arena: list[tuple[str, str, int]] = field(default_factory=list)   # var, ctype, elements
+
+    def param(self, values: np.ndarray, ctype: str) -> str:
+        """A run-time array (weights, tables): its C++ expression."""
+        dtype = {"int32_t": np.int32, "int64_t": np.int64, "double": np.float64}[ctype]
+        arr = np.ascontiguousarray(values, dtype=dtype)
+        if not np.array_equal(arr, values):
+            raise AssertionError("a parameter does not fit its C++ type")
+        self.params.append(arr)
+        return f"((const {ctype}*)p[{len(self.params) - 1}])"
+
+    def static(self, values, ctype: str = "int32_t") -> str:
+        """A compiled-in constant array (index maps, window offsets): its name."""
+        name = f"map{len(self.statics)}"
+        items = ", ".join(str(int(v)) for v in np.ravel(values)) or "0"
+        self.statics.append(f"static const {ctype} {name}[] = {{{items}}};")
+        return name
+
+    def buffer(self, prefix: str, ctype: str, elements: int) -> str:
+        var = f"{prefix}{len(self.arena)}"
+        self.arena.append((var, ctype, elements))
+        return var
+
+
+EMITTERS = {}
+
+
+def emitter(*ops):
+    def register(fn):
+        for op in ops:
+            EMITTERS[op] = fn
+        return fn
+    return register
+
+
+# -- weighted sums ---------------------------------------------------------------------------
+
+def _accumulator(fx: FixedNode, weights: np.ndarray) -> tuple[str, int]:
+    """(C++ accumulator type, accum shift over the products) for sum x*w over each row of
+    `weights` (outputs, terms): int32 or double when every partial sum of raw products is
+    provably exact there, int64 (wrapping, as NumPy's int64 matmul) otherwise."""
+    x_t, w_t, accum = fx.inputs[0], fx.param_types[0], fx.layer.accum
+    shift = accum.frac - (x_t.frac + w_t.frac)
+    weight_sum = int(np.abs(weights).sum(axis=1).max(initial=0))
+    bound = raw_bound(x_t) * weight_sum
+    if shift < 0:
+        return "int64_t", shift
+    if bound < 1 << 31:
+        return "int32_t", shift
+    if bound < 1 << 53:
+        return "int64_t", shift
+    return "int64_t", shift
+
+
+def _row_block(rows_per_group: int) -> int:
+    """Output rows computed together (each input vector loaded once for all of them, and
+    independent accumulators to hide the add latency); they share a group."""
+    return next(n for n in (4, 2, 1) if rows_per_group % n == 0)
+
+
+def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray,
+                  rows_per_group: int, loops: tuple[str, str, str, str, str, str]) -> None:
+    """The shared body of Dense and Conv, as multiply_accumulate: for each output element,
+    acc = sum of x * w over its terms, then the bias, the accumulator's wrap and the cast to
+    the result. `weights` is (rows, terms), its rows in groups of `rows_per_group` that
+    read the same inputs. `loops` is C++ for (the loops outside the row loop; inside it;
+    the output element of row `orow`; the loops over terms; the term's column of
+    `weights`; the term's input element, for the rows from `orow0`)."""
+    outer, inner, out_index, term_loops, w_index, x_index = loops
+    rows, terms = weights.shape
+    accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
+    b_acc = None
+    if len(fx.params) > 1:
+        b, b_t = fx.params[1], fx.param_types[1]
+        b_acc = requantize(b, b_t.frac, accum, b_t.width)
+    acc_t, shift = _accumulator(fx, weights)
+    w = g.param(weights, acc_t)
+    if shift >= 0:
+        # explicit vectors across the block's samples: left to itself GCC unrolls the
+        # sample loop and vectorizes the term loop with gathers instead (10x slower)
+        accumulate = ("vx xv; std::memcpy(&xv, AT(xs, xi), sizeof xv); "
+                      "const vacc xa = __builtin_convertvector(xv, vacc);\n"
+                      "      _Pragma(\"GCC unroll 4\") for (int j = 0; j < OB; ++j) "
+                      f"acc[j] += xa * w[(orow0 + j) * {terms} + wi];")
+        total = shift_left("acc[j][b]", shift)
+    else:          # accum coarser than the products: each product rounded onto its grid
+        wrap64 = FixedType(64, accum.frac, True, accum.rounding)
+        product = rq(-shift, wrap64, f"(fxq::i64)AT(xs, xi)[b] * w[(orow0 + j) * {terms} + wi]")
+        accumulate = (f"for (int j = 0; j < OB; ++j) {SIMD_B} acc[j][b] += {product};")
+        total = "(fxq::i64)acc[j][b]"
+    if b_acc is not None:
+        total = f"({total} + {g.param(b_acc, 'int64_t')}[orow])"
+    out = rq(accum.frac - fx.result.frac, fx.result, rq(0, accum, total))
+    g.body.append(f"""{{ // {fx.node.op.name} {fx.node.name}
+  typedef {acc_t} vacc __attribute__((vector_size(B * sizeof({acc_t}))));
+  typedef {x.ctype} vx __attribute__((vector_size(B * sizeof({x.ctype}))));
+  constexpr int OB = {_row_block(rows_per_group)};
+  const {x.ctype}* __restrict xs = {x.var}; {y.ctype}* __restrict ys = {y.var};
+  const {acc_t}* __restrict w = {w};
+  {outer} for (int orow0 = 0; orow0 < {rows}; orow0 += OB) {inner} {{
+    vacc acc[OB] = {{}};
+    {term_loops} {{
+      const int wi = {w_index}, xi = {x_index};
+      {accumulate}
+    }}
+    for (int j = 0; j < OB; ++j) {{
+      const int orow = orow0 + j, oidx = {out_index};
+      {SIMD_B} AT(ys, oidx)[b] = {out};
+    }}
+  }}
+}}""")
+
+
+@emitter(Op.DENSE)
+def dense(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
+    w = fx.params[0]                                          # K, O
+    k, o = w.shape
+    loops = (f"for (int r = 0; r < {x.size // k}; ++r)", "", f"r * {o} + orow",
+             f"for (int t = 0; t < {k}; ++t)", "t", f"r * {k} + t")
+    _weighted_sum(g, fx, x, y, np.ascontiguousarray(w.T), o, loops)
+
+
+def _padded(g: Gen, x: Buffer, pads, value: int) -> tuple[str, tuple[int, ...]]:
+    """x copied into a buffer padded by `pads` (begin..., end...) over the spatial axes,
+    filled with the raw `value`: (its variable, padded per-sample shape)."""
+    c, spatial = x.shape[0], x.shape[1:]
+    nd = len(spatial)
+    if not any(pads):
+        return x.var, x.shape
+    padded = (c,) + tuple(spatial[i] + pads[i] + pads[i + nd] for i in range(nd))
+    where = np.full(padded, -1, dtype=np.int64)
+    where[(slice(None),) + tuple(slice(pads[i], pads[i] + spatial[i]) for i in range(nd))] = \
+        np.arange(x.size).reshape(x.shape)
+    var = g.buffer("pad", x.ctype, prod(padded))
+    gather = g.static(where.ravel())
+    g.body.append(f"""for (int e = 0; e < {prod(padded)}; ++e) {{
+  const int src = {gather}[e];
+  if (src < 0) {{ {FOR_B} AT({var}, e)[b] = {lit(value)}; }}
+  else {{ {FOR_B} AT({var}, e)[b] = AT({x.var}, src)[b]; }}
+}}""")
+    return var, padded
+
+
+def _window_tables(g: Gen, padded: tuple[int, ...], kernel, strides, out_spatial):
+    """(base, offsets): static arrays of the padded flat index of each output position's
+    window origin (within one channel) and of each kernel offset relative to it."""
+    sp = padded[1:]
+    origins = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(out_spatial, strides)],
+                                   indexing="ij"), -1).reshape(-1, len(sp))
+    offsets = np.stack(np.meshgrid(*[np.arange(k) for k in kernel], indexing="ij"),
+                       -1).reshape(-1, len(sp))
+    base = np.ravel_multi_index(tuple(origins.T), sp)
+    off = np.ravel_multi_index(tuple(offsets.T), sp)
+    return g.static(base), g.static(off)
+
+
+@emitter(Op.CONV)
+def conv(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
+    strides, pads, groups = (fx.node.attrs[k] for k in ("strides", "pads", "groups"))
+    w = fx.params[0]                                          # O, C/G, *k
+    o, cg = w.shape[:2]
+    kernel = w.shape[2:]
+    out_spatial = spatial_output_shape(x.shape[1:], kernel, strides, pads)
+    xp, padded = _padded(g, x, pads, 0)
+    base, off = _window_tables(g, padded, kernel, strides, out_spatial)
+    ps, npix, k = prod(padded[1:]), prod(out_spatial), prod(kernel)
+    og = o // groups
+    loops = ("", f"for (int pix = 0; pix < {npix}; ++pix)", f"orow * {npix} + pix",
+             f"for (int c = 0; c < {cg}; ++c) for (int kk = 0; kk < {k}; ++kk)",
+             f"c * {k} + kk", f"((orow0 / {og}) * {cg} + c) * {ps} + {base}[pix] + {off}[kk]")
+    _weighted_sum(g, fx, Buffer(xp, x.ctype, padded, x.type), y, w.reshape(o, cg * k), og,
+                  loops)
+
+
+@emitter(Op.BATCH_NORM)
+def batch_norm(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
+    (scale, shift), (scale_t, shift_t) = fx.params, fx.param_types
+    c = x.shape[0]
+    inner = x.size // c
+    frac_a, frac_b = fx.inputs[0].frac + scale_t.frac, shift_t.frac
+    frac = max(frac_a, frac_b)
+    s, t = g.param(scale, "int64_t"), g.param(shift, "int64_t")
+    total = (f"{shift_left(f'(fxq::i64)AT({x.var}, e)[b] * {s}[ch]', frac - frac_a)} + "
+             f"{shift_left(f'{t}[ch]', frac - frac_b)}")
+    g.body.append(f"""for (int ch = 0, e = 0; ch < {c}; ++ch) for (int i = 0; i < {inner}; ++i, ++e) {{
+  {FOR_B} AT({y.var}, e)[b] = {rq(frac - fx.result.frac, fx.result, total)};
+}}""")
+
+
+# -- element-wise ------------------------------------------------------------------------------
+
+def _elementwise(g: Gen, y: Buffer, expr: str) -> None:
+    g.body.append(f"""for (int e = 0; e < {y.size}; ++e) {{
+  {SIMD_B} AT({y.var}, e)[b] = {expr};
+}}""")
+
+
+def _at(x: Buffer) -> str:
+    return f"(fxq::i64)AT({x.var}, e)[b]"
+
+
+@emitter(Op.RELU)
+def relu(g, fx, x, y):
+    _elementwise(g, y, cast(fx.inputs[0], fx.result, f"({_at(x)} > 0 ? {_at(x)} : 0)"))
+
+
+@emitter(Op.LEAKY_RELU)
+def leaky_relu(g, fx, x, y):
+    alpha_t = fx.layer.weight
+    alpha = int(quantize(fx.node.attrs["alpha"], alpha_t))
+    scaled = rq(fx.inputs[0].frac + alpha_t.frac - fx.result.frac, fx.result,
+                f"{_at(x)} * {lit(alpha)}")
+    _elementwise(g, y, f"({_at(x)} > 0 ? {cast(fx.inputs[0], fx.result, _at(x))} : {scaled})")
+
+
+@emitter(Op.CLIP)
+def clip(g, fx, x, y):
+    t = fx.inputs[0]
+    if t.width > 53:
+        raise NativeUnsupported(f"clip of the {t.width}-bit type {t}")
+    lo, hi = fx.node.attrs["lo"], fx.node.attrs["hi"]
+    expr = cast(t, fx.result, _at(x))
+    scale = Fraction(2) ** t.frac
+    if math.isfinite(lo):                         # raw r < lo * 2^frac  <=>  r <= below
+        below = math.ceil(Fraction(lo) * scale) - 1
+        expr = f"({_at(x)} <= {lit(below)} ? {lit(quantize(lo, fx.result))} : {expr})"
+    if math.isfinite(hi):                         # raw r > hi * 2^frac  <=>  r >= above
+        above = math.floor(Fraction(hi) * scale) + 1     # (checked last: hi wins, as NumPy)
+        expr = f"({_at(x)} >= {lit(above)} ? {lit(quantize(hi, fx.result))} : {expr})"
+    _elementwise(g, y, expr)
+
+
+def _lookup(g, fx, x, y, table: np.ndarray, input_range: int):
+    t, size = fx.inputs[0], fx.layer.table_size
+    if t.width + size.bit_length() > 62:
+        raise NativeUnsupported(f"lookup-table input type {t} is too wide")
+    largest = raw_bound(t) * size // input_range
+    largest = largest >> t.frac if t.frac >= 0 else largest << -t.frac
+    if largest >= 1 << 31:
+        raise NativeUnsupported(f"lookup-table input type {t} may overflow the index")
+    q = f"((fxq::i64)AT({x.var}, e)[b] * {size} / {input_range})"
+    whole = (f"({q} < 0 ? -((-{q}) >> {t.frac}) : ({q} >> {t.frac}))" if t.frac >= 0
+             else f"({q} << {-t.frac})")
+    tab = g.param(table, storage(fx.layer.table))
+    index = f"std::min<fxq::i64>(std::max<fxq::i64>({whole} + {size // 2}, 0), {size - 1})"
+    _elementwise(g, y, cast(fx.layer.table, fx.result, f"{tab}[{index}]"))
+
+
+@emitter(Op.SIGMOID)
+def sigmoid(g, fx, x, y):
+    _lookup(g, fx, x, y, tables.sigmoid_table(fx.layer.table_size, fx.layer.table), 16)
+
+
+@emitter(Op.TANH)
+def tanh(g, fx, x, y):
+    _lookup(g, fx, x, y, tables.tanh_table(fx.layer.table_size, fx.layer.table), 8)
+
+
+def _top_bits(expr: str, t: FixedType, bits: int) -> str:
+    """softmax_idx_from_real_val: the top `bits` bits of t's raw two's-complement word."""
+    if t.width >= 64:
+        raise NativeUnsupported(f"softmax index of the 64-bit type {t}")
+    return f"(((fxq::i64)({expr}) & {lit((1 << t.width) - 1)}) >> {t.width - bits})"
+
+
+@emitter(Op.SOFTMAX)
+def softmax(g, fx, x, y):
+    layer, data_t, accum = fx.layer, fx.inputs[0], fx.layer.accum
+    exp_size, inv_size, inp_norm = softmax_table_sizes(data_t, layer)
+    exp_bits, inv_bits = (exp_size - 1).bit_length(), (inv_size - 1).bit_length()
+    n = x.shape[-1]
+    exp_tab = g.param(tables.softmax_exp_table(exp_size, inp_norm, layer.table, True),
+                      storage(layer.table))
+    inv_tab = g.param(tables.softmax_invert_table(inv_size, layer.inv_inp, layer.inv_table),
+                      storage(layer.inv_table))
+    add = rq(0, accum, "a + c")
+
+    def tree(lo: int, hi: int) -> str:          # hls4ml's reduce: left takes 2^floor(log2)
+        if hi - lo == 1:
+            return f"ex[{lo}]"
+        left = 1 << ((hi - lo - 1).bit_length() - 1)
+        return f"addf({tree(lo, lo + left)}, {tree(lo + left, hi)})"
+
+    d = rq(data_t.frac - inp_norm.frac, inp_norm, "top - v")
+    g.body.append(f"""for (int row = 0; row < {x.size // n}; ++row) {{
+  auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }};
+  {FOR_B} {{
+    const {x.ctype}* v0 = {x.var} + row * {n} * B + b;
+    fxq::i64 top = v0[0];
+    for (int i = 1; i < {n}; ++i) top = std::max<fxq::i64>(top, v0[i * B]);
+    fxq::i64 ex[{n}];
+    for (int i = 0; i < {n}; ++i) {{
+      const fxq::i64 v = v0[i * B];
+      ex[i] = {cast(layer.table, accum, f"{exp_tab}[{_top_bits(d, inp_norm, exp_bits)}]")};
+    }}
+    const fxq::i64 sum = {cast(accum, layer.inv_inp, tree(0, n))};
+    const fxq::i64 inv = {inv_tab}[{_top_bits("sum", layer.inv_inp, inv_bits)}];
+    for (int i = 0; i < {n}; ++i)
+      AT({y.var}, row * {n} + i)[b] = {rq(accum.frac + layer.inv_table.frac - fx.result.frac, fx.result, "ex[i] * inv")};
+  }}
+}}""")
+
+
+# -- pooling -----------------------------------------------------------------------------------
+
+def _pool_windows(g, fx, x, kernel, strides, pads, value):
+    xp, padded = _padded(g, x, pads, value)
+    out_spatial = spatial_output_shape(x.shape[1:], kernel, strides, pads)
+    base, off = _window_tables(g, padded, kernel, strides, out_spatial)
+    return xp, prod(padded[1:]), prod(out_spatial), base, off
+
+
+def _max_reduce(fx, values: str, n: int) -> str:
+    """C++ statements leaving in `m` the maximum of `values` (an expression of `i`) over
+    i < n, cast as the io type computes it, then `out` the result."""
+    data_t, accum = fx.inputs[0], fx.layer.accum or fx.inputs[0]
+    if fx.io_type == "io_stream" and fx.layer.accum is not None:
+        elem = cast(data_t, accum, values)
+        return (f"fxq::i64 m = std::numeric_limits<fxq::i64>::min(); "
+                f"for (int i = 0; i < {n}; ++i) m = std::max<fxq::i64>(m, {elem}); "
+                f"const fxq::i64 out = {cast(accum, fx.result, 'm')};")
+    return (f"fxq::i64 m = std::numeric_limits<fxq::i64>::min(); "
+            f"for (int i = 0; i < {n}; ++i) m = std::max<fxq::i64>(m, {values}); "
+            f"const fxq::i64 out = {cast(accum, fx.result, cast(data_t, accum, 'm'))};")
+
+
+@emitter(Op.MAX_POOL)
+def max_pool(g, fx, x, y):
+    kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
+    xp, ps, npix, base, off = _pool_windows(g, fx, x, kernel, strides, pads,
+                                            fx.inputs[0].raw_min)
+    body = _max_reduce(fx, f"(fxq::i64)AT({xp}, ch * {ps} + {base}[pix] + {off}[i])[b]",
+                       prod(kernel))
+    g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) for (int pix = 0; pix < {npix}; ++pix) {{
+  {FOR_B} {{ {body} AT({y.var}, ch * {npix} + pix)[b] = out; }}
+}}""")
+
+
+@emitter(Op.GLOBAL_MAX_POOL)
+def global_max_pool(g, fx, x, y):
+    n = x.size // x.shape[0]
+    body = _max_reduce(fx, f"(fxq::i64)AT({x.var}, ch * {n} + i)[b]", n)
+    g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) {{
+  {FOR_B} {{ {body} AT({y.var}, ch)[b] = out; }}
+}}""")
+
+
+def _sum_reduce(fx, values: str, n: int, *, global_pool: bool) -> str:
+    """C++ statements leaving in `total` the sum of `values` (an expression of `i`, raw
+    input values) over i < n as hls4ml's average pooling adds them (pool.py: _average_of)."""
+    data_t, accum = fx.inputs[0], fx.layer.accum
+    add = rq(0, accum, "a + c")
+    if fx.io_type == "io_stream":
+        elem = cast(data_t, accum, values)
+        if global_pool:
+            return (f"fxq::i64 total = 0; for (int i = 0; i < {n}; ++i) "
+                    f"{{ const fxq::i64 a = total, c = {elem}; total = {add}; }}")
+
+        def tree(lo, hi):
+            if hi - lo == 1:
+                return f"el[{lo}]"
+            left = 1 << ((hi - lo - 1).bit_length() - 1)
+            return f"addf({tree(lo, lo + left)}, {tree(lo + left, hi)})"
+        return (f"auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }}; "
+                f"fxq::i64 el[{n}]; for (int i = 0; i < {n}; ++i) el[i] = {elem}; "
+                f"const fxq::i64 total = {tree(0, n)};")
+    frac = max(accum.frac, data_t.frac)
+    step = (f"{shift_left('total', frac - accum.frac)} + "
+            f"{shift_left(values, frac - data_t.frac)}")
+    return (f"fxq::i64 total = 0; for (int i = 0; i < {n}; ++i) "
+            f"total = {rq(frac - accum.frac, accum, step)};")
+
+
+@emitter(Op.AVG_POOL)
+def avg_pool(g, fx, x, y):
+    kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
+    xp, ps, npix, base, off = _pool_windows(g, fx, x, kernel, strides, pads, 0)
+    window = prod(kernel)
+    if fx.node.attrs["count_include_pad"] or not any(pads):
+        count = str(window)
+    else:
+        ones = pad_spatial(np.ones((1, 1) + x.shape[1:], dtype=np.int64), pads)
+        counts = windows(ones, kernel, strides).sum(axis=tuple(range(-len(kernel), 0)))
+        count = f"{g.static(counts)}[pix]"
+    body = _sum_reduce(fx, f"(fxq::i64)AT({xp}, ch * {ps} + {base}[pix] + {off}[i])[b]",
+                       window, global_pool=False)
+    accum = fx.layer.accum
+    g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) for (int pix = 0; pix < {npix}; ++pix) {{
+  {FOR_B} {{ {body}
+    AT({y.var}, ch * {npix} + pix)[b] = {cast(accum, fx.result, f"total / {count}")}; }}
+}}""")
+
+
+@emitter(Op.GLOBAL_AVG_POOL)
+def global_avg_pool(g, fx, x, y):
+    n = x.size // x.shape[0]
+    body = _sum_reduce(fx, f"(fxq::i64)AT({x.var}, ch * {n} + i)[b]", n, global_pool=True)
+    g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) {{
+  {FOR_B} {{ {body} AT({y.var}, ch)[b] = {cast(fx.layer.accum, fx.result, f"total / {n}")}; }}
+}}""")
+
+
+# -- merges and layout -------------------------------------------------------------------------
+
+def _broadcast_index(g: Gen, size: int, shape: tuple[int, ...], out_shape) -> str:
+    """The flat index of an operand element for output element e, NumPy broadcasting."""
+    if tuple(shape) == tuple(out_shape):
+        return "e"
+    index = np.broadcast_to(np.arange(size).reshape((1,) + tuple(shape)), (1,) + tuple(out_shape))
+    return f"{g.static(index.ravel())}[e]"
+
+
+def _operands(g, fx, ins, y):
+    """[(expression of raw value at output element e, type)] for the two operands."""
+    out = []
+    for buf, t in zip(ins, fx.inputs):
+        out.append((f"(fxq::i64)AT({buf.var}, {_broadcast_index(g, buf.size, buf.shape, y.shape)})[b]", t))
+    if len(ins) == 1:
+        const = fx.params[0]
+        try:
+            idx = _broadcast_index(g, const.size, const.shape, y.shape)
+        except ValueError:
+            raise NativeUnsupported(f"constant of shape {const.shape} in {fx.node.name!r}")
+        out.append((f"{g.param(const.ravel(), 'int64_t')}[{idx}]", fx.param_types[0]))
+    return out
+
+
+@emitter(Op.ADD)
+def add(g, fx, *args):
+    *ins, y = args
+    (a, at), (c, ct) = _operands(g, fx, ins, y)
+    frac = max(at.frac, ct.frac)
+    total = f"{shift_left(a, frac - at.frac)} + {shift_left(c, frac - ct.frac)}"
+    _elementwise(g, y, rq(frac - fx.result.frac, fx.result, total))
+
+
+@emitter(Op.MUL)
+def mul(g, fx, *args):
+    *ins, y = args
+    (a, at), (c, ct) = _operands(g, fx, ins, y)
+    _elementwise(g, y, rq(at.frac + ct.frac - fx.result.frac, fx.result, f"{a} * {c}"))
+
+
+@emitter(Op.CONCAT)
+def concat(g, fx, *args):
+    *ins, y = args
+    axis = fx.node.attrs["axis"] - 1                     # per-sample axis
+    positions = np.arange(y.size).reshape(y.shape)
+    start = 0
+    for buf, t in zip(ins, fx.inputs):
+        n = buf.shape[axis]
+        index = [slice(None)] * len(y.shape)
+        index[axis] = slice(start, start + n)
+        start += n
+        where = g.static(positions[tuple(index)].ravel())
+        g.body.append(f"""for (int e = 0; e < {buf.size}; ++e) {{
+  {FOR_B} AT({y.var}, {where}[e])[b] = {cast(t, fx.result, _at(buf))};
+}}""")
+
+
+@emitter(Op.TRANSPOSE)
+def transpose(g, fx, x, y):
+    perm = [p - 1 for p in fx.node.attrs["perm"][1:]]
+    source = np.transpose(np.arange(x.size).reshape(x.shape), perm).ravel()
+    src = g.static(source)
+    _elementwise(g, y, f"AT({x.var}, {src}[e])[b]")
+
+
+@emitter(Op.PAD)
+def pad(g, fx, x, y):
+    pads = fx.node.attrs["pads"]
+    nd = len(x.shape)
+    value = int(quantize(fx.node.attrs["value"], fx.result))
+    where = np.pad(np.arange(x.size).reshape(x.shape),
+                   [(pads[i], pads[i + nd]) for i in range(nd)], constant_values=-1)
+    src = g.static(where.ravel())
+    _elementwise(g, y, f"({src}[e] < 0 ? {lit(value)} : (fxq::i64)AT({x.var}, {src}[e])[b])")
+
+
+ALIASES = frozenset({Op.FLATTEN, Op.RESHAPE, Op.IDENTITY})   # same elements, same order
+
+
+# -- the program -------------------------------------------------------------------------------
+
+def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
+    """The C++ program simulating `q`, or NativeUnsupported."""
+    graph = q.graph
+    g = Gen()
+    buffers: dict[str, Buffer] = {}
+    loads, stores = [], []
+    for i, name in enumerate(graph.inputs):
+        t = q.inputs[name]
+        buf = Buffer(g.buffer("t", storage(t), prod(graph.shape(name))), storage(t),
+                     graph.shape(name), t)
+        buffers[name] = buf
+        loads.append(f"""for (int e = 0; e < {buf.size}; ++e) {{
+  for (int b = 0; b < nb; ++b) AT({buf.var}, e)[b] = ({buf.ctype})in[{i}][(s0 + b) * {buf.size} + e];
+  for (int b = nb; b < B; ++b) AT({buf.var}, e)[b] = 0;
+}}""")
+    for node in graph.nodes:
+        fx = q.fixed_node(node)
+        ins = [buffers[n] for n in graph.activation_inputs(node)]
+        shape = graph.shape(node.output)
+        if node.op in ALIASES:
+            buffers[node.output] = Buffer(ins[0].var, ins[0].ctype, shape, fx.result)
+            continue
+        if node.op not in EMITTERS:
+            raise NativeUnsupported(f"op {node.op.name} ({node.name!r})")
+        ctype = storage(fx.result)
+        y = Buffer(g.buffer("t", ctype, prod(shape)), ctype, shape, fx.result)
+        EMITTERS[node.op](g, fx, *ins, y)
+        buffers[node.output] = y
+    for i, name in enumerate(graph.outputs):
+        buf = buffers[name]
+        stores.append(f"""for (int e = 0; e < {buf.size}; ++e)
+  for (int b = 0; b < nb; ++b) out[{i}][(s0 + b) * {buf.size} + e] = AT({buf.var}, e)[b];""")
+    offsets, arena = [], 0
+    for var, ctype, n in g.arena:
+        offsets.append(f"{ctype}* __restrict {var} = ({ctype}*)(arena + {arena});")
+        arena += -(-n * block * 8 // 64) * 64
+    source = "\n".join([
+        "// generated by fxq.native.codegen: the bit-accurate simulation of one "
+        "QuantizedGraph", "#include <algorithm>", "#include <cstdlib>", "#include <limits>",
+        "#include <cstddef>", "#include <cstring>", '#include "runtime.h"', f"static constexpr int B = {block};",
+        "#define AT(p, i) ((p) + (ptrdiff_t)(i) * B)   // element i's samples in a block",
+        *g.statics,
+        'extern "C" int fxq_run(const int64_t* const* in, int64_t* const* out, '
+        "const void* const* p, int64_t n) {",
+        "  const int64_t blocks = (n + B - 1) / B;",
+        "  #pragma omp parallel",
+        "  {",
+        f"  char* arena = (char*)std::aligned_alloc(64, {max(arena, 64)});",
+        *("  " + line for line in offsets),
+        "  #pragma omp for schedule(static)",
+        "  for (int64_t blk = 0; blk < blocks; ++blk) {",
+        "  const int64_t s0 = blk * B;",
+        "  const int nb = (int)std::min<int64_t>(B, n - s0);",
+        *loads, *g.body, *stores,
+        "  }",
+        "  std::free(arena);",
+        "  }",
+        "  return 0;",
+        "}", ""])
+    return Program(source, g.params,
+                   [(n, graph.shape(n)) for n in graph.inputs],
+                   [(n, graph.shape(n)) for n in graph.outputs])

@@ -1,0 +1,77 @@
+// fxq's native simulation runtime: ap_fixed conversions on int64 raw values.
+//
+// The generated simulation of a QuantizedGraph includes this header. Every function mirrors
+// fxq.fixed.requantize (rounding first, on the exact value, then the overflow mode), with the
+// shift and the destination type as template constants, so each call compiles to a few
+// branch-free instructions that vectorize across the samples of a block.
+//
+// Compiled with -std=c++20 -fwrapv: signed arithmetic wraps modulo 2^64 and left shifts of
+// negative values are defined, as NumPy's int64 arithmetic in the reference kernels.
+#pragma once
+#include <cstdint>
+
+namespace fxq {
+
+typedef int64_t i64;
+typedef __int128 i128;
+
+enum Rounding { TRN, TRN_ZERO, RND, RND_MIN_INF, RND_ZERO, RND_INF, RND_CONV };
+enum Overflow { WRAP, SAT, SAT_ZERO, SAT_SYM };
+
+template <int W, bool S> constexpr i64 raw_min() { return S ? (i64)(~uint64_t(0) << (W - 1)) : 0; }
+template <int W, bool S> constexpr i64 raw_max() {
+    return S ? (i64)((uint64_t(1) << (W - 1)) - 1) : (i64)((uint64_t(1) << W) - 1);
+}
+
+// t's overflow mode applied to a rounded integer r (i64, or i128 for exact wide values)
+template <int O, int W, bool S, typename T> inline i64 overflow(T r) {
+    constexpr i64 lo = raw_min<W, S>(), hi = raw_max<W, S>();
+    if constexpr (O == WRAP) {
+        if constexpr (S) {
+            if constexpr (W == 64) return (i64)r;
+            else return (i64)((uint64_t)r << (64 - W)) >> (64 - W);
+        } else {
+            return (i64)((uint64_t)r & (uint64_t)hi);
+        }
+    } else if constexpr (O == SAT) {
+        return (i64)(r < (T)lo ? (T)lo : r > (T)hi ? (T)hi : r);
+    } else if constexpr (O == SAT_ZERO) {
+        return (i64)((r < (T)lo || r > (T)hi) ? (T)0 : r);
+    } else {
+        constexpr i64 lowest = S ? (lo | 1) : lo;     // SAT_SYM: the signed minimum is -max
+        return (i64)(r < (T)lowest ? (T)lowest : r > (T)hi ? (T)hi : r);
+    }
+}
+
+// v, an exact integer with K more fractional bits than the destination type (K < 0: fewer),
+// converted to it: rounding mode R, overflow mode O, width W, signed S.
+template <int K, int R, int O, int W, bool S> inline i64 rq(i64 v) {
+    static_assert(K < 63 && K > -63, "shifts of 63 bits or more run in NumPy");
+    if constexpr (K == 0) {
+        return overflow<O, W, S>(v);
+    } else if constexpr (K < 0) {
+        if constexpr (O == WRAP) return overflow<O, W, S>((i64)((uint64_t)v << -K));
+        else return overflow<O, W, S>((i128)v << -K);
+    } else {
+        const i64 floor = v >> K;
+        if constexpr (R == TRN) {
+            return overflow<O, W, S>(floor);
+        } else {
+            const i64 rem = v & ((i64(1) << K) - 1);
+            constexpr i64 half = i64(1) << (K - 1);
+            bool inc;
+            if constexpr (R == TRN_ZERO) inc = (v < 0) & (rem != 0);
+            else if constexpr (R == RND) inc = rem >= half;
+            else if constexpr (R == RND_MIN_INF) inc = rem > half;
+            else if constexpr (R == RND_ZERO) inc = (rem > half) | ((rem == half) & (v < 0));
+            else if constexpr (R == RND_INF) inc = (rem > half) | ((rem == half) & (v >= 0));
+            else inc = (rem > half) | ((rem == half) & ((floor & 1) != 0));
+            return overflow<O, W, S>(floor + (i64)inc);
+        }
+    }
+}
+
+// ap_fixed divided by a positive integer: the quotient rounded toward zero (C's `/`)
+inline i64 truncating_divide(i64 v, i64 d) { return v / d; }
+
+}  // namespace fxq
