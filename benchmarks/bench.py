@@ -1,8 +1,9 @@
 """`make bench`: per zoo model, in one run,
 
-1. throughput of fxq's bit-accurate simulation against hls4ml's C simulation of the same
-   emitted project and onnxruntime float, with 16-bit uniform types and with the 8-bit
-   types the dynamic analysis chooses;
+1. throughput of fxq's bit-accurate simulation (both engines: the generated C++ and the
+   NumPy reference) against hls4ml's C simulation of the same emitted project and
+   onnxruntime float, with 16-bit uniform types and with the 8-bit types the dynamic
+   analysis chooses;
 2. top-1 accuracy on the held-out test set of float, fxq dynamic fixed point at 16, 8 and 6
    bits, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6> everywhere;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
@@ -60,7 +61,11 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> 
     else:
         q = uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12))
 
-    fxq_rate = rate(lambda: q.simulate(x), samples)
+    start = time.perf_counter()
+    q.simulate(x[:1], engine="native")            # generate, compile (or load) the C++
+    native_build_s = time.perf_counter() - start
+    native_rate = rate(lambda: q.simulate(x, engine="native"), samples)
+    numpy_rate = rate(lambda: q.simulate(x, engine="numpy"), samples)
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     x32 = x.astype(np.float32)
@@ -75,10 +80,13 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> 
     compile_s = time.perf_counter() - start
     (xin,) = hls_inputs(q, e, q.quantize_inputs(x))
     csim_rate = rate(lambda: model.predict(xin), samples, min_seconds=0.5)
-    agree = np.array_equal(np.asarray(model.predict(xin)).reshape(samples, -1),
-                           to_hls(q.simulate(x), e.order_of[graph.outputs[0]]))
-    return {"model": name, "fxq": fxq_rate, "csim": csim_rate, "ort": ort_rate,
-            "compile_s": compile_s, "bit_exact": agree}
+    csim_y = np.asarray(model.predict(xin)).reshape(samples, -1)
+    agree = all(np.array_equal(csim_y, to_hls(q.simulate(x, engine=engine),
+                                              e.order_of[graph.outputs[0]]))
+                for engine in ("native", "numpy"))
+    return {"model": name, "native": native_rate, "numpy": numpy_rate, "csim": csim_rate,
+            "ort": ort_rate, "compile_s": compile_s, "native_build_s": native_build_s,
+            "bit_exact": agree}
 
 
 ACCURACY_SETTINGS = {"dynamic 16": dict(bits=16), "dynamic 8": dict(bits=8),
@@ -200,16 +208,20 @@ def main(argv=None) -> int:
     engine = "on" if torch_conv.available() else "off (PyTorch not loaded)"
     for types in TYPE_SETS:
         print(f"\nthroughput, samples/s ({args.samples} samples, {types} types, io_parallel; "
-              f"PyTorch convolution engine {engine})\n")
-        header = ("model", "fxq simulate", "hls4ml csim", "onnxruntime", "fxq/csim",
-                  "fxq/ort", "csim build s", "bit-exact")
+              f"fxq native = generated C++, numpy = the reference kernels with the PyTorch "
+              f"convolution engine {engine})\n")
+        header = ("model", "fxq native", "fxq numpy", "hls4ml csim", "onnxruntime",
+                  "native/csim", "native/ort", "numpy/csim", "numpy/ort", "native build s",
+                  "csim build s", "bit-exact")
         print("| " + " | ".join(header) + " |")
         print("|" + "|".join("---" for _ in header) + "|")
         for r in rows:
             if r["types"] != types:
                 continue
-            print(f"| {r['model']} | {r['fxq']:,.0f} | {r['csim']:,.0f} | {r['ort']:,.0f} | "
-                  f"{r['fxq'] / r['csim']:.0f}x | {r['fxq'] / r['ort']:.2f}x | "
+            print(f"| {r['model']} | {r['native']:,.0f} | {r['numpy']:,.0f} | "
+                  f"{r['csim']:,.0f} | {r['ort']:,.0f} | {r['native'] / r['csim']:.0f}x | "
+                  f"{r['native'] / r['ort']:.2f}x | {r['numpy'] / r['csim']:.0f}x | "
+                  f"{r['numpy'] / r['ort']:.2f}x | {r['native_build_s']:.1f} | "
                   f"{r['compile_s']:.1f} | {'yes' if r['bit_exact'] else 'NO'} |")
     return 0 if all(r["bit_exact"] for r in rows) else 1
 

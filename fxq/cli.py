@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from fxq.errors import DataError, FxqError
+from fxq.quantized import ENGINES
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -181,7 +182,7 @@ def _simulate(args: argparse.Namespace) -> int:
     q, _ = load_quantized(args.out)
     _refuse_existing(args.output, args.force)
     x, labels = _read_inputs(args.input, q.graph)
-    result = q.simulate(x, raw=args.raw)
+    result = q.simulate(x, raw=args.raw, engine=args.engine)
     outputs = result if isinstance(result, dict) else {q.graph.outputs[0]: result}
     _write_outputs(args.output, outputs)
     for name, y in outputs.items():
@@ -204,7 +205,7 @@ def _verify(args: argparse.Namespace) -> int:
         x = {k: v[:args.samples] for k, v in x.items()}
     result = verify(q, os.path.join(args.out, "csim"), x, backend=settings.backend,
                     io_type=settings.io_type, strategy=settings.strategy,
-                    reuse_factor=settings.reuse_factor, overwrite=True)
+                    reuse_factor=settings.reuse_factor, overwrite=True, engine=args.engine)
     print(result)
     _print_range_excess(q, x)
     return 0 if result.ok else 1
@@ -320,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="directory written by fxq compile (or its fxq_model.json)")
     _add_data_args(p)
     p.add_argument("--raw", action="store_true", help="the raw integers, not real values")
+    p.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="numpy: the reference kernels; native: the same arithmetic compiled "
+                   "with g++ (cached); auto: native for large batches (default)")
     p.set_defaults(func=_simulate)
 
     p = sub.add_parser("verify", help="C-simulate the HLS project (hls4ml, g++) and compare "
@@ -327,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="directory written by fxq compile")
     p.add_argument("--input", required=True, help=".npz (one array per input) or .npy")
     p.add_argument("--samples", type=int, help="use only the first N samples")
+    p.add_argument("--engine", choices=("numpy", "native"), default="numpy",
+                   help="the fxq simulation engine whose outputs are compared")
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("profile", help="per-layer value ranges of the float model on "

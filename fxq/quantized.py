@@ -232,12 +232,10 @@ class QuantizedGraph:
         bound = bind_inputs(self.graph, x)
         return {name: quantize(bound[name], self.inputs[name]) for name in self.graph.inputs}
 
-    def evaluate(self, x: Any, keep: Sequence[str] | None = None,
-                 quantized: bool = False) -> dict[str, np.ndarray]:
+    def evaluate(self, x: Any, keep: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Raw int64 value of every activation tensor, inputs included, batch first; only
-        those named in `keep` when given. Runs the batch in chunks of `chunk_rows`.
-        `quantized`: x is already the raw input values (quantize_inputs)."""
-        raw = x if quantized else self.quantize_inputs(x)
+        those named in `keep` when given. Runs the batch in chunks of `chunk_rows`."""
+        raw = self.quantize_inputs(x)
         wanted = list(raw) + [n.output for n in self.graph.nodes] if keep is None \
             else list(keep)
         n = next(iter(raw.values())).shape[0]
@@ -284,18 +282,18 @@ class QuantizedGraph:
         Both give the same raw values (tests/test_native.py)."""
         if engine not in ENGINES:
             raise FxqError(f"engine {engine!r}: expected one of {ENGINES}")
-        raw_in = self.quantize_inputs(x)
+        bound = bind_inputs(self.graph, x)
         values = None
-        samples = next(iter(raw_in.values())).shape[0] if raw_in else 0
+        samples = next(iter(bound.values())).shape[0] if bound else 0
         if engine == "native" or (engine == "auto" and samples >= NATIVE_MIN_SAMPLES):
-            values = self._simulate_native(raw_in, required=engine == "native")
+            values = self._simulate_native(bound, required=engine == "native")
         if values is None:
-            values = self.evaluate(raw_in, keep=self.graph.outputs, quantized=True)
+            values = self.evaluate(bound, keep=self.graph.outputs)
         out = {name: values[name] if raw else to_float(values[name], self.types[name])
                for name in self.graph.outputs}
         return out[self.graph.outputs[0]] if len(out) == 1 else out
 
-    def _simulate_native(self, raw_in: dict[str, np.ndarray],
+    def _simulate_native(self, bound: dict[str, np.ndarray],
                          required: bool) -> dict[str, np.ndarray] | None:
         """The outputs from the native engine; None (NumPy then runs) when it cannot run
         and is not `required`."""
@@ -311,7 +309,7 @@ class QuantizedGraph:
             if required:
                 raise native
             return None
-        return native.run(raw_in)
+        return native.run(bound, self.quantize_inputs)
 
     def __str__(self) -> str:
         lines = [f"quantized {self.graph.name} ({self.io_type})"]

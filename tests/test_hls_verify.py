@@ -1,4 +1,5 @@
 """The oracle: fxq's simulation equals hls4ml's C simulation of the emitted project, bit for bit.
+Both engines: the NumPy kernels (every traced layer) and the native C++ (the outputs).
 
 Every zoo model at three type assignments and randomized graphs (random shapes and types,
 fixed seeds), for io_parallel and io_stream; every traced layer is compared, not only the
@@ -41,6 +42,7 @@ def test_zoo_matches_c_simulation(zoo_dir, hls_dir, name, assignment, io_type):
     x = np.load(os.path.join(zoo_dir, name, "test.npz"))["x"][:40]
     q = uniform(graph, data=data, weight=weight, accum=accum, io_type=io_type)
     assert_exact(verify(q, hls_dir, x, overwrite=True))
+    assert_exact(verify(q, hls_dir, x, overwrite=True, engine="native"))
 
 
 def test_narrow_accumulator_really_wraps(zoo_dir):
@@ -59,6 +61,7 @@ def test_narrow_accumulator_really_wraps(zoo_dir):
 def test_random_graph_matches_c_simulation(hls_dir, kind, seed, io_type):
     q, x = BUILDERS[kind](np.random.default_rng(seed), io_type)
     assert_exact(verify(q, hls_dir, x, overwrite=True))
+    assert_exact(verify(q, hls_dir, x, overwrite=True, engine="native"))
 
 
 def test_streaming_relu6_is_refused_not_miscompiled(tmp_path):

@@ -197,3 +197,28 @@ def test_unknown_engine_is_refused(zoo_dir):
     q = uniform(graph, data=FixedType(12, 6), weight=FixedType(10, 8))
     with pytest.raises(FxqError, match="engine 'gpu'"):
         q.simulate(np.zeros((1, 64)), engine="gpu")
+
+
+@pytest.mark.parametrize("overflow", list(Overflow))
+def test_input_quantization_every_mode_ties_and_huge_values(overflow):
+    """The C++ conversion of real inputs (ap_fixed's double constructor) on ties, range
+    limits and values too large for it (those go through NumPy's quantize)."""
+    roundings = list(Rounding)
+    names = [f"x{i}" for i in range(len(roundings))]
+    nodes = [Node(f"r{i}", Op.RELU, (n,), (f"y{i}",), {}) for i, n in enumerate(names)]
+    tensors = {n: Tensor(n, (64,)) for n in names + [f"y{i}" for i in range(len(names))]}
+    graph = Graph.build("modes", names, [f"y{i}" for i in range(len(names))], nodes, tensors,
+                        {})
+    types = {n: FixedType(7, 3, i % 2 == 0, r, overflow) for i, (n, r) in
+             enumerate(zip(names, roundings))}
+    layers = {f"r{i}": LayerTypes(FixedType(9, 4)) for i in range(len(names))}
+    q = QuantizedGraph(graph, types, layers)
+    ties = np.arange(-2 ** 9, 2 ** 9) / 2 ** 4                    # every half LSB and more
+    x = {n: np.resize(ties, (len(ties) // 64 + 3, 64)) for n in names}
+    assert_same(q, x)
+    for n in names:
+        x[n][-1] = np.linspace(-1e25, 1e25, 64)                  # beyond 2^62 LSBs: NumPy
+    assert_same(q, x)
+    x[names[0]][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        q.simulate(x, engine="native")

@@ -168,10 +168,12 @@ def hls_inputs(q: QuantizedGraph, e, raw: dict[str, np.ndarray]) -> list[np.ndar
 
 def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
            io_type: str | None = None, strategy: str = "latency", reuse_factor: int = 1,
-           overwrite: bool = False) -> VerifyResult:
+           overwrite: bool = False, engine: str = "numpy") -> VerifyResult:
     """Emit `q` to `out_dir`, C-simulate it on `x` and compare every traced layer and every
     output with `q.simulate` bit for bit. Values are compared as the doubles the C
-    simulation returns, which hold every fixed-point value up to 53 bits exactly."""
+    simulation returns, which hold every fixed-point value up to 53 bits exactly.
+    `engine` is the simulate engine whose outputs are compared ("numpy", the reference,
+    or "native"); the traced inner layers always come from NumPy."""
     settings = HlsSettings(backend=backend, io_type=io_type or q.io_type, strategy=strategy,
                            reuse_factor=reuse_factor)
     q = q.with_io_type(settings.io_type)
@@ -188,6 +190,9 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
                                f"{type(exc).__name__}: {exc}") from None
     model.compile = lambda: None                      # trace() would compile again
     raw = q.evaluate(bound)
+    if engine != "numpy":
+        outputs = q.simulate(bound, raw=True, engine=engine)
+        raw.update(outputs if isinstance(outputs, dict) else {q.graph.outputs[0]: outputs})
     real = {t: to_float(v, q.types[t]) for t, v in raw.items()}
     inputs = hls_inputs(q, e, raw)
     y, trace = _isolated(lambda: model.trace(inputs[0] if len(inputs) == 1 else inputs),

@@ -76,26 +76,45 @@ def library_path(source: str) -> str:
 
 
 class NativeSimulator:
-    """A compiled simulation of one QuantizedGraph: `run(raw_inputs)` -> raw outputs."""
+    """A compiled simulation of one QuantizedGraph."""
 
     def __init__(self, program: Program):
         self.program = program
         self.library_path = library_path(program.source)
         self._lib = ctypes.CDLL(self.library_path)
-        self._fn = self._lib.fxq_run
-        self._fn.restype = ctypes.c_int
-        self._fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        self._entry = {}
+        for kind in ("real", "raw"):
+            fn = getattr(self._lib, f"fxq_run_{kind}")
+            fn.restype = ctypes.c_int
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            self._entry[kind] = fn
         self._params = (ctypes.c_void_p * max(1, len(program.params)))(
             *[a.ctypes.data for a in program.params])
 
-    def run(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, real: dict[str, np.ndarray], quantize) -> dict[str, np.ndarray]:
+        """Raw int64 outputs, batch first, from real inputs (name -> float64 (N, *shape)),
+        quantized to their types in C++. Inputs it cannot quantize (NaN, infinities, values
+        beyond 2^62 LSBs) go through `quantize` (real -> raw inputs, the NumPy reference,
+        which refuses or handles them) and run_raw."""
+        ins = [np.ascontiguousarray(real[name], dtype=np.float64)
+               for name, _ in self.program.inputs]
+        status, outs = self._call("real", ins)
+        if status:
+            return self.run_raw(quantize(real))
+        return outs
+
+    def run_raw(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Raw int64 outputs, batch first, from raw int64 inputs (name -> (N, *shape))."""
-        ins = [np.ascontiguousarray(raw[name], dtype=np.int64) for name, _ in
-               self.program.inputs]
+        ins = [np.ascontiguousarray(raw[name], dtype=np.int64)
+               for name, _ in self.program.inputs]
+        status, outs = self._call("raw", ins)
+        assert status == 0, "raw inputs always convert"
+        return outs
+
+    def _call(self, kind: str, ins: list[np.ndarray]) -> tuple[int, dict[str, np.ndarray]]:
         n = ins[0].shape[0] if ins else 0
         outs = [np.empty((n,) + shape, dtype=np.int64) for _, shape in self.program.outputs]
         in_ptrs = (ctypes.c_void_p * max(1, len(ins)))(*[a.ctypes.data for a in ins])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[a.ctypes.data for a in outs])
-        if n:
-            self._fn(in_ptrs, out_ptrs, self._params, n)
-        return {name: a for (name, _), a in zip(self.program.outputs, outs)}
+        status = self._entry[kind](in_ptrs, out_ptrs, self._params, n) if n else 0
+        return status, {name: a for (name, _), a in zip(self.program.outputs, outs)}

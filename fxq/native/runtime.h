@@ -8,6 +8,7 @@
 // Compiled with -std=c++20 -fwrapv: signed arithmetic wraps modulo 2^64 and left shifts of
 // negative values are defined, as NumPy's int64 arithmetic in the reference kernels.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace fxq {
@@ -70,6 +71,32 @@ template <int K, int R, int O, int W, bool S> inline i64 rq(i64 v) {
         }
     }
 }
+
+// x converted to the type, as ap_fixed's double constructor (fxq.fixed.quantize): rounding
+// on the exact x * 2^F, then overflow. False when x is not finite or x * 2^F is beyond 2^62
+// (the caller then quantizes in NumPy, which refuses or handles those).
+template <int F, int R, int O, int W, bool S> inline bool quantize(double x, i64& out) {
+    const double s = std::ldexp(x, F);
+    if (!(std::fabs(s) < 0x1p62)) { out = 0; return false; }
+    double f = std::floor(s);
+    if constexpr (R != TRN) {
+        const double rem = s - f;                     // exact, in [0, 1)
+        const bool neg = f < 0;
+        bool inc;
+        if constexpr (R == TRN_ZERO) inc = neg & (rem != 0);
+        else if constexpr (R == RND) inc = rem >= 0.5;
+        else if constexpr (R == RND_MIN_INF) inc = rem > 0.5;
+        else if constexpr (R == RND_ZERO) inc = (rem > 0.5) | ((rem == 0.5) & neg);
+        else if constexpr (R == RND_INF) inc = (rem > 0.5) | ((rem == 0.5) & !neg);
+        else inc = (rem > 0.5) | ((rem == 0.5) & (std::fmod(f, 2.0) != 0));
+        f += inc;
+    }
+    out = overflow<O, W, S>((i64)f);
+    return true;
+}
+
+// raw input values given as raw values
+inline bool quantize_raw(int64_t x, i64& out) { out = x; return true; }
 
 // ap_fixed divided by a positive integer: the quotient rounded toward zero (C's `/`)
 inline i64 truncating_divide(i64 v, i64 d) { return v / d; }
