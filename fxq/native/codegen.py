@@ -108,7 +108,7 @@ class Gen:
 
     def param(self, values: np.ndarray, ctype: str) -> str:
         """A run-time array (weights, tables): its C++ expression."""
-        dtype = {"int32_t": np.int32, "int64_t": np.int64, "double": np.float64}[ctype]
+        dtype = {"int32_t": np.int32, "int64_t": np.int64}[ctype]
         arr = np.ascontiguousarray(values, dtype=dtype)
         if not np.array_equal(arr, values):
             raise AssertionError("a parameter does not fit its C++ type")
@@ -141,21 +141,34 @@ def emitter(*ops):
 
 # -- weighted sums ---------------------------------------------------------------------------
 
-def _accumulator(fx: FixedNode, weights: np.ndarray) -> tuple[str, int]:
-    """(C++ accumulator type, accum shift over the products) for sum x*w over each row of
-    `weights` (outputs, terms): int32 or double when every partial sum of raw products is
-    provably exact there, int64 (wrapping, as NumPy's int64 matmul) otherwise."""
+def _accumulator(fx: FixedNode, weights: np.ndarray, units: int) -> tuple[str, int, int]:
+    """(C++ accumulator type, accum shift over the products, units per int32 chunk) for
+    sum x*w over each row of `weights` (outputs, terms in `units` runs of equal length).
+
+    int32 when every partial sum of raw products provably fits it. Otherwise int64
+    (wrapping modulo 2^64 as NumPy's int64 matmul, which the accumulator's own wrap to at
+    most 64 bits then makes exact); when the products fit int32, runs of units whose sums
+    provably fit are added in int32 first (twice the lanes per instruction) and the
+    chunk length is returned, else 0."""
     x_t, w_t, accum = fx.inputs[0], fx.param_types[0], fx.layer.accum
     shift = accum.frac - (x_t.frac + w_t.frac)
-    weight_sum = int(np.abs(weights).sum(axis=1).max(initial=0))
-    bound = raw_bound(x_t) * weight_sum
-    if shift < 0:
-        return "int64_t", shift
-    if bound < 1 << 31:
-        return "int32_t", shift
-    if bound < 1 << 53:
-        return "int64_t", shift
-    return "int64_t", shift
+    rows, terms = weights.shape
+    largest = int(np.abs(weights).max(initial=0))
+    if shift < 0 or largest * terms >= 1 << 62:
+        return "int64_t", shift, 0
+    fits = ((1 << 31) - 1) // raw_bound(x_t)          # largest |w| sum an int32 run holds
+    per_unit = np.abs(weights).reshape(rows, units, terms // max(units, 1)).sum(axis=2)
+    if int(per_unit.sum(axis=1).max(initial=0)) <= fits:
+        return "int32_t", shift, 0
+    if largest > fits or storage(x_t) != "int32_t":
+        return "int64_t", shift, 0
+    chunk = 1 << (units.bit_length() - 1)
+    while chunk > 1:
+        padded = np.pad(per_unit, ((0, 0), (0, -units % chunk)))
+        if int(padded.reshape(rows, -1, chunk).sum(axis=2).max()) <= fits:
+            break
+        chunk //= 2
+    return "int64_t", shift, chunk if chunk > 1 else 0
 
 
 def _row_block(rows_per_group: int) -> int:
@@ -165,54 +178,78 @@ def _row_block(rows_per_group: int) -> int:
 
 
 def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray,
-                  rows_per_group: int, loops: tuple[str, str, str, str, str, str]) -> None:
+                  rows_per_group: int, units: int, loops: tuple[str, str, str, str]) -> None:
     """The shared body of Dense and Conv, as multiply_accumulate: for each output element,
     acc = sum of x * w over its terms, then the bias, the accumulator's wrap and the cast to
     the result. `weights` is (rows, terms), its rows in groups of `rows_per_group` that
-    read the same inputs. `loops` is C++ for (the loops outside the row loop; inside it;
-    the output element of row `orow`; the loops over terms; the term's column of
-    `weights`; the term's input element, for the rows from `orow0`)."""
-    outer, inner, out_index, term_loops, w_index, x_index = loops
+    read the same inputs, its terms `units` runs (input channels) of `kk` terms (kernel
+    offsets). `loops` is C++ for (the loops outside the row loop; inside it; the output
+    element of row `orow`; the input element of term (u, kk) for the rows from `orow0`).
+
+    Vectors are explicit (GCC vector extensions) across the block's samples: left to
+    itself GCC unrolls the sample loop and vectorizes the term loop with gathers instead
+    (10x slower); they are native 64-byte vectors (larger ones spill)."""
+    outer, inner, out_index, x_index = loops
     rows, terms = weights.shape
-    accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
+    per_unit = terms // units
+    accum, x_t = fx.layer.accum, fx.inputs[0]
     b_acc = None
     if len(fx.params) > 1:
         b, b_t = fx.params[1], fx.param_types[1]
         b_acc = requantize(b, b_t.frac, accum, b_t.width)
-    acc_t, shift = _accumulator(fx, weights)
-    w = g.param(weights, acc_t)
-    if shift >= 0:
-        # explicit vectors across the block's samples: left to itself GCC unrolls the
-        # sample loop and vectorizes the term loop with gathers instead (10x slower)
-        accumulate = ("for (int part = 0; part < P; ++part) { "
-                      "vx xv; std::memcpy(&xv, AT(xs, xi) + part * V, sizeof xv); "
-                      "const vacc xa = __builtin_convertvector(xv, vacc);\n"
-                      "      _Pragma(\"GCC unroll 4\") for (int j = 0; j < OB; ++j) "
-                      f"acc[j][part] += xa * w[(orow0 + j) * {terms} + wi]; }}")
-        total = shift_left("sum[b]", shift)
-    else:          # accum coarser than the products: each product rounded onto its grid
+    acc_t, shift, chunk = _accumulator(fx, weights, units)
+    w = g.param(weights, "int32_t" if chunk else acc_t)
+    term = (f"const int wi = u * {per_unit} + kk, xi = {x_index};\n"
+            f"      const auto* wr = w + (ptrdiff_t)orow0 * {terms} + wi;")
+    if shift < 0:          # accum coarser than the products: each product rounded onto its grid
         wrap64 = FixedType(64, accum.frac, True, accum.rounding)
-        product = rq(-shift, wrap64, f"(fxq::i64)AT(xs, xi)[b] * w[(orow0 + j) * {terms} + wi]")
-        accumulate = (f"for (int j = 0; j < OB; ++j) {{ {acc_t}* a = ({acc_t}*)acc[j]; "
-                      f"{SIMD_B} a[b] += {product}; }}")
-        total = "(fxq::i64)sum[b]"
+        product = rq(-shift, wrap64, f"(fxq::i64)AT(xs, xi)[b] * wr[j * {terms}]")
+        body = f"""for (int u = 0; u < {units}; ++u) for (int kk = 0; kk < {per_unit}; ++kk) {{
+      {term}
+      for (int j = 0; j < OB; ++j) {{ {acc_t}* a = ({acc_t}*)acc[j]; {SIMD_B} a[b] += {product}; }}
+    }}"""
+    elif not chunk:
+        body = f"""for (int u = 0; u < {units}; ++u) for (int kk = 0; kk < {per_unit}; ++kk) {{
+      {term}
+      for (int part = 0; part < P; ++part) {{
+        vx xv; std::memcpy(&xv, AT(xs, xi) + part * V, sizeof xv);
+        const vacc xa = __builtin_convertvector(xv, vacc);
+        _Pragma("GCC unroll 4") for (int j = 0; j < OB; ++j) acc[j][part] += xa * wr[j * {terms}];
+      }}
+    }}"""
+    else:                  # int32 runs of `chunk` units, each added into the int64 sums
+        body = f"""for (int u0 = 0; u0 < {units}; u0 += {chunk}) {{
+      v32 a32[OB][B / 16] = {{}};
+      for (int u = u0; u < std::min(u0 + {chunk}, {units}); ++u) for (int kk = 0; kk < {per_unit}; ++kk) {{
+        {term}
+        for (int part = 0; part < B / 16; ++part) {{
+          v32 xv; std::memcpy(&xv, AT(xs, xi) + part * 16, sizeof xv);
+          _Pragma("GCC unroll 4") for (int j = 0; j < OB; ++j) a32[j][part] += xv * wr[j * {terms}];
+        }}
+      }}
+      for (int j = 0; j < OB; ++j) for (int part = 0; part < B / 16; ++part) {{
+        v16 lo, hi;
+        std::memcpy(&lo, &a32[j][part], 32); std::memcpy(&hi, (char*)&a32[j][part] + 32, 32);
+        acc[j][2 * part] += __builtin_convertvector(lo, vacc);
+        acc[j][2 * part + 1] += __builtin_convertvector(hi, vacc);
+      }}
+    }}"""
+    total = shift_left("sum[b]", shift) if shift >= 0 else "(fxq::i64)sum[b]"
     if b_acc is not None:
         total = f"({total} + {g.param(b_acc, 'int64_t')}[orow])"
     out = rq(accum.frac - fx.result.frac, fx.result, rq(0, accum, total))
     g.body.append(f"""{{ // {fx.node.op.name} {fx.node.name}
-  // native 64-byte vectors of V samples, P of them per block (larger GCC vectors spill)
-  constexpr int V = 64 / sizeof({acc_t}), P = B / V;
+  constexpr int V = 64 / sizeof({acc_t}), P = B / V;   // P vectors of V samples per block
   typedef {acc_t} vacc __attribute__((vector_size(64)));
   typedef {x.ctype} vx __attribute__((vector_size(V * sizeof({x.ctype}))));
+  typedef int32_t v32 __attribute__((vector_size(64)));
+  typedef int32_t v16 __attribute__((vector_size(32)));
   constexpr int OB = {_row_block(rows_per_group)};
   const {x.ctype}* __restrict xs = {x.var}; {y.ctype}* __restrict ys = {y.var};
-  const {acc_t}* __restrict w = {w};
+  const auto* __restrict w = {w};
   {outer} for (int orow0 = 0; orow0 < {rows}; orow0 += OB) {inner} {{
     vacc acc[OB][P] = {{}};
-    {term_loops} {{
-      const int wi = {w_index}, xi = {x_index};
-      {accumulate}
-    }}
+    {body}
     for (int j = 0; j < OB; ++j) {{
       const int orow = orow0 + j, oidx = {out_index};
       {acc_t} sum[B];
@@ -227,9 +264,8 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
 def dense(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
     w = fx.params[0]                                          # K, O
     k, o = w.shape
-    loops = (f"for (int r = 0; r < {x.size // k}; ++r)", "", f"r * {o} + orow",
-             f"for (int t = 0; t < {k}; ++t)", "t", f"r * {k} + t")
-    _weighted_sum(g, fx, x, y, np.ascontiguousarray(w.T), o, loops)
+    loops = (f"for (int r = 0; r < {x.size // k}; ++r)", "", f"r * {o} + orow", f"r * {k} + u")
+    _weighted_sum(g, fx, x, y, np.ascontiguousarray(w.T), o, k, loops)
 
 
 def _padded(g: Gen, x: Buffer, pads, value: int) -> tuple[str, tuple[int, ...]]:
@@ -278,10 +314,9 @@ def conv(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
     ps, npix, k = prod(padded[1:]), prod(out_spatial), prod(kernel)
     og = o // groups
     loops = ("", f"for (int pix = 0; pix < {npix}; ++pix)", f"orow * {npix} + pix",
-             f"for (int c = 0; c < {cg}; ++c) for (int kk = 0; kk < {k}; ++kk)",
-             f"c * {k} + kk", f"((orow0 / {og}) * {cg} + c) * {ps} + {base}[pix] + {off}[kk]")
+             f"((orow0 / {og}) * {cg} + u) * {ps} + {base}[pix] + {off}[kk]")
     _weighted_sum(g, fx, Buffer(xp, x.ctype, padded, x.type), y, w.reshape(o, cg * k), og,
-                  loops)
+                  cg, loops)
 
 
 @emitter(Op.BATCH_NORM)
