@@ -27,7 +27,7 @@ COMPILE_TIMEOUT_S = 600
 
 
 class NativeBuildError(FxqError):
-    """The native simulation could not be compiled (no g++, or a compiler error)."""
+    """The native simulation could not be compiled (no g++, a compiler error) or run."""
 
 
 @lru_cache(maxsize=1)
@@ -108,7 +108,8 @@ class NativeSimulator:
         ins = [np.ascontiguousarray(raw[name], dtype=np.int64)
                for name, _ in self.program.inputs]
         status, outs = self._call("raw", ins)
-        assert status == 0, "raw inputs always convert"
+        if status:                     # raw inputs always convert: the buffers failed
+            raise NativeBuildError("the native simulation could not allocate its buffers")
         return outs
 
     def _call(self, kind: str, ins: list[np.ndarray]) -> tuple[int, dict[str, np.ndarray]]:
