@@ -380,7 +380,7 @@ def clip(g, fx, x, y):
 
 def _lookup(g, fx, x, y, table: np.ndarray, input_range: int):
     t, size = fx.inputs[0], fx.layer.table_size
-    if t.width + size.bit_length() > 62:
+    if t.width + size.bit_length() > 62 or abs(t.frac) > 62:
         raise NativeUnsupported(f"lookup-table input type {t} is too wide")
     largest = raw_bound(t) * size // input_range
     largest = largest >> t.frac if t.frac >= 0 else largest << -t.frac
