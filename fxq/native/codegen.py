@@ -28,7 +28,8 @@ from fxq.ir import Op
 from fxq.ops import tables
 from fxq.ops.activation import softmax_table_sizes
 from fxq.ops.fixed_math import raw_bound
-from fxq.ops.windows import pad_spatial, spatial_output_shape, windows
+from fxq.ops.pool import window_count
+from fxq.ops.windows import spatial_output_shape
 from fxq.quantized import FixedNode, QuantizedGraph
 
 BLOCK = 16                      # samples per block: one AVX-512 vector of int32
@@ -41,12 +42,11 @@ class NativeUnsupported(FxqError):
 
 @dataclass
 class Buffer:
-    """One tensor of a block: its C++ variable, element type, per-sample shape and type."""
+    """One tensor of a block: its C++ variable, element type and per-sample shape."""
 
     var: str
     ctype: str
     shape: tuple[int, ...]
-    type: FixedType
 
     @property
     def size(self) -> int:
@@ -77,8 +77,13 @@ def rq(k: int, t: FixedType, expr: str) -> str:
     """C++ of `expr` (an exact integer with k more fractional bits than t) converted to t."""
     if not -63 < k < 63:
         raise NativeUnsupported(f"a conversion to {t} shifts by {abs(k)} bits")
-    return (f"fxq::rq<{k}, fxq::{t.rounding.name}, fxq::{t.overflow.name}, {t.width}, "
-            f"{'true' if t.signed else 'false'}>({expr})")
+    return f"fxq::rq<{k}, {_type_args(t)}>({expr})"
+
+
+def _type_args(t: FixedType) -> str:
+    """The template arguments naming t in runtime.h: rounding, overflow, width, signed."""
+    return (f"fxq::{t.rounding.name}, fxq::{t.overflow.name}, {t.width}, "
+            f"{'true' if t.signed else 'false'}")
 
 
 def cast(src: FixedType, dst: FixedType, expr: str) -> str:
@@ -89,6 +94,15 @@ def shift_left(expr: str, s: int) -> str:
     if not 0 <= s < 63:
         raise NativeUnsupported(f"an alignment shifts by {s} bits")
     return f"((fxq::i64)({expr}) << {s})" if s else f"(fxq::i64)({expr})"
+
+
+def _tree(leaf: str, lo: int, hi: int) -> str:
+    """C++ of hls4ml's balanced `reduce` over leaf[lo:hi] with `addf` at every node, as
+    fixed_math.tree_reduce: the left part takes the largest power of two below the count."""
+    if hi - lo == 1:
+        return f"{leaf}[{lo}]"
+    left = 1 << ((hi - lo - 1).bit_length() - 1)
+    return f"addf({_tree(leaf, lo, lo + left)}, {_tree(leaf, lo + left, hi)})"
 
 
 FOR_B = "for (int b = 0; b < B; ++b)"
@@ -193,7 +207,7 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
     outer, inner, out_index, x_index = loops
     rows, terms = weights.shape
     per_unit = terms // units
-    accum, x_t = fx.layer.accum, fx.inputs[0]
+    accum = fx.layer.accum
     b_acc = None
     if len(fx.params) > 1:
         b, b_t = fx.params[1], fx.param_types[1]
@@ -316,7 +330,7 @@ def conv(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
     og = o // groups
     loops = ("", f"for (int pix = 0; pix < {npix}; ++pix)", f"orow * {npix} + pix",
              f"((orow0 / {og}) * {cg} + u) * {ps} + {base}[pix] + {off}[kk]")
-    _weighted_sum(g, fx, Buffer(xp, x.ctype, padded, x.type), y, w.reshape(o, cg * k), og,
+    _weighted_sum(g, fx, Buffer(xp, x.ctype, padded), y, w.reshape(o, cg * k), og,
                   cg, loops)
 
 
@@ -422,13 +436,6 @@ def softmax(g, fx, x, y):
     inv_tab = g.param(tables.softmax_invert_table(inv_size, layer.inv_inp, layer.inv_table),
                       storage(layer.inv_table))
     add = rq(0, accum, "a + c")
-
-    def tree(lo: int, hi: int) -> str:          # hls4ml's reduce: left takes 2^floor(log2)
-        if hi - lo == 1:
-            return f"ex[{lo}]"
-        left = 1 << ((hi - lo - 1).bit_length() - 1)
-        return f"addf({tree(lo, lo + left)}, {tree(lo + left, hi)})"
-
     d = rq(data_t.frac - inp_norm.frac, inp_norm, "top - v")
     g.body.append(f"""for (int row = 0; row < {x.size // n}; ++row) {{
   auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }};
@@ -441,7 +448,7 @@ def softmax(g, fx, x, y):
       const fxq::i64 v = v0[i * B];
       ex[i] = {cast(layer.table, accum, f"{exp_tab}[{_top_bits(d, inp_norm, exp_bits)}]")};
     }}
-    const fxq::i64 sum = {cast(accum, layer.inv_inp, tree(0, n))};
+    const fxq::i64 sum = {cast(accum, layer.inv_inp, _tree("ex", 0, n))};
     const fxq::i64 inv = {inv_tab}[{_top_bits("sum", layer.inv_inp, inv_bits)}];
     for (int i = 0; i < {n}; ++i)
       AT({y.var}, row * {n} + i)[b] = {rq(accum.frac + layer.inv_table.frac - fx.result.frac, fx.result, "ex[i] * inv")};
@@ -503,15 +510,9 @@ def _sum_reduce(fx, values: str, n: int, *, global_pool: bool) -> str:
         if global_pool:
             return (f"fxq::i64 total = 0; for (int i = 0; i < {n}; ++i) "
                     f"{{ const fxq::i64 a = total, c = {elem}; total = {add}; }}")
-
-        def tree(lo, hi):
-            if hi - lo == 1:
-                return f"el[{lo}]"
-            left = 1 << ((hi - lo - 1).bit_length() - 1)
-            return f"addf({tree(lo, lo + left)}, {tree(lo + left, hi)})"
         return (f"auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }}; "
                 f"fxq::i64 el[{n}]; for (int i = 0; i < {n}; ++i) el[i] = {elem}; "
-                f"const fxq::i64 total = {tree(0, n)};")
+                f"const fxq::i64 total = {_tree('el', 0, n)};")
     frac = max(accum.frac, data_t.frac)
     step = (f"{shift_left('total', frac - accum.frac)} + "
             f"{shift_left(values, frac - data_t.frac)}")
@@ -523,15 +524,11 @@ def _sum_reduce(fx, values: str, n: int, *, global_pool: bool) -> str:
 def avg_pool(g, fx, x, y):
     kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
     xp, ps, npix, base, off = _pool_windows(g, fx, x, kernel, strides, pads, 0)
-    window = prod(kernel)
-    if fx.node.attrs["count_include_pad"] or not any(pads):
-        count = str(window)
-    else:
-        ones = pad_spatial(np.ones((1, 1) + x.shape[1:], dtype=np.int64), pads)
-        counts = windows(ones, kernel, strides).sum(axis=tuple(range(-len(kernel), 0)))
-        count = f"{g.static(counts)}[pix]"
+    count = window_count(x.shape[1:], kernel, strides, pads, fx.node.attrs["count_include_pad"])
+    count = str(count) if isinstance(count, int) else f"{g.static(count)}[pix]"
+    # C++'s `/` rounds toward zero, as fixed_math.truncating_divide
     body = _sum_reduce(fx, f"(fxq::i64)AT({xp}, ch * {ps} + {base}[pix] + {off}[i])[b]",
-                       window, global_pool=False)
+                       prod(kernel), global_pool=False)
     accum = fx.layer.accum
     g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) for (int pix = 0; pix < {npix}; ++pix) {{
   {FOR_B} {{ {body}
@@ -639,12 +636,11 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
     for i, name in enumerate(graph.inputs):
         t = q.inputs[name]
         buf = Buffer(g.buffer("t", storage(t), prod(graph.shape(name))), storage(t),
-                     graph.shape(name), t)
+                     graph.shape(name))
         buffers[name] = buf
-        convert = (f"fxq::quantize<{t.frac}, fxq::{t.rounding.name}, fxq::{t.overflow.name}, "
-                   f"{t.width}, {'true' if t.signed else 'false'}>")
         if not -1000 < t.frac < 1000:
             raise NativeUnsupported(f"input type {t}")
+        convert = f"fxq::quantize<{t.frac}, {_type_args(t)}>"
         loads.append(f"""for (int e = 0; e < {buf.size}; ++e) {{
   for (int b = 0; b < nb; ++b) {{
     fxq::i64 r;
@@ -659,12 +655,12 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         ins = [buffers[n] for n in graph.activation_inputs(node)]
         shape = graph.shape(node.output)
         if node.op in ALIASES:
-            buffers[node.output] = Buffer(ins[0].var, ins[0].ctype, shape, fx.result)
+            buffers[node.output] = Buffer(ins[0].var, ins[0].ctype, shape)
             continue
         if node.op not in EMITTERS:
             raise NativeUnsupported(f"op {node.op.name} ({node.name!r})")
         ctype = storage(fx.result)
-        y = Buffer(g.buffer("t", ctype, prod(shape)), ctype, shape, fx.result)
+        y = Buffer(g.buffer("t", ctype, prod(shape)), ctype, shape)
         EMITTERS[node.op](g, fx, *ins, y)
         buffers[node.output] = y
     for i, name in enumerate(graph.outputs):

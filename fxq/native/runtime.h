@@ -98,7 +98,4 @@ template <int F, int R, int O, int W, bool S> inline bool quantize(double x, i64
 // raw input values given as raw values
 inline bool quantize_raw(int64_t x, i64& out) { out = x; return true; }
 
-// ap_fixed divided by a positive integer: the quotient rounded toward zero (C's `/`)
-inline i64 truncating_divide(i64 v, i64 d) { return v / d; }
-
 }  // namespace fxq

@@ -134,19 +134,28 @@ def max_pool_fixed(fx, x):
     return _max_of(_flat_windows(x, kernel, strides, pads, pad), fx)
 
 
+def window_count(spatial, kernel, strides, pads, count_include_pad: bool):
+    """The elements each average window divides by: the window size, or, when padding is
+    not counted, an int64 array (1, 1, *out) of each window's elements inside the input."""
+    if count_include_pad or not any(pads):
+        return int(np.prod(kernel))
+    ones = np.ones((1, 1) + tuple(spatial), dtype=np.int64)
+    return _flat_windows(ones, kernel, strides, pads, 0).sum(axis=-1)
+
+
+def _divide_exact_sum(total, count, fx):
+    """The result of an average whose plain sum `total` (raw, on the input's grid; `total`
+    is overwritten) accum_t holds exactly (_exact_in_accum)."""
+    total <<= fx.layer.accum.frac - fx.inputs[0].frac
+    return cast(truncating_divide(total, count), fx.layer.accum, fx.result)
+
+
 @fixed_kernel(Op.AVG_POOL)
 def avg_pool_fixed(fx, x):
     kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
-    window = int(np.prod(kernel))
-    if fx.node.attrs["count_include_pad"] or not any(pads):
-        count = window
-    else:
-        ones = np.ones((1, 1) + x.shape[2:], dtype=np.int64)
-        count = _flat_windows(ones, kernel, strides, pads, 0).sum(axis=-1)
-    if _exact_in_accum(fx, window):
-        total = _reduce_slices(x, kernel, strides, pads, 0, np.add)
-        total <<= fx.layer.accum.frac - fx.inputs[0].frac
-        return cast(truncating_divide(total, count), fx.layer.accum, fx.result)
+    count = window_count(x.shape[2:], kernel, strides, pads, fx.node.attrs["count_include_pad"])
+    if _exact_in_accum(fx, int(np.prod(kernel))):
+        return _divide_exact_sum(_reduce_slices(x, kernel, strides, pads, 0, np.add), count, fx)
     return _average_of(_flat_windows(x, kernel, strides, pads, 0), count, fx)
 
 
@@ -160,8 +169,7 @@ def global_avg_pool_fixed(fx, x):
     win = x.reshape(x.shape[:2] + (-1,))
     count = win.shape[-1]
     if _exact_in_accum(fx, count):
-        total = win.sum(axis=-1) << (fx.layer.accum.frac - fx.inputs[0].frac)
-        y = cast(truncating_divide(total, count), fx.layer.accum, fx.result)
+        y = _divide_exact_sum(win.sum(axis=-1), count, fx)
     else:
         y = _average_of(win, count, fx, global_pool=True)
     return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
