@@ -293,23 +293,26 @@ class QuantizedGraph:
                for name in self.graph.outputs}
         return out[self.graph.outputs[0]] if len(out) == 1 else out
 
+    @cached_property
+    def _native(self):
+        """The compiled native simulation of this graph, or the FxqError saying why there
+        is none (built on first use, then kept)."""
+        from fxq.native import native_simulator
+
+        try:
+            return native_simulator(self)
+        except FxqError as exc:
+            return exc
+
     def _simulate_native(self, bound: dict[str, np.ndarray],
                          required: bool) -> dict[str, np.ndarray] | None:
         """The outputs from the native engine; None (NumPy then runs) when it cannot run
         and is not `required`."""
-        from fxq.native import native_simulator
-
-        if "_native" not in self.__dict__:
-            try:
-                self.__dict__["_native"] = native_simulator(self)
-            except FxqError as exc:
-                self.__dict__["_native"] = exc
-        native = self.__dict__["_native"]
-        if isinstance(native, FxqError):
+        if isinstance(self._native, FxqError):
             if required:
-                raise native
+                raise self._native
             return None
-        return native.run(bound, self.quantize_inputs)
+        return self._native.run(bound, self.quantize_inputs)
 
     def __str__(self) -> str:
         lines = [f"quantized {self.graph.name} ({self.io_type})"]

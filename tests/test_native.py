@@ -21,14 +21,12 @@ from fxq.native import NativeUnsupported, generate, native_simulator
 from fxq.quantized import NATIVE_MIN_SAMPLES, LayerTypes, QuantizedGraph, uniform
 from helpers import make_model, save
 from random_graphs import BUILDERS
+from test_hls_verify import ASSIGNMENTS as C_SIMULATION_ASSIGNMENTS
 from test_ops_vs_onnxruntime import CASES
 from zoo import ZOO
 
 ASSIGNMENTS = {
-    "16bit": (FixedType(16, 10), FixedType(16, 12), None),
-    "8bit_rnd_sat": (FixedType(8, 4, True, Rounding.RND, Overflow.SAT), FixedType(8, 6), None),
-    "narrow_wrapping_accum": (FixedType(10, 5, True, Rounding.RND_CONV, Overflow.SAT_SYM),
-                              FixedType(8, 6), FixedType(12, 9)),
+    **C_SIMULATION_ASSIGNMENTS,     # 16-bit; 8-bit rounding and saturating; narrow accumulators
     # products coarser than the accumulator's grid: every product is rounded (RND_INF)
     "rounded_products": (FixedType(12, 6, True, Rounding.RND_ZERO, Overflow.SAT_ZERO),
                          FixedType(10, 8), FixedType(20, 10, True, Rounding.RND_INF)),
