@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import zipfile
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from fxq.errors import DataError
-from fxq.ir import Graph
+
+if TYPE_CHECKING:
+    from fxq.ir import Graph
 
 LABEL_KEYS = ("y", "label", "labels")
 

@@ -33,8 +33,10 @@ import numpy as np
 
 from fxq.devices import Device, find_device
 from fxq.fixed import FixedType
-from fxq.ir import LAYOUT, Op
-from fxq.quantized import FixedNode, QuantizedGraph
+from fxq.layer import FixedNode
+from fxq.op import Op
+from fxq.ops.registry import lookup, rule
+from fxq.quantized import QuantizedGraph
 
 COEFFICIENTS = Path(__file__).resolve().parent.parent / "hw" / "estimator.toml"
 
@@ -181,6 +183,15 @@ def _memory(bits: float, ports: int = 1) -> tuple[int, int]:
     return math.ceil(ports / 2) * math.ceil(bits / m["bram18_bits"]), 0
 
 
+@dataclass(frozen=True)
+class _Lanes:
+    x: str              # the activation input
+    steps: int          # sequential steps (pixels in io_stream, else 1)
+    width: int          # result width
+    out: int            # output elements per step
+    inp: int            # input elements per step
+
+
 class _Estimator:
     def __init__(self, q: QuantizedGraph, io_type: str, strategy: str, reuse: int,
                  device: Device):
@@ -197,11 +208,11 @@ class _Estimator:
         return _elements(shape[1:]) if len(shape) > 1 else 1
 
     def layer(self, node) -> Cost:
+        """One node's cost: nothing for layout ops (wires), else its op's cost rule."""
         fx = self.q.fixed_node(node)
-        if node.op in LAYOUT:
+        if node.op.is_layout:
             return Cost(latency=0, ii=1)
-        handler = {Op.DENSE: self.dense, Op.CONV: self.conv}.get(node.op, self.elementwise)
-        cost = handler(node, fx)
+        cost = lookup("cost", node.op, node.name)(self, node, fx)
         if self.stream():
             cost.add_resources(self.fifo(node.output, fx.result))
         return cost.whole()
@@ -243,12 +254,14 @@ class _Estimator:
         cost.latency = r * per_step + depth - 1
         return cost
 
+    @rule("cost", Op.DENSE)
     def dense(self, node, fx) -> Cost:
         cost = self.multiply_accumulate(fx, fx.params[0], 1)
         if self.stream():
             cost.ii = cost.latency              # hls4ml's stream dense is not pipelined
         return cost
 
+    @rule("cost", Op.CONV)
     def conv(self, node, fx) -> Cost:
         w = fx.params[0]                                            # O, C/G, *k
         x = self.g.activation_inputs(node)[0]
@@ -265,77 +278,120 @@ class _Estimator:
             cost.lut += lut
         return cost
 
-    def elementwise(self, node, fx) -> Cost:
-        """Activations, pooling, merges, batch norm: per element logic, no weight matrix."""
-        op = node.op
+    # -- per-element ops: activations, pooling, merges, batch norm -----------------------
+
+    def lanes(self, node, fx) -> "_Lanes":
+        """How many elements a per-element op handles at once (all of them in io_parallel,
+        one pixel's channels per step in io_stream), and its steps."""
         x = self.g.activation_inputs(node)[0]
         n_out = _elements(self.g.shape(node.output))
-        n_in = _elements(self.g.shape(x))
-        width = fx.result.width
         steps = self.pixels(x) if self.stream() else 1
-        lanes_out = n_out // (self.pixels(node.output) if self.stream() else 1)
-        lanes_in = n_in // steps
-        add = self.c["add"]["lut_per_bit"]
-        cost = Cost(latency=1, ii=1, ff=int(lanes_out * width))
-        if op in (Op.RELU, Op.CLIP):
-            cost.lut = lanes_out * width
-        elif op is Op.LEAKY_RELU:
-            alpha = fx.layer.weight
-            cost.lut = lanes_out * width * (1 + csd_digits(int(round(
-                node.attrs["alpha"] * 2 ** alpha.frac))))
-        elif op in (Op.SIGMOID, Op.TANH):
-            bram, lut = _memory(fx.layer.table_size * fx.layer.table.width, ports=lanes_out)
-            cost.bram18, cost.lut, cost.latency = bram, lut + lanes_out * width, 2
-        elif op is Op.SOFTMAX:
-            from fxq.ops.activation import softmax_table_sizes
+        return _Lanes(x=x, steps=steps, width=fx.result.width,
+                      out=n_out // (self.pixels(node.output) if self.stream() else 1),
+                      inp=_elements(self.g.shape(x)) // steps)
 
+    def per_element(self, node, fx, fill) -> Cost:
+        """The frame every per-element rule shares: a registered output (FFs), one cycle,
+        one step per pixel in io_stream; `fill(cost, lanes)` adds the op's own logic."""
+        lanes = self.lanes(node, fx)
+        cost = Cost(latency=1, ii=1, ff=int(lanes.out * lanes.width))
+        fill(cost, lanes)
+        cost.ii = lanes.steps
+        cost.latency += lanes.steps - 1
+        return cost
+
+    @rule("cost", Op.RELU, Op.CLIP)
+    def _clamp(self, node, fx) -> Cost:
+        def fill(cost, n):
+            cost.lut = n.out * n.width
+        return self.per_element(node, fx, fill)
+
+    @rule("cost", Op.LEAKY_RELU)
+    def _leaky_relu(self, node, fx) -> Cost:
+        alpha = fx.layer.param("alpha")
+        digits = csd_digits(int(round(node.attrs["alpha"] * 2 ** alpha.frac)))
+
+        def fill(cost, n):
+            cost.lut = n.out * n.width * (1 + digits)
+        return self.per_element(node, fx, fill)
+
+    @rule("cost", Op.SIGMOID, Op.TANH)
+    def _table(self, node, fx) -> Cost:
+        def fill(cost, n):
+            bram, lut = _memory(fx.layer.table_size * fx.layer.table.width, ports=n.out)
+            cost.bram18, cost.lut, cost.latency = bram, lut + n.out * n.width, 2
+        return self.per_element(node, fx, fill)
+
+    @rule("cost", Op.SOFTMAX)
+    def _softmax(self, node, fx) -> Cost:
+        from fxq.ops.activation import softmax_table_sizes
+
+        def fill(cost, n):
             exp_size, inv_size, _ = softmax_table_sizes(fx.inputs[0], fx.layer)
-            b1, l1 = _memory(exp_size * fx.layer.table.width, ports=lanes_out)
+            b1, l1 = _memory(exp_size * fx.layer.table.width, ports=n.out)
             b2, l2 = _memory(inv_size * fx.layer.inv_table.width)
             a, b = fx.layer.accum.width, fx.layer.inv_table.width
             dsp_each = dsps_for(a, b, self.device) \
                 if a + b > self.c["multiply"]["dsp_product_bits"] else 0
             cost.bram18 = b1 + b2
-            cost.dsp = lanes_out * dsp_each
-            cost.lut = l1 + l2 + 2 * lanes_out * fx.layer.accum.width * add \
-                + (0 if dsp_each else lanes_out * a * b // 2)
-            cost.latency = 2 * _tree_cycles(lanes_out) + 6
-        elif op in (Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_MAX_POOL, Op.GLOBAL_AVG_POOL):
-            window = (_elements(node.attrs["kernel"]) if op in (Op.MAX_POOL, Op.AVG_POOL)
-                      else self.pixels(x))
-            acc_w = fx.layer.accum.width if fx.layer.accum is not None else width
-            cost.lut = lanes_out * (window - 1) * acc_w * add
+            cost.dsp = n.out * dsp_each
+            cost.lut = l1 + l2 + 2 * n.out * fx.layer.accum.width * self.c["add"]["lut_per_bit"] \
+                + (0 if dsp_each else n.out * a * b // 2)
+            cost.latency = 2 * _tree_cycles(n.out) + 6
+        return self.per_element(node, fx, fill)
+
+    @rule("cost", Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_MAX_POOL, Op.GLOBAL_AVG_POOL)
+    def _pool(self, node, fx) -> Cost:
+        op = node.op
+        windowed = op in (Op.MAX_POOL, Op.AVG_POOL)
+
+        def fill(cost, n):
+            window = _elements(node.attrs["kernel"]) if windowed else self.pixels(n.x)
+            acc_w = fx.layer.accum.width if fx.layer.accum is not None else n.width
+            cost.lut = n.out * (window - 1) * acc_w * self.c["add"]["lut_per_bit"]
             if op in (Op.AVG_POOL, Op.GLOBAL_AVG_POOL):
-                cost.lut += lanes_out * acc_w * 2          # the division by a constant
+                cost.lut += n.out * acc_w * 2          # the division by a constant
             cost.latency = _tree_cycles(window) + 1
-            if self.stream() and op in (Op.MAX_POOL, Op.AVG_POOL):
-                shape = self.g.shape(x)
+            if self.stream() and windowed:
+                shape = self.g.shape(n.x)
                 bits = (node.attrs["kernel"][0] - 1) * _elements(shape[2:]) * shape[0] \
                     * fx.inputs[0].width
                 bram, lut = _memory(bits)
                 cost.bram18, cost.lut = cost.bram18 + bram, cost.lut + lut
-        elif op is Op.BATCH_NORM:
-            scale = fx.params[0]
-            p = products(scale.reshape(-1, 1).T, fx.param_types[0], fx.inputs[0],
+        return self.per_element(node, fx, fill)
+
+    @rule("cost", Op.BATCH_NORM)
+    def _batch_norm(self, node, fx) -> Cost:
+        def fill(cost, n):
+            scale, scale_t = fx.param("scale")
+            p = products(scale.reshape(-1, 1).T, scale_t, fx.inputs[0],
                          self.strategy == "latency", self.device)
-            per_channel = lanes_in // max(scale.size, 1)
+            per_channel = n.inp // max(scale.size, 1)
             cost.dsp = p.dsp * per_channel
-            cost.lut = int(p.lut * per_channel + lanes_out * width * add)
+            cost.lut = int(p.lut * per_channel + n.out * n.width * self.c["add"]["lut_per_bit"])
             cost.latency = 2 + (self.c["multiply"]["dsp_latency"] if p.uses_dsp else 0)
-        elif op is Op.ADD:
-            cost.lut = lanes_out * width * add
-        elif op is Op.MUL:
-            a, b = fx.inputs[0].width, fx.inputs[-1].width
+        return self.per_element(node, fx, fill)
+
+    @rule("cost", Op.ADD)
+    def _add(self, node, fx) -> Cost:
+        def fill(cost, n):
+            cost.lut = n.out * n.width * self.c["add"]["lut_per_bit"]
+        return self.per_element(node, fx, fill)
+
+    @rule("cost", Op.MUL)
+    def _mul(self, node, fx) -> Cost:
+        def fill(cost, n):
+            a, b = fx.inputs[0].width, (fx.inputs + fx.param_types)[1].width
             if a + b > self.c["multiply"]["dsp_product_bits"]:
-                cost.dsp = lanes_out * dsps_for(a, b, self.device)
+                cost.dsp = n.out * dsps_for(a, b, self.device)
                 cost.latency = self.c["multiply"]["dsp_latency"]
             else:
-                cost.lut = int(lanes_out * a * b * self.c["multiply"]["lut_per_partial_product_bit"])
-        elif op is Op.CONCAT:
-            cost.lut = 0
-        cost.ii = steps
-        cost.latency += steps - 1
-        return cost
+                cost.lut = int(n.out * a * b * self.c["multiply"]["lut_per_partial_product_bit"])
+        return self.per_element(node, fx, fill)
+
+    @rule("cost", Op.CONCAT)
+    def _concat(self, node, fx) -> Cost:
+        return self.per_element(node, fx, lambda cost, n: None)     # wires
 
     def fifo(self, tensor: str, t: FixedType) -> Cost:
         """The FIFO hls4ml puts on a layer's output stream: one per channel, as deep as the

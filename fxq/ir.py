@@ -10,55 +10,50 @@ Conventions every stage relies on:
 * Layout is the ONNX layout the model declared (NCHW / NCW for convolutions).
 * Parameters (weights, biases, constants) live in `Graph.params`, keyed by the tensor name
   that nodes list among their inputs. A node's first inputs are activations, then params,
-  in the fixed order documented on each op in `Op`.
+  in the order of its op's parameter roles (`Op.params`: weight, bias, scale, ...).
+* Ops are open (fxq/op.py): an op module defines its own; fxq.ops.registry holds each op's
+  rule for every stage.
 * Nodes are immutable and listed in topological order; rewrites return a new Graph.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum, auto
-from types import MappingProxyType
+from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from fxq.op import ACCUMULATING, Op
 
-class Op(Enum):
-    """Every operation the IR can hold. Inputs in brackets are parameters."""
-
-    DENSE = auto()            # x, [W (in, out)], optional [b (out,)]; y = x @ W + b, last axis
-    CONV = auto()             # x, [W (out, in/groups, *k)], optional [b]; attrs: strides, pads, groups
-    BATCH_NORM = auto()       # x, [scale (C,)], [shift (C,)]; y = x * scale + shift, channel axis 1
-    ADD = auto()              # a, b (either may be a param); NumPy broadcasting
-    MUL = auto()              # a, b (either may be a param); NumPy broadcasting
-    CONCAT = auto()           # a, b, ...; attr axis
-    RELU = auto()
-    LEAKY_RELU = auto()       # attr alpha
-    CLIP = auto()             # attrs lo, hi (ReLU6 is CLIP 0..6)
-    SIGMOID = auto()
-    TANH = auto()
-    SOFTMAX = auto()          # attr axes: the axes normalized over together
-    MAX_POOL = auto()         # attrs kernel, strides, pads
-    AVG_POOL = auto()         # attrs kernel, strides, pads, count_include_pad
-    GLOBAL_AVG_POOL = auto()
-    GLOBAL_MAX_POOL = auto()
-    FLATTEN = auto()          # per-sample flatten to one axis (batch kept)
-    RESHAPE = auto()          # to the output tensor's per-sample shape
-    TRANSPOSE = auto()        # attr perm (batched, perm[0] == 0)
-    PAD = auto()              # attrs pads (begin..., end... over per-sample axes), value
-    IDENTITY = auto()         # Identity and inference-mode Dropout; removed by a pass
+__all__ = ["ACCUMULATING", "FrozenMap", "Graph", "Node", "Op", "Tensor"]
 
 
-ACCUMULATING = frozenset({Op.DENSE, Op.CONV})
-WEIGHTED = frozenset({Op.DENSE, Op.CONV, Op.BATCH_NORM})
-ACTIVATION = frozenset({Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.SIGMOID, Op.TANH, Op.SOFTMAX})
-POOLING = frozenset({Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL})
-MERGE = frozenset({Op.ADD, Op.MUL, Op.CONCAT})
-LAYOUT = frozenset({Op.FLATTEN, Op.RESHAPE, Op.TRANSPOSE, Op.PAD, Op.IDENTITY})
+class FrozenMap(Mapping):
+    """A read-only mapping that pickles and deep-copies (MappingProxyType does neither)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()):
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._items!r})"
+
+    def __reduce__(self):
+        return (FrozenMap, (self._items,))
 
 
 def _freeze(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(attrs))
+    return attrs if isinstance(attrs, FrozenMap) else FrozenMap(attrs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +116,8 @@ class Graph:
             used.update(node.inputs)
             used.update(node.outputs)
         graph = cls(name=name, inputs=tuple(inputs), outputs=tuple(outputs), nodes=nodes,
-                    tensors=MappingProxyType({k: v for k, v in tensors.items() if k in used}),
-                    params=MappingProxyType({k: v for k, v in params.items() if k in used}))
+                    tensors=FrozenMap({k: v for k, v in tensors.items() if k in used}),
+                    params=FrozenMap({k: v for k, v in params.items() if k in used}))
         graph.check()
         return graph
 
@@ -151,23 +146,40 @@ class Graph:
     def is_param(self, name: str) -> bool:
         return name in self.params
 
-    def producer(self, tensor: str) -> Node | None:
+    @cached_property
+    def _index(self) -> tuple[dict[str, Node], dict[str, list[Node]], dict[str, Node]]:
+        """(tensor -> producer, tensor -> consumers, node name -> node), built once, so
+        every lookup is O(1) and a pass over the graph is linear in its size."""
+        producers: dict[str, Node] = {}
+        consumers: dict[str, list[Node]] = {}
+        by_name: dict[str, Node] = {}
         for node in self.nodes:
-            if tensor in node.outputs:
-                return node
-        return None
+            by_name[node.name] = node
+            for name in node.outputs:
+                producers[name] = node
+            for name in dict.fromkeys(node.inputs):
+                consumers.setdefault(name, []).append(node)
+        return producers, consumers, by_name
+
+    def producer(self, tensor: str) -> Node | None:
+        return self._index[0].get(tensor)
 
     def consumers(self, tensor: str) -> list[Node]:
-        return [node for node in self.nodes if tensor in node.inputs]
+        return list(self._index[1].get(tensor, ()))
 
     def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
+        return self._index[2][name]
 
     def activation_inputs(self, node: Node) -> list[str]:
         return [name for name in node.inputs if name not in self.params]
+
+    def param_inputs(self, node: Node) -> list[tuple[str, str]]:
+        """(role, tensor name) of each parameter input of `node`, roles from its op."""
+        names = [name for name in node.inputs if name in self.params]
+        if len(names) > len(node.op.params):
+            raise ValueError(f"node {node.name!r} ({node.op.name}) has {len(names)} parameters;"
+                             f" its op has the roles {node.op.params}")
+        return list(zip(node.op.params, names))
 
     def shape(self, tensor: str) -> tuple[int, ...]:
         """Per-sample shape of an activation tensor."""

@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from fxq.errors import DataError
+from fxq.errors import DataError, FxqError
 from fxq.fixed import FixedType, Overflow, Rounding, to_float
 from fxq.ir import Graph, Node, Op, Tensor
+from fxq import ops as _ops  # noqa: F401  (defines every op model files may name)
 from fxq.quantized import LayerTypes, QuantizedGraph
 
 FORMAT = "fxq-quantized-graph"
-VERSION = 1
+VERSION = 2                     # 2: parameter types by role (LayerTypes.params)
 
 
 def type_to_json(t: FixedType) -> dict[str, Any]:
@@ -42,11 +43,15 @@ def _layer_to_json(layer: LayerTypes) -> dict[str, Any]:
             out[f.name] = type_to_json(value)
         elif f.name == "table_size":
             out[f.name] = value
+        elif f.name == "params":
+            out[f.name] = {role: type_to_json(t) for role, t in value.items()}
     return out
 
 
 def _layer_from_json(d: dict[str, Any]) -> LayerTypes:
-    kwargs = {k: (v if k == "table_size" else type_from_json(v)) for k, v in d.items()}
+    kwargs = {k: (v if k == "table_size" else
+                  {r: type_from_json(t) for r, t in v.items()} if k == "params" else
+                  type_from_json(v)) for k, v in d.items()}
     return LayerTypes(**kwargs)
 
 
@@ -89,7 +94,7 @@ def from_json(d: dict[str, Any]) -> QuantizedGraph:
     tensors = {n: Tensor(n, tuple(int(s) for s in shape)) for n, shape in gd["tensors"].items()}
     params = {n: np.array(p["values"], dtype=np.float64).reshape(p["shape"])
               for n, p in gd["params"].items()}
-    nodes = [Node(n["name"], Op[n["op"]], tuple(n["inputs"]), tuple(n["outputs"]),
+    nodes = [Node(n["name"], Op.named(n["op"]), tuple(n["inputs"]), tuple(n["outputs"]),
                   {k: _frozen(v) for k, v in n["attrs"].items()}) for n in gd["nodes"]]
     graph = Graph.build(gd["name"], gd["inputs"], gd["outputs"], nodes, tensors, params)
     return QuantizedGraph(graph, {n: type_from_json(t) for n, t in d["inputs"].items()},
@@ -123,6 +128,6 @@ def load_quantized(path: str | os.PathLike) -> tuple[QuantizedGraph, dict[str, A
                         f"reads version {VERSION}")
     try:
         return from_json(doc), doc
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, FxqError) as exc:
         raise DataError(f"{path}: damaged fxq model file ({type(exc).__name__}: {exc})") \
             from None

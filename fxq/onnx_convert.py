@@ -14,24 +14,13 @@ import onnx
 from onnx import helper
 
 from fxq.errors import UnsupportedModelError
-from fxq.ir import Op
+from fxq.op import Op
+from fxq.ops.registry import CONVERTERS, converter  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from fxq.onnx_import import Context
 
 Converter = Callable[["Context", onnx.NodeProto], None]
-CONVERTERS: dict[str, Converter] = {}
-
-
-def converter(*op_types: str) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
-        for op_type in op_types:
-            if op_type in CONVERTERS:
-                raise RuntimeError(f"two converters for {op_type}")
-            CONVERTERS[op_type] = fn
-        return fn
-
-    return register
 
 
 def attrs_of(node: onnx.NodeProto) -> dict:

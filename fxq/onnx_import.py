@@ -22,7 +22,7 @@ from onnx.reference import ReferenceEvaluator
 from fxq.errors import ModelError, UnsupportedModelError
 from fxq.ir import Graph, Node, Op, Tensor
 from fxq.onnx_convert import CONVERTERS, refuse
-from fxq.ops import SHAPE_RULES
+from fxq.ops import lookup
 
 OPSET_RANGE = (11, 21)
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -128,7 +128,7 @@ class Context:
         shapes = [self.params[n].shape if n in self.params else (1,) + self.shapes[n]
                   for n in inputs]
         try:
-            batched = SHAPE_RULES[op](*shapes, **attrs)
+            batched = lookup("shape", op, self.name_of(node))(*shapes, **attrs)
         except ValueError as exc:
             raise refuse(self, node, f"input shapes {shapes} do not fit ({exc})") from None
         if batched[0] != 1:

@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from fxq.fixed import FixedType
-from fxq.ir import LAYOUT, Graph
+from fxq.ir import Graph
 
 
 def _pyplot():
@@ -37,7 +37,7 @@ def plot_ranges(graph: Graph, floats: Mapping[str, np.ndarray], path: str,
     """One histogram per non-layout node output (and each input) in a grid, written to
     `path`; with `types`, each panel shows the type's window [LSB, max]."""
     plt = _pyplot()
-    tensors = list(graph.inputs) + [n.output for n in graph.nodes if n.op not in LAYOUT]
+    tensors = list(graph.inputs) + [n.output for n in graph.nodes if not n.op.is_layout]
     labels = {n.output: n.name for n in graph.nodes}
     cols = min(4, len(tensors))
     rows = math.ceil(len(tensors) / cols)

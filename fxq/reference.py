@@ -1,20 +1,22 @@
 """The float reference: run a Graph with the float kernels, batch-vectorized, in float64."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fxq.data import bind_inputs
-from fxq.ir import Graph, Node
-from fxq.ops import FLOAT_KERNELS
+from fxq.ops.registry import lookup
+
+if TYPE_CHECKING:
+    from fxq.ir import Graph, Node
 
 
 def run_node(graph: Graph, node: Node, values: dict[str, np.ndarray]) -> np.ndarray:
     """Apply one node's float kernel, checking the result's shape against the IR."""
     args = [graph.params[n] if n in graph.params else values[n] for n in node.inputs]
     args = [np.asarray(a, dtype=np.float64) for a in args]
-    y = FLOAT_KERNELS[node.op](*args, **node.attrs)
+    y = lookup("float", node.op, node.name)(*args, **node.attrs)
     batch = next(iter(values.values())).shape[0] if values else 1
     expected = (batch,) + graph.shape(node.output)
     if y.shape != expected:

@@ -24,7 +24,7 @@ from fxq.model_file import type_to_json
 from fxq.quantized import QuantizedGraph
 from fxq.reference import evaluate as float_evaluate
 
-TYPE_FIELDS = ("weight", "bias", "accum", "result")
+TYPE_FIELDS = ("accum", "result")        # besides the parameters, by role
 
 
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float | None:
@@ -106,10 +106,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   f"{acc['float']:.4f}, fixed point {acc['fixed']:.4f}", ""]
     lines += [f"Per layer, on {doc['calibration_samples']} calibration samples (SQNR against "
               "the float model; clipped: float values outside the type's range):", "",
-              "| layer | op | output | weight | bias | accum | result | SQNR dB | clipped |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| layer | op | output | parameters | accum | result | SQNR dB | clipped |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in doc["layers"]:
-        cells = [r["types"][k]["hls"] if k in r["types"] else "" for k in TYPE_FIELDS]
+        params = ", ".join(f"{k} {t['hls']}" for k, t in r["types"].items()
+                           if k not in TYPE_FIELDS)
+        cells = [params] + [r["types"][k]["hls"] if k in r["types"] else ""
+                            for k in TYPE_FIELDS]
         sqnr = "exact" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}"
         shape = "x".join(map(str, r["output_shape"]))
         lines.append(f"| {r['name']} | {r['op']} | {shape} | " + " | ".join(cells) +
@@ -213,7 +216,8 @@ def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarr
             name=node.name, op=node.op.name,
             input_shapes=[list(g.shape(n)) for n in g.activation_inputs(node)],
             output_shape=list(g.shape(node.output)),
-            types={k: getattr(layer, k) for k in TYPE_FIELDS if getattr(layer, k) is not None},
+            types={**layer.params, **{k: getattr(layer, k) for k in TYPE_FIELDS
+                                      if getattr(layer, k) is not None}},
             sqnr_db=sqnr_db(f, to_float(raws[node.output], t)),
             clipped=clipped_fraction(f, t)))
     samples = next(iter(floats.values())).shape[0]

@@ -64,7 +64,7 @@ def _dense(b: _Builder, x, x_t, n_in, n_out, narrow):
     w_t, data = _weight(rng), x_t
     w = b.param(rng.normal(0, 0.5, (n_in, n_out)))
     bias = b.param(rng.normal(0, 0.5, n_out))
-    layer = LayerTypes(result=_result(rng), weight=w_t, bias=_weight(rng),
+    layer = LayerTypes(result=_result(rng), params={"weight": w_t, "bias": _weight(rng)},
                        accum=_accum(rng, data, w_t, narrow))
     return b.node(Op.DENSE, [x, w, bias], (n_out,), layer), layer.result
 
@@ -81,13 +81,13 @@ def mlp_with_activations(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     relu = LayerTypes(result=_result(rng, signed=False))
     h = b.node(Op.RELU, [h], (n[1],), relu)
     h, h_t = _dense(b, h, relu.result, n[1], n[2], narrow=False)
-    leaky = LayerTypes(result=_result(rng), weight=FixedType(10, 8))
+    leaky = LayerTypes(result=_result(rng), params={"alpha": FixedType(10, 8)})
     a = b.node(Op.LEAKY_RELU, [h], (n[2],), leaky, alpha=float(rng.uniform(0.05, 0.4)))
     sig = LayerTypes(result=_result(rng), table=_result(rng, (8, 19), (1, 3)),
                      table_size=int(2 ** rng.integers(8, 11)))
     s = b.node(Op.SIGMOID, [h], (n[2],), sig)
     prod = b.node(Op.MUL, [a, s], (n[2],), LayerTypes(result=_result(rng)))
-    bn = LayerTypes(result=_result(rng), weight=_weight(rng), bias=_weight(rng))
+    bn = LayerTypes(result=_result(rng), params={"scale": _weight(rng), "shift": _weight(rng)})
     scale, shift = b.param(rng.normal(1, 0.3, n[2])), b.param(rng.normal(0, 0.5, n[2]))
     h = b.node(Op.BATCH_NORM, [prod, scale, shift], (n[2],), bn)
     th = b.node(Op.TANH, [h], (n[2],), LayerTypes(result=_result(rng),
@@ -126,7 +126,7 @@ def cnn_with_pooling(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     f = int(rng.integers(2, 6))
     k = int(rng.integers(1, 4))
     w_t = _weight(rng)
-    conv = LayerTypes(result=_result(rng), weight=w_t, bias=_weight(rng),
+    conv = LayerTypes(result=_result(rng), params={"weight": w_t, "bias": _weight(rng)},
                       accum=_accum(rng, x_t, w_t, narrow=True))
     wk = b.param(rng.normal(0, 0.5, (f, c, k, k)))
     bk = b.param(rng.normal(0, 0.5, f))
@@ -136,7 +136,7 @@ def cnn_with_pooling(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     t = b.node(Op.RELU, [t], (f, h, w), LayerTypes(result=_result(rng, signed=False)))
     t_t = b.layers[b.nodes[-1].name].result
     dw_t = _weight(rng)
-    dw = LayerTypes(result=_result(rng), weight=dw_t, bias=_weight(rng),
+    dw = LayerTypes(result=_result(rng), params={"weight": dw_t, "bias": _weight(rng)},
                     accum=_accum(rng, t_t, dw_t, narrow=False))
     d = b.node(Op.CONV, [t, b.param(rng.normal(0, 0.5, (f, 1, 3, 3))),
                          b.param(rng.normal(0, 0.5, f))], (f, h, w), dw,
@@ -175,7 +175,7 @@ def conv1d_chain(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     f, k, s = int(rng.integers(2, 6)), int(rng.integers(1, 5)), int(rng.integers(1, 3))
     out = (n - k) // s + 1
     w_t = _weight(rng)
-    conv = LayerTypes(result=_result(rng), weight=w_t, bias=_weight(rng),
+    conv = LayerTypes(result=_result(rng), params={"weight": w_t, "bias": _weight(rng)},
                       accum=_accum(rng, x_t, w_t, narrow=True))
     t = b.node(Op.CONV, ["x", b.param(rng.normal(0, 0.5, (f, c, k))),
                          b.param(rng.normal(0, 0.5, f))], (f, out), conv,

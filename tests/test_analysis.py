@@ -105,9 +105,9 @@ def test_accumulators_cannot_overflow_for_any_input_of_the_input_type():
     layer, x_t = q.layers[node.name], q.types["x"]
     w = q.params[node.inputs[1]].astype(object)
     b = q.params[node.inputs[2]].astype(object)
-    shift = layer.accum.frac - (x_t.frac + layer.weight.frac)
-    b_shift = layer.accum.frac - layer.bias.frac
-    assert layer.bias.frac == layer.accum.frac                 # bias at accum resolution
+    shift = layer.accum.frac - (x_t.frac + layer.param("weight").frac)
+    b_shift = layer.accum.frac - layer.param("bias").frac
+    assert layer.param("bias").frac == layer.accum.frac                 # bias at accum resolution
     for extreme in (x_t.raw_min, x_t.raw_max):
         # the worst case: every input at an extreme, with the sign of its weight
         for o in range(w.shape[1]):

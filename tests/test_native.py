@@ -116,7 +116,8 @@ def _layout_graph(io_type: str) -> tuple[QuantizedGraph, np.ndarray]:
         params[f"p{len(params)}"] = values
         return f"p{len(params) - 1}"
 
-    conv = LayerTypes(result=t, weight=FixedType(8, 6), bias=FixedType(8, 6), accum=acc)
+    conv = LayerTypes(result=t, params={"weight": FixedType(8, 6), "bias": FixedType(8, 6)},
+                       accum=acc)
     h = node(Op.CONV, ["x", param(rng.normal(0, .5, (6, 2, 3, 2))), param(rng.normal(0, 1, 6))],
              (6, 2, 5), conv, strides=(2, 1), pads=(0, 0, 0, 0), groups=2)
     h = node(Op.TRANSPOSE, [h], (5, 2, 6), LayerTypes(result=t), perm=(0, 3, 2, 1))
@@ -126,12 +127,13 @@ def _layout_graph(io_type: str) -> tuple[QuantizedGraph, np.ndarray]:
     a = node(Op.AVG_POOL, [h], (6, 2, 4), LayerTypes(result=t, accum=FixedType(18, 6)),
              kernel=(2, 3), strides=(2, 2), pads=(1, 1, 0, 0), count_include_pad=False)
     s = node(Op.ADD, [m, param(rng.normal(0, 1, (6, 1, 1)))], (6, 2, 4),
-             LayerTypes(result=t, weight=FixedType(8, 5)))
+             LayerTypes(result=t, params={"operand": FixedType(8, 5)}))
     p = node(Op.MUL, [a, param(rng.normal(0, 1, (4,)))], (6, 2, 4),
-             LayerTypes(result=t, weight=FixedType(7, 4)))
+             LayerTypes(result=t, params={"operand": FixedType(7, 4)}))
     c = node(Op.CONCAT, [s, p], (6, 4, 4), LayerTypes(result=t), axis=2)
     r = node(Op.RESHAPE, [c], (6, 1, 4, 4), LayerTypes(result=t), shape=(6, 1, 4, 4))
-    conv3 = LayerTypes(result=t, weight=FixedType(8, 6), bias=FixedType(8, 6), accum=acc)
+    conv3 = LayerTypes(result=t, params={"weight": FixedType(8, 6), "bias": FixedType(8, 6)},
+                       accum=acc)
     y = node(Op.CONV, [r, param(rng.normal(0, .5, (3, 6, 1, 2, 2)))], (3, 1, 3, 3), conv3,
              strides=(1, 1, 1), pads=(0, 0, 0, 0, 0, 0), groups=1)
     graph = Graph.build("layout", ["x"], [y], nodes, tensors, params)

@@ -115,8 +115,8 @@ def test_accumulators_hold_the_worst_case_of_any_input(tmp_path, seed, bits, dat
     layer, x_t = q.layers[node.name], q.types["x"]
     w_raw = q.params[node.inputs[1]].astype(object)
     b_raw = q.params[node.inputs[2]].astype(object)
-    scale = 2 ** (layer.accum.frac - x_t.frac - layer.weight.frac)
-    b_scale = 2 ** (layer.accum.frac - layer.bias.frac)
+    scale = 2 ** (layer.accum.frac - x_t.frac - layer.param("weight").frac)
+    b_scale = 2 ** (layer.accum.frac - layer.param("bias").frac)
     for o in range(n_out):
         for direction in (1, -1):
             xs = [x_t.raw_max if direction * wk >= 0 else x_t.raw_min for wk in w_raw[:, o]]

@@ -28,13 +28,10 @@ from typing import Any, Mapping
 
 from fxq.errors import FxqError
 from fxq.fixed import MAX_WIDTH, Overflow, Rounding
-from fxq.ir import Node, Op
+from fxq.ir import Node
+from fxq.op import KINDS          # every op names its kind when it is defined
 
 OBJECTIVES = ("l1", "l2")
-KINDS = {"conv": {Op.CONV}, "dense": {Op.DENSE}, "batch_norm": {Op.BATCH_NORM},
-         "activation": {Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.SIGMOID, Op.TANH, Op.SOFTMAX},
-         "pool": {Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL},
-         "merge": {Op.ADD, Op.MUL, Op.CONCAT}}
 WIDTH_KEYS = ("weight_bits", "act_bits")
 
 
@@ -94,9 +91,7 @@ class BitConfig:
 
     def widths(self, node: Node) -> Widths:
         out = {"weight_bits": self.weight_bits, "act_bits": self.act_bits}
-        for kind, ops in KINDS.items():
-            if node.op in ops:
-                out.update(self.kinds.get(kind, {}))
+        out.update(self.kinds.get(node.op.kind, {}))
         out.update(self.layers.get(node.name, {}))
         return Widths(weight=out["weight_bits"], act=out["act_bits"])
 

@@ -26,18 +26,17 @@ from fxq.analysis.bits import BitConfig
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, Overflow, Rounding, quantize, requantize, to_float
-from fxq.ir import ACCUMULATING, LAYOUT, Graph, Node, Op
+from fxq.ir import Graph, Node, Op
+from fxq.layer import IO_TYPES, LayerTypes, QuantizationError, fixed_node
 from fxq.memory import check_batch_fits
-from fxq.ops import FIXED_KERNELS
 from fxq.ops.fixed_math import raw_bound
-from fxq.quantized import (DEFAULT_TABLE, IO_TYPES, LayerTypes, QuantizationError,
-                           QuantizedGraph, fixed_node)
+from fxq.ops.registry import lookup
+from fxq.quantized import QuantizedGraph
 from fxq.reference import evaluate as float_evaluate
 
 METHODS = ("dynamic", "static")
 BELOW, ABOVE = 1, 4           # candidates: from 1 fractional bit coarser than the range
                               # needs, to 4 finer (saturating the largest values)
-NONNEGATIVE = frozenset({Op.RELU, Op.SIGMOID, Op.SOFTMAX})
 AP_WIDTH_LIMIT = 64
 
 
@@ -73,19 +72,6 @@ def frac_to_hold(magnitude: float, width: int, signed: bool) -> int:
 def _error(a: np.ndarray, b: np.ndarray, objective: str) -> float:
     d = a - b
     return float(np.mean(np.abs(d)) if objective == "l1" else np.mean(d * d))
-
-
-def softmax_types(result: FixedType, n: int) -> LayerTypes:
-    """Softmax tables sized to what they hold, not hls4ml's one-size defaults: exp values and
-    reciprocals lie in (0, 1], the exp sum in [1, n]. hls4ml indexes the reciprocal table by
-    the top bits of inv_inp_t, so an inv_inp_t whose range is just [0, 2^ceil(log2(n+1)))
-    gives that table its full resolution; the default signed <18,8> spends most of its
-    entries on sums above n and one bit on a sign."""
-    whole = max(1, n.bit_length())                 # integer bits holding n
-    unit = FixedType(18, 17, False, Rounding.RND, Overflow.SAT)           # [0, 2)
-    return LayerTypes(result=result, table=unit, inv_table=unit,
-                      inv_inp=FixedType(18, 18 - whole, False, Rounding.RND, Overflow.SAT),
-                      accum=FixedType(17 + whole, 17, False, Rounding.RND, Overflow.SAT))
 
 
 def best_param_type(values: np.ndarray, width: int, objective: str = "l1") -> FixedType:
@@ -162,7 +148,9 @@ class _Search:
                       run: Callable[[FixedType], np.ndarray]) -> FixedType:
         """The output type of tensor `name`: each candidate fractional length is simulated
         by `run(type) -> raw` and compared with the float values; the raw values of the
-        winner are kept for the nodes downstream."""
+        winner are kept for the nodes downstream. Signed where `signed` or a consumer
+        needs it."""
+        signed = signed or self.needs_signed(name)
         target = self.floats[name]
         if self.method == "static":
             candidates = [frac_to_hold(self.static_act_magnitude, width, signed)]
@@ -181,17 +169,22 @@ class _Search:
         self.choices.append(NodeChoice(name, errors, best[1].frac))
         return best[1]
 
-    def signed_output(self, node: Node, ins: list[FixedType]) -> bool:
-        """Unsigned where the op cannot go negative, except where hls4ml's padded max
-        pooling follows (it pads with the sign bit, which unsigned types do not have)."""
-        if node.output in self.padded_max_pool_inputs:
-            return True
-        if node.op in NONNEGATIVE or (node.op is Op.CLIP and node.attrs["lo"] >= 0):
-            return False
-        if node.op in (Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL,
-                       Op.CONCAT):
-            return any(t.signed for t in ins)
-        return True
+    def needs_signed(self, tensor: str) -> bool:
+        """A tensor read by hls4ml's padded max pooling must be signed (it pads with the
+        sign bit, which unsigned types do not have), whatever its values."""
+        return tensor in self.padded_max_pool_inputs
+
+    def params_of(self, node: Node) -> dict[str, np.ndarray]:
+        """The float value of each parameter input of `node`, by role."""
+        return {role: self.graph.params[name] for role, name in self.graph.param_inputs(node)}
+
+    def choose(self, node: Node, ins: list[FixedType], width: int, signed: bool,
+               layer_with: Callable[[FixedType], LayerTypes]) -> LayerTypes:
+        """The node's types `layer_with(result)`, its result type chosen by running the
+        node's kernel with each candidate (the rule of most ops)."""
+        result = self.choose_output(node.output, width, signed,
+                                    lambda t: self.kernel_output(node, ins, layer_with(t)))
+        return layer_with(result)
 
     # -- the walk --------------------------------------------------------------------
 
@@ -199,7 +192,7 @@ class _Search:
         g = self.graph
         for name in g.inputs:
             f = self.floats[name]
-            signed = bool(np.min(f, initial=0.0) < 0)
+            signed = bool(np.min(f, initial=0.0) < 0) or self.needs_signed(name)
             self.choose_output(name, self.config.act_bits, signed,
                                lambda t, f=f: quantize(f, t))
         inputs = {name: self.types[name] for name in g.inputs}
@@ -212,52 +205,19 @@ class _Search:
 
     def kernel_output(self, node: Node, ins: list[FixedType], layer: LayerTypes) -> np.ndarray:
         fx = fixed_node(self.graph, node, tuple(ins), layer, self.io_type)
-        return FIXED_KERNELS[node.op](fx, *(self.raw[n] for n in self.graph.activation_inputs(node)))
+        kernel = lookup("fixed", node.op, node.name)
+        return kernel(fx, *(self.raw[n] for n in self.graph.activation_inputs(node)))
 
     def node_types(self, node: Node) -> LayerTypes:
-        g = self.graph
-        ins = [self.types[n] for n in g.activation_inputs(node)]
-        widths = self.config.widths(node)
-        if node.op in LAYOUT:
+        """The types of `node`: layout ops keep their input's; every other op's own type
+        rule ("types" in fxq.ops.registry) decides."""
+        ins = [self.types[n] for n in self.graph.activation_inputs(node)]
+        if node.op.is_layout:
             layer = LayerTypes(result=ins[0])
             self.raw[node.output] = self.kernel_output(node, ins, layer)
             return layer
-        params = [g.params[n] for n in node.inputs if g.is_param(n)]
-        signed = self.signed_output(node, ins)
-        where = f"node {node.name!r} ({node.op.name})"
-
-        if node.op in ACCUMULATING:
-            w_t = self.param_type(params[0], widths.weight)
-            accum, bias_t = self.accumulator(node, ins[0], params, w_t, where)
-            partial = LayerTypes(result=accum, weight=w_t, bias=bias_t, accum=accum)
-            acc = self.kernel_output(node, ins, partial)    # result = accum: the raw sums
-            result = self.choose_output(
-                node.output, widths.act, signed,
-                lambda t: requantize(acc, accum.frac, t, accum.width))
-            return LayerTypes(result=result, weight=w_t, bias=bias_t, accum=accum)
-
-        extra: dict[str, Any] = {}
-        if node.op is Op.BATCH_NORM:
-            scale_t = self.param_type(params[0], widths.weight)
-            extra = {"weight": scale_t,
-                     "bias": self.fine_type(params[1], ins[0].frac + scale_t.frac)}
-        elif node.op in (Op.ADD, Op.MUL) and params:
-            extra = {"weight": self.param_type(params[0], widths.weight)}
-        elif node.op is Op.LEAKY_RELU:
-            extra = {"weight": self.param_type(np.array([node.attrs["alpha"]]), widths.weight)}
-        elif node.op in (Op.SIGMOID, Op.TANH):
-            extra = {"table": DEFAULT_TABLE}
-        elif node.op in (Op.AVG_POOL, Op.GLOBAL_AVG_POOL):
-            extra = {"accum": self.pool_accumulator(node, ins[0])}
-
-        def layer_with(result: FixedType) -> LayerTypes:
-            if node.op is Op.SOFTMAX:
-                return softmax_types(result, g.shape(node.output)[-1])
-            return LayerTypes(result=result, **extra)
-
-        result = self.choose_output(node.output, widths.act, signed,
-                                    lambda t: self.kernel_output(node, ins, layer_with(t)))
-        return layer_with(result)
+        rule = lookup("types", node.op, node.name)
+        return rule(self, node, ins, self.config.widths(node))
 
     # -- accumulators and biases -----------------------------------------------------
 
@@ -269,17 +229,20 @@ class _Search:
         frac = min(frac, AP_WIDTH_LIMIT - integer)
         return FixedType(integer + frac, frac, True, Rounding.RND, Overflow.SAT)
 
-    def accumulator(self, node: Node, x_t: FixedType, params: list[np.ndarray],
-                    w_t: FixedType, where: str) -> tuple[FixedType, FixedType | None]:
-        """(accum, bias type): products exact, no overflow for any input of type x_t."""
+    def accumulator(self, node: Node, x_t: FixedType, w_t: FixedType,
+                    weight_matrix: Callable[[np.ndarray], np.ndarray]) \
+            -> tuple[FixedType, FixedType | None]:
+        """(accum, bias type) of a weighted sum: products exact, no overflow for any input of
+        type x_t. `weight_matrix(raw weights)` gives them as (inputs, outputs)."""
+        where = f"node {node.name!r} ({node.op.name})"
+        params = self.params_of(node)
         frac = x_t.frac + w_t.frac
-        w_raw = quantize(params[0], w_t)
-        w_raw = w_raw if node.op is Op.DENSE else w_raw.reshape(w_raw.shape[0], -1).T
+        w_raw = weight_matrix(quantize(params["weight"], w_t))
         per_output = np.abs(w_raw).sum(axis=0, dtype=object) * raw_bound(x_t)
         bias_t = None
-        if len(params) > 1:
-            bias_t = self.fine_type(params[1], frac)
-            b_raw = quantize(params[1], bias_t).astype(object)
+        if "bias" in params:
+            bias_t = self.fine_type(params["bias"], frac)
+            b_raw = quantize(params["bias"], bias_t).astype(object)
             per_output = per_output + np.abs(b_raw) * (1 << max(0, frac - bias_t.frac))
         bound = int(max(per_output, default=0))
         width = max(bound.bit_length() + 1, 2)
@@ -288,17 +251,6 @@ class _Search:
                 f"{where}: an accumulator that cannot overflow needs {width} bits, more than "
                 f"{AP_WIDTH_LIMIT}; use fewer bits for this layer")
         return FixedType(width, frac), bias_t
-
-    def pool_accumulator(self, node: Node, x_t: FixedType) -> FixedType:
-        """Average pooling: the sum of a window never overflows, and log2(count) extra
-        fractional bits keep the integer division from dropping precision."""
-        if node.op is Op.GLOBAL_AVG_POOL:
-            count = int(np.prod(self.graph.shape(node.inputs[0])[1:], dtype=np.int64))
-        else:
-            count = int(np.prod(node.attrs["kernel"], dtype=np.int64))
-        grow = max(1, (count - 1).bit_length())
-        width = min(AP_WIDTH_LIMIT, x_t.width + 2 * grow + (0 if x_t.signed else 1))
-        return FixedType(width, x_t.frac + grow)
 
 
 def quantize_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,

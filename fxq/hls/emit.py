@@ -17,7 +17,8 @@ from fxq.devices import find_device
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, quantize, to_float
 from fxq.hls.layout import channels_last_order, channels_last_shape
-from fxq.ir import Node
+from fxq.ir import Node, Op
+from fxq.ops.registry import lookup, rule
 from fxq.quantized import IO_TYPES, QuantizedGraph
 from fxq.ops.activation import softmax_table_sizes
 
@@ -149,15 +150,13 @@ class _Builder:
             self.e.layer_of[name] = layer
             self.e.order_of[name] = channels_last_order(self.shape(name))
         for node in self.g.nodes:
-            handler = getattr(self, f"_{node.op.name.lower()}", None)
-            if handler is None:
-                self.fail(node, "fxq cannot emit this op to hls4ml yet")
-            handler(node, self.q.fixed_node(node))
+            lookup("hls", node.op, node.name)(self, node, self.q.fixed_node(node))
         self.e.outputs = [self.e.layer_of[t] for t in self.g.outputs]
         return self.e
 
     # -- per op ----------------------------------------------------------------------
 
+    @rule("hls", Op.DENSE)
     def _dense(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         if len(self.shape(x)) != 1:
@@ -168,11 +167,13 @@ class _Builder:
         b = self.param(node.inputs[2]) if len(node.inputs) > 2 else np.zeros(n_out)
         layer = {"class_name": "Dense", "n_in": w.shape[0], "n_out": n_out,
                  "weight_data": w, "bias_data": b}
-        bias_t = fx.layer.bias if len(node.inputs) > 2 else fx.layer.weight
-        self.add(node, layer, _types(weight=fx.layer.weight, bias=bias_t,
+        w_t = fx.layer.param("weight")
+        bias_t = fx.layer.param("bias") or w_t          # without a bias hls4ml adds zeros
+        self.add(node, layer, _types(weight=w_t, bias=bias_t,
                                      accum=fx.layer.accum, result=fx.result),
                  np.arange(n_out))
 
+    @rule("hls", Op.CONV)
     def _conv(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         self._require_channels_last(node, x)
@@ -196,8 +197,9 @@ class _Builder:
         layer = {"class_name": f"{kind}{nd}D", "n_chan": c, "n_filt": o, "bias_data": b,
                  **data, **self._window_attrs(nd, spatial, out_shape[1:], w.shape[2:],
                                               a["strides"], a["pads"], prefix="filt")}
-        bias_t = fx.layer.bias if len(node.inputs) > 2 else fx.layer.weight
-        self.add(node, layer, _types(weight=fx.layer.weight, bias=bias_t,
+        w_t = fx.layer.param("weight")
+        bias_t = fx.layer.param("bias") or w_t          # without a bias hls4ml adds zeros
+        self.add(node, layer, _types(weight=w_t, bias=bias_t,
                                      accum=fx.layer.accum, result=fx.result),
                  channels_last_order(out_shape))
 
@@ -237,9 +239,11 @@ class _Builder:
         self.add(node, layer, _types(accum=fx.layer.accum or fx.inputs[0], result=fx.result),
                  channels_last_order(out_shape))
 
+    @rule("hls", Op.MAX_POOL)
     def _max_pool(self, node, fx):
         self._pool(node, fx, "Max")
 
+    @rule("hls", Op.AVG_POOL)
     def _avg_pool(self, node, fx):
         self._pool(node, fx, "Average")
 
@@ -255,9 +259,11 @@ class _Builder:
         self.add(node, layer, _types(accum=fx.layer.accum or fx.inputs[0], result=fx.result),
                  np.arange(shape[0]))
 
+    @rule("hls", Op.GLOBAL_AVG_POOL)
     def _global_avg_pool(self, node, fx):
         self._global_pool(node, fx, "Average")
 
+    @rule("hls", Op.GLOBAL_MAX_POOL)
     def _global_max_pool(self, node, fx):
         self._global_pool(node, fx, "Max")
 
@@ -272,15 +278,19 @@ class _Builder:
         self.add(node, layer, _types(result=fx.result, **extra_types), self.e.order_of[x],
                  extra)
 
+    @rule("hls", Op.RELU)
     def _relu(self, node, fx):
         self._activation(node, fx, "relu")
 
+    @rule("hls", Op.SIGMOID)
     def _sigmoid(self, node, fx):
         self._activation(node, fx, "sigmoid", table=fx.layer.table)
 
+    @rule("hls", Op.TANH)
     def _tanh(self, node, fx):
         self._activation(node, fx, "tanh", table=fx.layer.table)
 
+    @rule("hls", Op.CLIP)
     def _clip(self, node, fx):
         lo, hi = node.attrs["lo"], node.attrs["hi"]
         if lo != 0 or hi not in (1, 6):
@@ -289,14 +299,17 @@ class _Builder:
             self.fail(node, "hls4ml has no io_stream ReLU1/ReLU6")
         self._activation(node, fx, f"relu{int(hi)}")
 
+    @rule("hls", Op.LEAKY_RELU)
     def _leaky_relu(self, node, fx):
         x = self.g.activation_inputs(node)[0]
+        alpha_t = fx.layer.param("alpha")
         layer = {"class_name": "LeakyReLU", "activation": "leaky_relu",
-                 "activ_param": float(to_float(quantize(node.attrs["alpha"], fx.layer.weight),
-                                               fx.layer.weight)), "n_in": int(np.prod(self.shape(x)))}
-        self.add(node, layer, _types(result=fx.result, param=fx.layer.weight),
+                 "activ_param": float(to_float(quantize(node.attrs["alpha"], alpha_t), alpha_t)),
+                 "n_in": int(np.prod(self.shape(x)))}
+        self.add(node, layer, _types(result=fx.result, param=alpha_t),
                  self.e.order_of[x])
 
+    @rule("hls", Op.SOFTMAX)
     def _softmax(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         if len(self.shape(x)) != 1 or tuple(node.attrs["axes"]) != (1,):
@@ -325,12 +338,15 @@ class _Builder:
         self.add(node, {"class_name": "Merge", "op": op}, _types(result=fx.result),
                  self.e.order_of[ins[0]])
 
+    @rule("hls", Op.ADD)
     def _add(self, node, fx):
         self._merge(node, fx, "add")
 
+    @rule("hls", Op.MUL)
     def _mul(self, node, fx):
         self._merge(node, fx, "multiply")
 
+    @rule("hls", Op.CONCAT)
     def _concat(self, node, fx):
         ins = self.g.activation_inputs(node)
         if len(ins) != 2:
@@ -348,23 +364,27 @@ class _Builder:
         self.add(node, {"class_name": "Concatenate", "op": f"concatenate{rank}d",
                         "axis": cl_axis}, _types(result=fx.result), order)
 
+    @rule("hls", Op.FLATTEN)
     def _flatten(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         size = int(np.prod(self.shape(x)))
         self.add(node, {"class_name": "Reshape", "target_shape": [size]},
                  _types(result=fx.result), self.e.order_of[x])
 
+    @rule("hls", Op.RESHAPE)
     def _reshape(self, node, fx):
         if len(self.shape(node.output)) != 1:
             self.fail(node, f"reshape to {self.shape(node.output)}; fxq emits reshapes to a "
                       "vector (flatten) only")
         self._flatten(node, fx)
 
+    @rule("hls", Op.IDENTITY)
     def _identity(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         self.e.layer_of[node.output] = self.e.layer_of[x]
         self.e.order_of[node.output] = self.e.order_of[x]
 
+    @rule("hls", Op.BATCH_NORM)
     def _batch_norm(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         shape = self.shape(x)
@@ -377,7 +397,8 @@ class _Builder:
             n_filt = shape[0]
         layer = {"class_name": "BatchNormalization", "n_in": int(np.prod(shape)),
                  "n_filt": n_filt, "scale_data": scale, "bias_data": shift}
-        self.add(node, layer, _types(scale=fx.layer.weight, bias=fx.layer.bias,
+        self.add(node, layer, _types(scale=fx.layer.param("scale"),
+                                     bias=fx.layer.param("shift"),
                                      result=fx.result), self.e.order_of[x])
 
 

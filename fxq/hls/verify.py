@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from fxq.cache import CACHE_ENV, build_cache_dir  # noqa: F401  (re-exported)
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.fixed import to_float
@@ -26,17 +27,11 @@ from fxq.hls.layout import to_hls
 from fxq.memory import check_batch_fits
 from fxq.quantized import QuantizedGraph
 
-CACHE_ENV = "FXQ_BUILD_CACHE"
 CSIM_TIMEOUT_S = 1800
 
 
 class CSimulationError(FxqError):
     """hls4ml's C simulation of the project could not be built or run."""
-
-
-def build_cache_dir() -> str:
-    default = os.path.join(os.path.expanduser("~"), ".cache", "fxq", "builds")
-    return os.environ.get(CACHE_ENV, default)
 
 
 def _source_digest(project_dir: str, project: str) -> str:

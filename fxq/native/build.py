@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from fxq.cache import build_cache_dir
 from fxq.errors import FxqError
 from fxq.native.codegen import Program
 
@@ -42,23 +43,18 @@ def _machine_tag() -> str:
     return hashlib.sha256(flags.encode()).hexdigest()[:12]
 
 
-def _cache_dir() -> str:
-    from fxq.hls.verify import build_cache_dir
-    return build_cache_dir()
-
-
 def library_path(source: str) -> str:
     """The shared library built from `source`, compiled now unless cached."""
     with open(os.path.join(HERE, "runtime.h"), "rb") as f:
         runtime = f.read()
     h = hashlib.sha256(source.encode() + runtime + " ".join([CXX] + FLAGS).encode()
                        + _machine_tag().encode())
-    path = os.path.join(_cache_dir(), f"native-{h.hexdigest()[:24]}.so")
+    path = os.path.join(build_cache_dir(), f"native-{h.hexdigest()[:24]}.so")
     if os.path.exists(path):
         return path
     if shutil.which(CXX) is None:
         raise NativeBuildError(f"the native simulation needs a C++ compiler ({CXX}) on PATH")
-    os.makedirs(_cache_dir(), exist_ok=True)
+    os.makedirs(build_cache_dir(), exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fxq-native-") as tmp:
         src = os.path.join(tmp, "sim.cpp")
         with open(src, "w") as f:

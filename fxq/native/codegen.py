@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 import math
 from math import prod
 
@@ -24,13 +25,17 @@ import numpy as np
 
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, quantize, requantize
-from fxq.ir import Op
+from fxq.op import Op
 from fxq.ops import tables
 from fxq.ops.activation import softmax_table_sizes
 from fxq.ops.fixed_math import raw_bound
 from fxq.ops.pool import window_count
+from fxq.layer import FixedNode
+from fxq.ops.registry import has, lookup, rule
 from fxq.ops.windows import spatial_output_shape
-from fxq.quantized import FixedNode, QuantizedGraph
+
+if TYPE_CHECKING:
+    from fxq.quantized import QuantizedGraph
 
 BLOCK = 16                      # samples per block: one AVX-512 vector of int32
 MAX_ARENA_BYTES = 1 << 29       # every tensor of a block, per thread (no buffer reuse yet)
@@ -143,15 +148,9 @@ class Gen:
         return var
 
 
-EMITTERS = {}
-
-
 def emitter(*ops):
-    def register(fn):
-        for op in ops:
-            EMITTERS[op] = fn
-        return fn
-    return register
+    """Register the decorated function as the native-engine rule of `ops`."""
+    return rule("native", *ops)
 
 
 # -- weighted sums ---------------------------------------------------------------------------
@@ -368,7 +367,7 @@ def relu(g, fx, x, y):
 
 @emitter(Op.LEAKY_RELU)
 def leaky_relu(g, fx, x, y):
-    alpha_t = fx.layer.weight
+    alpha_t = fx.layer.param("alpha")
     alpha = int(quantize(fx.node.attrs["alpha"], alpha_t))
     scaled = rq(fx.inputs[0].frac + alpha_t.frac - fx.result.frac, fx.result,
                 f"{_at(x)} * {lit(alpha)}")
@@ -622,7 +621,10 @@ def pad(g, fx, x, y):
     _elementwise(g, y, f"({src}[e] < 0 ? {lit(value)} : (fxq::i64)AT({x.var}, {src}[e])[b])")
 
 
-ALIASES = frozenset({Op.FLATTEN, Op.RESHAPE, Op.IDENTITY})   # same elements, same order
+@emitter(Op.FLATTEN, Op.RESHAPE, Op.IDENTITY)
+def alias(g, fx, x, y):
+    """Same elements in the same order: the output is the input's buffer (no code)."""
+    raise AssertionError("generate() aliases these buffers without calling the rule")
 
 
 # -- the program -------------------------------------------------------------------------------
@@ -654,14 +656,15 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         fx = q.fixed_node(node)
         ins = [buffers[n] for n in graph.activation_inputs(node)]
         shape = graph.shape(node.output)
-        if node.op in ALIASES:
+        if not has("native", node.op):
+            raise NativeUnsupported(f"op {node.op.name} ({node.name!r})")
+        emit = lookup("native", node.op, node.name)
+        if emit is alias:
             buffers[node.output] = Buffer(ins[0].var, ins[0].ctype, shape)
             continue
-        if node.op not in EMITTERS:
-            raise NativeUnsupported(f"op {node.op.name} ({node.name!r})")
         ctype = storage(fx.result)
         y = Buffer(g.buffer("t", ctype, prod(shape)), ctype, shape)
-        EMITTERS[node.op](g, fx, *ins, y)
+        emit(g, fx, *ins, y)
         buffers[node.output] = y
     for i, name in enumerate(graph.outputs):
         buf = buffers[name]

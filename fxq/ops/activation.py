@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.ir import Op
+from fxq.op import Op
 from fxq.errors import FxqError
-from fxq.fixed import FixedType, cast, quantize, requantize
+from fxq.fixed import FixedType, Overflow, Rounding, cast, quantize, requantize
+from fxq.layer import DEFAULT_TABLE, LayerTypes
 from fxq.ops import tables
 from fxq.ops.fixed_math import add_in, tree_reduce
-from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
+from fxq.ops.registry import fixed_kernel, float_kernel, rule, shape_rule
 
 
 @shape_rule(Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.SIGMOID, Op.TANH, Op.SOFTMAX)
@@ -64,8 +65,8 @@ def relu_fixed(fx, x):
 
 @fixed_kernel(Op.LEAKY_RELU)
 def leaky_relu_fixed(fx, x):
-    """res = alpha * x below zero, alpha in its own type (layer.weight), product exact."""
-    alpha_t = fx.layer.weight
+    """res = alpha * x below zero, alpha in its own type (role "alpha"), product exact."""
+    alpha_t = fx.layer.param("alpha")
     alpha = int(quantize(fx.node.attrs["alpha"], alpha_t))
     scaled = requantize(x * alpha, fx.inputs[0].frac + alpha_t.frac, fx.result, 64)
     return np.where(x > 0, cast(x, fx.inputs[0], fx.result), scaled)
@@ -151,3 +152,61 @@ def softmax_fixed(fx, x):
     inv_table = tables.softmax_invert_table(inv_size, layer.inv_inp, layer.inv_table)
     inv = inv_table[tables.index_from_top_bits(exp_sum, layer.inv_inp, inv_bits)]
     return requantize(exp_res * inv[..., None], accum.frac + layer.inv_table.frac, fx.result, 64)
+
+
+@rule("check", Op.SIGMOID, Op.TANH)
+def table_check(node, ins, layer, graph):
+    return None if layer.table is not None else "no lookup table type"
+
+
+@rule("check", Op.SOFTMAX)
+def softmax_check(node, ins, layer, graph):
+    if layer.table is None or layer.inv_table is None or layer.accum is None \
+            or layer.inv_inp is None:
+        return "softmax needs table, inv_table, inv_inp and accum types"
+    last = len(graph.shape(node.output))           # batched axis index of the last axis
+    if tuple(node.attrs["axes"]) != (last,):
+        return (f"softmax over axes {tuple(node.attrs['axes'])}; hls4ml's softmax tables run "
+                f"over the last axis ({last}) only")
+    return None
+
+
+# -- the search's type rules ---------------------------------------------------------------
+
+def softmax_types(result: FixedType, n: int) -> LayerTypes:
+    """Softmax tables sized to what they hold, not hls4ml's one-size defaults: exp values and
+    reciprocals lie in (0, 1], the exp sum in [1, n]. hls4ml indexes the reciprocal table by
+    the top bits of inv_inp_t, so an inv_inp_t whose range is just [0, 2^ceil(log2(n+1)))
+    gives that table its full resolution; the default signed <18,8> spends most of its
+    entries on sums above n and one bit on a sign."""
+    whole = max(1, n.bit_length())                 # integer bits holding n
+    unit = FixedType(18, 17, False, Rounding.RND, Overflow.SAT)           # [0, 2)
+    return LayerTypes(result=result, table=unit, inv_table=unit,
+                      inv_inp=FixedType(18, 18 - whole, False, Rounding.RND, Overflow.SAT),
+                      accum=FixedType(17 + whole, 17, False, Rounding.RND, Overflow.SAT))
+
+
+@rule("types", Op.RELU, Op.CLIP)
+def clamp_types(search, node, ins, widths):
+    signed = node.op is Op.CLIP and node.attrs["lo"] < 0
+    return search.choose(node, ins, widths.act, signed, lambda t: LayerTypes(result=t))
+
+
+@rule("types", Op.LEAKY_RELU)
+def leaky_relu_types(search, node, ins, widths):
+    alpha = {"alpha": search.param_type(np.array([node.attrs["alpha"]]), widths.weight)}
+    return search.choose(node, ins, widths.act, True,
+                         lambda t: LayerTypes(result=t, params=alpha))
+
+
+@rule("types", Op.SIGMOID, Op.TANH)
+def table_types(search, node, ins, widths):
+    """hls4ml's default table (its values are computed for <18,8>-style tables)."""
+    return search.choose(node, ins, widths.act, node.op is Op.TANH,
+                         lambda t: LayerTypes(result=t, table=DEFAULT_TABLE))
+
+
+@rule("types", Op.SOFTMAX)
+def softmax_rule(search, node, ins, widths):
+    n = search.graph.shape(node.output)[-1]
+    return search.choose(node, ins, widths.act, False, lambda t: softmax_types(t, n))

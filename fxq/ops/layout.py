@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.ir import Op
+from fxq.op import Op
 from fxq.fixed import quantize
 from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.ir import Op
-from fxq.fixed import requantize, requantize_exact_float
+from fxq.op import Op
+from fxq.fixed import Overflow, requantize, requantize_exact_float
+from fxq.layer import LayerTypes
 from fxq.ops import torch_conv
 from fxq.ops.fixed_math import aligned_sum, exact_float_dtype, multiply_accumulate, raw_bound
-from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
+from fxq.ops.registry import fixed_kernel, float_kernel, rule, shape_rule
 from fxq.ops.windows import offset_slices, pad_spatial, spatial_output_shape, windows
 
 
@@ -247,3 +248,54 @@ def batch_norm_fixed(fx, x):
     total, frac = aligned_sum(x * scale.reshape(shape), fx.inputs[0].frac + scale_t.frac,
                               shift.reshape(shape), shift_t.frac)
     return requantize(total, frac, fx.result, 64)
+
+
+@rule("check", Op.DENSE, Op.CONV)
+def weighted_sum_check(node, ins, layer, graph):
+    """Products must fit int64 and the accumulator must wrap (a saturating accumulator's
+    result depends on the summation order, which differs between hls4ml's strategies)."""
+    w_t = layer.param("weight")
+    if w_t.width + ins[0].width > 63:
+        return f"input {ins[0]} times weight {w_t} needs more than 63 bits per product"
+    if layer.accum is None:
+        return "no accumulator type"
+    if layer.accum.overflow is not Overflow.WRAP:
+        return (f"accumulator {layer.accum} must wrap (AP_WRAP); a saturating accumulator's "
+                "result depends on the summation order, which differs between hls4ml's "
+                "strategies")
+    return None
+
+
+# -- the search's type rules ---------------------------------------------------------------
+
+def _weight_matrix(node):
+    """Raw weights as (inputs, outputs): Dense's as they are, Conv's (O, C/G, *k) flattened."""
+    if node.op is Op.DENSE:
+        return lambda w: w
+    return lambda w: w.reshape(w.shape[0], -1).T
+
+
+@rule("types", Op.DENSE, Op.CONV)
+def weighted_sum_types(search, node, ins, widths):
+    """Weights by minimum error, an accumulator that cannot overflow, the bias at its
+    resolution; the result chosen from the exact sums."""
+    params = search.params_of(node)
+    w_t = search.param_type(params["weight"], widths.weight)
+    accum, bias_t = search.accumulator(node, ins[0], w_t, _weight_matrix(node))
+    types = {"weight": w_t} if bias_t is None else {"weight": w_t, "bias": bias_t}
+    partial = LayerTypes(result=accum, params=types, accum=accum)
+    acc = search.kernel_output(node, ins, partial)        # result = accum: the raw sums
+    result = search.choose_output(node.output, widths.act, True,
+                                  lambda t: requantize(acc, accum.frac, t, accum.width))
+    return LayerTypes(result=result, params=types, accum=accum)
+
+
+@rule("types", Op.BATCH_NORM)
+def batch_norm_types(search, node, ins, widths):
+    """The scale by minimum error; the shift at the resolution of the products."""
+    params = search.params_of(node)
+    scale_t = search.param_type(params["scale"], widths.weight)
+    types = {"scale": scale_t,
+             "shift": search.fine_type(params["shift"], ins[0].frac + scale_t.frac)}
+    return search.choose(node, ins, widths.act, True,
+                         lambda t: LayerTypes(result=t, params=types))

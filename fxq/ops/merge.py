@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.ir import Op
+from fxq.op import Op
 from fxq.fixed import cast, requantize
 from fxq.ops.fixed_math import aligned_sum
-from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
+from fxq.layer import LayerTypes
+from fxq.ops.registry import fixed_kernel, float_kernel, rule, shape_rule
 
 
 @shape_rule(Op.ADD, Op.MUL)
@@ -68,3 +69,21 @@ def mul_fixed(fx, *raws):
 def concat_fixed(fx, *raws):
     parts = [cast(r, t, fx.result) for r, t in zip(raws, fx.inputs)]
     return np.concatenate(parts, axis=fx.node.attrs["axis"])
+
+
+# -- the search's type rules ---------------------------------------------------------------
+
+@rule("types", Op.ADD, Op.MUL)
+def arithmetic_types(search, node, ins, widths):
+    """A constant operand by minimum error at the weight width."""
+    params = search.params_of(node)
+    types = {"operand": search.param_type(params["operand"], widths.weight)} \
+        if "operand" in params else {}
+    return search.choose(node, ins, widths.act, True,
+                         lambda t: LayerTypes(result=t, params=types))
+
+
+@rule("types", Op.CONCAT)
+def concat_types(search, node, ins, widths):
+    return search.choose(node, ins, widths.act, any(t.signed for t in ins),
+                         lambda t: LayerTypes(result=t))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.ir import Op
-from fxq.fixed import cast, requantize
+from fxq.op import Op
+from fxq.fixed import FixedType, cast, requantize
+from fxq.layer import LayerTypes
 from fxq.ops.fixed_math import (add_in, aligned_sum, raw_bound, tree_reduce,
                                 truncating_divide)
-from fxq.ops.registry import fixed_kernel, float_kernel, shape_rule
+from fxq.ops.registry import fixed_kernel, float_kernel, rule, shape_rule
 from fxq.ops.windows import offset_slices, pad_spatial, spatial_output_shape, windows
 
 
@@ -173,3 +174,46 @@ def global_avg_pool_fixed(fx, x):
     else:
         y = _average_of(win, count, fx, global_pool=True)
     return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+
+
+@rule("check", Op.AVG_POOL, Op.GLOBAL_AVG_POOL)
+def average_check(node, ins, layer, graph):
+    return None if layer.accum is not None else "no accumulator type"
+
+
+@rule("check", Op.MAX_POOL)
+def max_pool_check(node, ins, layer, graph):
+    if any(node.attrs["pads"]) and not ins[0].signed:
+        return (f"padded max pooling of the unsigned type {ins[0]}: hls4ml pads with the sign "
+                "bit set, a large positive value for unsigned types")
+    return None
+
+
+# -- the search's type rules ---------------------------------------------------------------
+
+AP_WIDTH_LIMIT = 64
+
+
+def pool_accumulator(count: int, x_t: FixedType) -> FixedType:
+    """Average pooling's accum_t: the sum of a window never overflows, and log2(count)
+    extra fractional bits keep the integer division from dropping precision."""
+    grow = max(1, (count - 1).bit_length())
+    width = min(AP_WIDTH_LIMIT, x_t.width + 2 * grow + (0 if x_t.signed else 1))
+    return FixedType(width, x_t.frac + grow)
+
+
+@rule("types", Op.MAX_POOL, Op.GLOBAL_MAX_POOL)
+def max_types(search, node, ins, widths):
+    return search.choose(node, ins, widths.act, ins[0].signed,
+                         lambda t: LayerTypes(result=t))
+
+
+@rule("types", Op.AVG_POOL, Op.GLOBAL_AVG_POOL)
+def average_types(search, node, ins, widths):
+    if node.op is Op.GLOBAL_AVG_POOL:
+        count = int(np.prod(search.graph.shape(node.inputs[0])[1:], dtype=np.int64))
+    else:
+        count = int(np.prod(node.attrs["kernel"], dtype=np.int64))
+    accum = pool_accumulator(count, ins[0])
+    return search.choose(node, ins, widths.act, ins[0].signed,
+                         lambda t: LayerTypes(result=t, accum=accum))

@@ -1,49 +1,108 @@
-"""Explicit registries of per-op functions, filled by the op modules at import.
+"""One registry of every op's rules, stage by stage; duplicates refused, gaps named.
 
-Two tables, one entry per `Op` each, duplicates refused:
+An op's definition is its rules for every stage, registered under its `Op`:
 
-* shape rules: ``rule(*shapes, **attrs) -> shape``. Shapes are *batched* with a batch of 1
-  for activations and the real shape for parameters, so rules follow ONNX semantics
-  directly; the caller strips the batch axis.
-* float kernels: ``kernel(*arrays, **attrs) -> ndarray``, batched float64 in and out.
-* fixed kernels: ``kernel(fx, *raws) -> ndarray``, the bit-accurate integer kernel: `fx` is
-  the node's `FixedNode` (its types and raw parameters), `raws` the int64 raw values of its
+* ``shape``: ``rule(*shapes, **attrs) -> shape``. Shapes are *batched* with a batch of 1 for
+  activations and the real shape for parameters, so rules follow ONNX semantics directly;
+  the caller strips the batch axis.
+* ``float``: ``kernel(*arrays, **attrs) -> ndarray``, batched float64 in and out.
+* ``fixed``: ``kernel(fx, *raws) -> ndarray``, the bit-accurate integer kernel: `fx` is the
+  node's `FixedNode` (its types and raw parameters), `raws` the int64 raw values of its
   activation inputs, batch first; it returns the raw int64 values of its result type.
+* ``check``: ``check(fx, fail)``: constraints on the types beyond their being given (calls
+  `fail(why)`); optional, an op without one has none.
+* ``types``: ``rule(search, node, ins, widths) -> LayerTypes``: the analysis's choice of the
+  node's types (fxq.analysis.search).
+* ``hls``: ``emit(builder, node, fx)``: the hls4ml layer dicts (fxq.hls.emit).
+* ``native``: ``emit(gen, fx, *in_buffers, out_buffer)``: the native engine's C++
+  (fxq.native.codegen).
+* ``cost``: ``rule(estimator, node, fx) -> Cost``: the estimator's cycles and resources
+  (fxq.estimate).
+
+ONNX converters are registered by ONNX op type (``converter("Gemm")``). A stage that meets an
+op without its rule raises MissingRule, naming the op, the node and the stage; nothing falls
+back to a default.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
+from fxq.errors import FxqError
+from fxq.op import Op
 
-from fxq.ir import Op
+STAGES = {
+    "shape": "shape rule", "float": "float kernel", "fixed": "bit-accurate kernel",
+    "check": "type check", "types": "type rule for the search", "hls": "hls4ml emitter",
+    "native": "native-engine emitter", "cost": "cost rule",
+}
+OPTIONAL = frozenset({"check"})
 
-ShapeRule = Callable[..., tuple[int, ...]]
-FloatKernel = Callable[..., np.ndarray]
-
-SHAPE_RULES: dict[Op, ShapeRule] = {}
-FLOAT_KERNELS: dict[Op, FloatKernel] = {}
-FIXED_KERNELS: dict[Op, Callable[..., np.ndarray]] = {}
+RULES: dict[str, dict[Op, Callable]] = {stage: {} for stage in STAGES}
+CONVERTERS: dict[str, Callable] = {}
 
 
-def _registrar(table: dict, kind: str, *ops: Op) -> Callable:
+class MissingRule(FxqError):
+    """An op has no rule for a stage: that stage cannot handle it."""
+
+
+def rule(stage: str, *ops: Op) -> Callable[[Callable], Callable]:
+    """Register the decorated function as `stage`'s rule for each of `ops`."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: expected one of {sorted(STAGES)}")
+
     def register(fn: Callable) -> Callable:
         for op in ops:
-            if op in table:
-                raise RuntimeError(f"two {kind}s registered for {op.name}")
-            table[op] = fn
+            if op in RULES[stage]:
+                raise RuntimeError(f"two {STAGES[stage]}s registered for {op.name}")
+            RULES[stage][op] = fn
         return fn
 
     return register
 
 
-def shape_rule(*ops: Op) -> Callable[[ShapeRule], ShapeRule]:
-    return _registrar(SHAPE_RULES, "shape rule", *ops)
+def lookup(stage: str, op: Op, where: str = "") -> Callable:
+    """`op`'s rule for `stage`; MissingRule naming op, `where` (a node) and stage if none."""
+    found = RULES[stage].get(op)
+    if found is None:
+        at = f"node {where!r}: " if where else ""
+        raise MissingRule(f"{at}fxq cannot {_VERBS[stage]} op {op.name} yet (it has no "
+                          f"{STAGES[stage]})")
+    return found
 
 
-def float_kernel(*ops: Op) -> Callable[[FloatKernel], FloatKernel]:
-    return _registrar(FLOAT_KERNELS, "float kernel", *ops)
+def has(stage: str, op: Op) -> bool:
+    return op in RULES[stage]
+
+
+def missing(op: Op) -> list[str]:
+    """The required stages `op` has no rule for (tests hold every op to none)."""
+    return [s for s in STAGES if s not in OPTIONAL and op not in RULES[s]]
+
+
+def converter(*op_types: str) -> Callable[[Callable], Callable]:
+    """Register the decorated function as the ONNX converter of each of `op_types`."""
+    def register(fn: Callable) -> Callable:
+        for op_type in op_types:
+            if op_type in CONVERTERS:
+                raise RuntimeError(f"two converters for {op_type}")
+            CONVERTERS[op_type] = fn
+        return fn
+
+    return register
+
+
+_VERBS = {"shape": "infer the shape of", "float": "run", "fixed": "simulate",
+          "check": "check the types of", "types": "choose the types of",
+          "hls": "emit to hls4ml", "native": "compile natively", "cost": "estimate"}
+
+
+def shape_rule(*ops: Op) -> Callable:
+    return rule("shape", *ops)
+
+
+def float_kernel(*ops: Op) -> Callable:
+    return rule("float", *ops)
 
 
 def fixed_kernel(*ops: Op) -> Callable:
-    return _registrar(FIXED_KERNELS, "fixed kernel", *ops)
+    return rule("fixed", *ops)

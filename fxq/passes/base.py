@@ -1,54 +1,161 @@
-"""The pass contract and the driver.
+"""The contract of passes and transforms, and the driver that runs them in linear time.
 
-A pass is a small rewrite with two halves:
+Two kinds of graph rewrite, apart:
 
-* ``match(graph, node)`` looks at one node (and its neighbours) and returns whatever the
-  rewrite needs, or None when the pass does not apply there. It never changes anything.
-* ``rewrite(graph, match)`` returns a new Graph computing the same function (same float
-  outputs up to rounding) with the match rewritten. Graph outputs keep their names.
+* A **Pass** keeps the float function (the same float outputs up to rounding); the
+  normalizing pipeline after import is made of them.
+* A **Transform** may change values (pruning, factorization, weight sharing, ...); it runs
+  only when a user's pipeline asks for it, and what it changed is reported.
 
-`Pass.run` rewrites the first match until none is left; `normalize` runs a pipeline of
-passes until a whole sweep changes nothing.
+Both are small objects with two halves:
+
+* ``match(graph, node)`` looks at one node (and its neighbours, through the graph's indexed
+  `producer`/`consumers`) and returns whatever the rewrite needs, or None. It never changes
+  anything.
+* ``rewrite(graph, match)`` returns an `Edit`: the nodes to remove, the nodes to put where
+  the first of them stood, tensor renames, new params. It does not build a graph.
+
+`run_pipeline` sweeps the graph once per round: every node is matched against the current
+graph, non-overlapping edits are collected, and the whole round's edits are applied in one
+rebuild. Rounds repeat until no pass matches, so the cost is linear in graph size per round
+(the number of rounds follows the longest chain of dependent rewrites, not the graph). It
+returns the new graph and a `Change` per edit: which rewrite, which nodes, what it did.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
-from fxq.ir import Graph, Node
+import numpy as np
+
+from fxq.ir import Graph, Node, Tensor
+
+MAX_ROUNDS = 10_000
 
 
-class Pass:
+@dataclass(frozen=True)
+class Edit:
+    """One rewrite's effect. `rename` maps old tensor names to new ones for every reader and
+    writer left in the graph (so `{y: x}` makes y's readers read x)."""
+
+    remove: tuple[Node, ...] = ()
+    insert: tuple[Node, ...] = ()
+    rename: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, np.ndarray] = field(default_factory=dict)
+    tensors: Mapping[str, Tensor] = field(default_factory=dict)
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one edit changed: the rewrite's name, the nodes removed and inserted."""
+
+    rewrite: str
+    removed: tuple[str, ...]
+    inserted: tuple[str, ...]
+    what: str = ""
+
+
+class Rewrite:
+    """Shared by Pass and Transform: `match`, then `rewrite` into an Edit."""
+
+    changes_values = False
+
     def match(self, graph: Graph, node: Node) -> Any | None:
         raise NotImplementedError
 
-    def rewrite(self, graph: Graph, match: Any) -> Graph:
+    def rewrite(self, graph: Graph, match: Any) -> Edit:
         raise NotImplementedError
 
-    def run(self, graph: Graph) -> Graph:
-        while True:
-            for node in graph.nodes:
-                found = self.match(graph, node)
-                if found is not None:
-                    graph = self.rewrite(graph, found)
-                    break
-            else:
-                return graph
+    @property
+    def name(self) -> str:
+        return type(self).__name__
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{self.name}()"
 
 
-def normalize(graph: Graph, pipeline: Iterable[Pass] | None = None) -> Graph:
-    """Run `pipeline` (the standard one by default) to a fixed point."""
-    from fxq.passes import PIPELINE
+class Pass(Rewrite):
+    """A rewrite that keeps the float function."""
 
-    passes = tuple(PIPELINE if pipeline is None else pipeline)
-    while True:
-        before = graph
-        for p in passes:
-            graph = p.run(graph)
-        if graph is before:
-            return graph
+
+class Transform(Rewrite):
+    """A rewrite that may change the float function; run only when asked for."""
+
+    changes_values = True
+
+
+def _apply(graph: Graph, edits: list[Edit]) -> Graph:
+    removed = {n.name for e in edits for n in e.remove}
+    at = {e.remove[0].name: e.insert for e in edits if e.remove}
+    rename: dict[str, str] = {}
+    params: dict[str, np.ndarray] = {}
+    tensors: dict[str, Tensor] = {}
+    for e in edits:
+        rename.update(e.rename)
+        params.update(e.params)
+        tensors.update(e.tensors)
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.name in at:
+            nodes.extend(at[node.name])
+        if node.name not in removed:
+            nodes.append(node)
+    if rename:
+        nodes = [n.with_(inputs=tuple(rename.get(t, t) for t in n.inputs),
+                         outputs=tuple(rename.get(t, t) for t in n.outputs)) for n in nodes]
+    return graph.rebuild(nodes, tensors=tensors, params=params)
+
+
+def _touches(graph: Graph, edit: Edit) -> set[str]:
+    """Names of the nodes an edit reads or changes: removed ones and every node reading or
+    writing a renamed tensor."""
+    out = {n.name for n in edit.remove}
+    for old, new in edit.rename.items():
+        for t in (old, new):
+            out.update(n.name for n in graph.consumers(t))
+            producer = graph.producer(t)
+            if producer is not None:
+                out.add(producer.name)
+    return out
+
+
+def run_round(graph: Graph, rewrites: Iterable[Rewrite]) -> tuple[Graph, list[Change]]:
+    """One sweep: every rewrite matched at every node, non-overlapping edits applied."""
+    edits: list[Edit] = []
+    changes: list[Change] = []
+    busy: set[str] = set()
+    for rewrite in rewrites:
+        for node in graph.nodes:
+            if node.name in busy:
+                continue
+            found = rewrite.match(graph, node)
+            if found is None:
+                continue
+            edit = rewrite.rewrite(graph, found)
+            touched = _touches(graph, edit)
+            if touched & busy:
+                continue                       # overlaps an earlier edit: next round
+            busy |= touched
+            edits.append(edit)
+            changes.append(Change(rewrite.name, tuple(n.name for n in edit.remove),
+                                  tuple(n.name for n in edit.insert), edit.what))
+        if edits:
+            break                 # later rewrites match against the rewritten graph
+    return (_apply(graph, edits) if edits else graph), changes
+
+
+def run_pipeline(graph: Graph, rewrites: Iterable[Rewrite]) -> tuple[Graph, list[Change]]:
+    """Rounds of `run_round` until nothing matches; the graph and every change made."""
+    rewrites = tuple(rewrites)
+    changes: list[Change] = []
+    for _ in range(MAX_ROUNDS):
+        graph, made = run_round(graph, rewrites)
+        if not made:
+            return graph, changes
+        changes.extend(made)
+    raise RuntimeError(f"rewrites {rewrites} did not reach a fixed point in {MAX_ROUNDS} "
+                       "rounds")
 
 
 def sole_consumer(graph: Graph, tensor: str) -> Node | None:
@@ -57,20 +164,3 @@ def sole_consumer(graph: Graph, tensor: str) -> Node | None:
     if len(users) != 1 or tensor in graph.outputs:
         return None
     return users[0]
-
-
-def rename_input(node: Node, old: str, new: str) -> Node:
-    return node.with_(inputs=tuple(new if n == old else n for n in node.inputs))
-
-
-def replace_nodes(graph: Graph, remove: Iterable[Node], insert: Node | None = None,
-                  at: Node | None = None, **updates: Any) -> Graph:
-    """Drop `remove`; put `insert` where `at` stood; rebuild with tensor/param updates."""
-    removed = {n.name for n in remove}
-    nodes = []
-    for node in graph.nodes:
-        if at is not None and node.name == at.name and insert is not None:
-            nodes.append(insert)
-        elif node.name not in removed:
-            nodes.append(node)
-    return graph.rebuild(nodes, **updates)

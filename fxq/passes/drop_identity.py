@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fxq.ir import Graph, Node, Op
-from fxq.passes.base import Pass, rename_input
+from fxq.passes.base import Edit, Pass
 
 
 class DropIdentity(Pass):
@@ -17,18 +17,8 @@ class DropIdentity(Pass):
             return None
         return node
 
-    def rewrite(self, graph: Graph, node: Node) -> Graph:
+    def rewrite(self, graph: Graph, node: Node) -> Edit:
         source, target = node.inputs[0], node.output
         if target in graph.outputs:
-            old, new = source, target      # the producer takes the output's name
-        else:
-            old, new = target, source      # readers take the input's name
-        nodes = []
-        for other in graph.nodes:
-            if other is node:
-                continue
-            other = rename_input(other, old, new)
-            if old in other.outputs:
-                other = other.with_(outputs=tuple(new if n == old else n for n in other.outputs))
-            nodes.append(other)
-        return graph.rebuild(nodes)
+            return Edit(remove=(node,), rename={source: target})   # producer takes the name
+        return Edit(remove=(node,), rename={target: source})       # readers take the input's

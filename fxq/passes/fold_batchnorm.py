@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from fxq.ir import Graph, Node, Op
-from fxq.passes.base import Pass, replace_nodes, sole_consumer
+from fxq.passes.base import Edit, Pass, sole_consumer
 
 
 class FoldBatchNorm(Pass):
@@ -27,7 +27,7 @@ class FoldBatchNorm(Pass):
             return None
         return layer, node
 
-    def rewrite(self, graph: Graph, match: tuple[Node, Node]) -> Graph:
+    def rewrite(self, graph: Graph, match: tuple[Node, Node]) -> Edit:
         layer, bn = match
         scale, shift = graph.params[bn.inputs[1]], graph.params[bn.inputs[2]]
         w = graph.params[layer.inputs[1]]
@@ -38,5 +38,5 @@ class FoldBatchNorm(Pass):
             w = w * scale.reshape(1, -1)
         w_name, b_name = f"{layer.name}/weight_bn", f"{layer.name}/bias_bn"
         fused = layer.with_(inputs=(layer.inputs[0], w_name, b_name), outputs=bn.outputs)
-        return replace_nodes(graph, [layer, bn], fused, at=layer,
-                             params={w_name: w, b_name: b * scale + shift})
+        return Edit(remove=(layer, bn), insert=(fused,),
+                    params={w_name: w, b_name: b * scale + shift})

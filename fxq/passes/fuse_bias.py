@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from fxq.ir import Graph, Node, Op
-from fxq.passes.base import Pass, replace_nodes, sole_consumer
+from fxq.passes.base import Edit, Pass, sole_consumer
 
 
 def _as_bias(c: np.ndarray, layer: Node, graph: Graph) -> np.ndarray | None:
@@ -41,11 +41,11 @@ class FuseBias(Pass):
         bias = _as_bias(graph.params[params[0]], layer, graph)
         return None if bias is None else (layer, node, bias)
 
-    def rewrite(self, graph: Graph, match) -> Graph:
+    def rewrite(self, graph: Graph, match) -> Edit:
         layer, add, bias = match
         if len(layer.inputs) > 2:
             bias = bias + graph.params[layer.inputs[2]]
         b_name = f"{layer.name}/bias_fused"
         fused = layer.with_(inputs=(layer.inputs[0], layer.inputs[1], b_name),
                             outputs=add.outputs)
-        return replace_nodes(graph, [layer, add], fused, at=layer, params={b_name: bias})
+        return Edit(remove=(layer, add), insert=(fused,), params={b_name: bias})
