@@ -139,6 +139,38 @@ def depth_scaling(base_layers: int = 8, width: int = 64, samples: int = 256) -> 
     return rows
 
 
+def normalize_scaling(sizes=(100, 800, 3200)) -> list[tuple]:
+    """(nodes, normalize seconds, rewrites) on generated chains of Conv -> BatchNorm ->
+    Identity -> Add(constant) -> ReLU blocks: every pass of the pipeline finds work in
+    every block."""
+    from fxq.ir import Graph, Node, Op, Tensor
+    from fxq.passes import PIPELINE, run_pipeline
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for size in sizes:
+        nodes, tensors, params, x = [], {"x": Tensor("x", (4, 6, 6))}, {}, "x"
+        for i in range(size // 5):
+            params[f"w{i}"] = rng.normal(0, 0.3, (4, 4, 3, 3))
+            params[f"s{i}"], params[f"t{i}"] = rng.normal(1, 0.1, 4), rng.normal(0, 0.1, 4)
+            params[f"c{i}"] = rng.normal(0, 0.1, (4, 1, 1))
+            names = [f"{k}{i}" for k in ("conv", "bn", "id", "add", "relu")]
+            outs = [f"{k}{i}_out" for k in ("conv", "bn", "id", "add", "relu")]
+            ins = [(x, f"w{i}"), (outs[0], f"s{i}", f"t{i}"), (outs[1],), (outs[2], f"c{i}"),
+                   (outs[3],)]
+            ops = [Op.CONV, Op.BATCH_NORM, Op.IDENTITY, Op.ADD, Op.RELU]
+            attrs = [dict(strides=(1, 1), pads=(1, 1, 1, 1), groups=1), {}, {}, {}, {}]
+            for name, op, i_, o, a in zip(names, ops, ins, outs, attrs):
+                nodes.append(Node(name, op, i_, (o,), a))
+                tensors[o] = Tensor(o, (4, 6, 6))
+            x = outs[-1]
+        graph = Graph.build(f"chain{size}", ["x"], [x], nodes, tensors, params)
+        start = time.perf_counter()
+        _, changes = run_pipeline(graph, PIPELINE)
+        rows.append((len(graph.nodes), time.perf_counter() - start, len(changes)))
+    return rows
+
+
 def print_accuracy(rows: list[dict]) -> None:
     labels = list(ACCURACY_SETTINGS)
     print("\ntop-1 accuracy on the held-out test set, % (analysis seconds in brackets)\n")
@@ -194,6 +226,10 @@ def main(argv=None) -> int:
     print("| dense layers | analysis s | s per layer |\n|---|---|---|")
     for depth, seconds, per_layer in depth_scaling():
         print(f"| {depth} | {seconds:.2f} | {per_layer:.3f} |")
+    print("\nnormalizing passes against graph size (Conv-BN-Identity-Add-ReLU chains)\n")
+    print("| nodes | normalize s | rewrites | us per node |\n|---|---|---|---|")
+    for nodes, seconds, changes in normalize_scaling():
+        print(f"| {nodes} | {seconds:.3f} | {changes} | {seconds / nodes * 1e6:.0f} |")
     print_estimator_comparison()
     if args.skip_csim:
         return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import asdict
 from typing import Sequence
 
 import numpy as np
@@ -93,13 +92,10 @@ def _progress_bar():
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from fxq.analysis import BitConfig, check_bits, load_config, quantize_graph
-    from fxq.estimate import estimate
-    from fxq.plots import write_plots
-    from fxq.hls.emit import HlsSettings, emit_hls, plan
-    from fxq.model_file import save
+    from fxq.analysis import BitConfig, check_bits, load_config
+    from fxq.compile import compile as compile_model
     from fxq.onnx_import import load
-    from fxq.report import build_report
+    from fxq.target import Target
 
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + "_fxq"
     _refuse_existing(out, args.force, "exists and is not empty")
@@ -107,9 +103,8 @@ def _compile(args: argparse.Namespace) -> int:
                         (args.act_bits, "--act-bits")):
         if value is not None:
             check_bits(value, what)
-    settings = HlsSettings(backend=args.backend, io_type=f"io_{args.io}",
-                           strategy=args.strategy, reuse_factor=args.reuse_factor,
-                           part=args.part, clock_ns=args.clock_ns)
+    target = Target(backend=args.backend, io_type=f"io_{args.io}", strategy=args.strategy,
+                    reuse_factor=args.reuse_factor, part=args.part, clock_ns=args.clock_ns)
     config = load_config(args.config) if args.config else BitConfig()
     if args.bits is not None:
         config = config.with_overrides(weight_bits=args.bits, act_bits=args.bits)
@@ -118,47 +113,29 @@ def _compile(args: argparse.Namespace) -> int:
     graph = load(args.model)
     calib, labels = _read_inputs(args.calib, graph)
     bar = _progress_bar()
+
+    def run(progress=None):
+        return compile_model(graph, calib, out=out, config=config, method=args.method,
+                             target=target, labels=labels, progress=progress,
+                             source=args.model)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
-            result = quantize_graph(graph, calib, config, method=args.method,
-                                    io_type=settings.io_type,
-                                    progress=lambda _: bar.advance(task))
+            result = run(lambda _: bar.advance(task))
     else:
-        result = quantize_graph(graph, calib, config, method=args.method,
-                                io_type=settings.io_type)
-    q = result.q
-    plan(q, settings)                       # refuse what hls4ml cannot build, before writing
-    os.makedirs(out, exist_ok=True)
-    hls = {k: v for k, v in asdict(settings).items() if k in SAVED_SETTINGS}
-    run = {"model": os.path.abspath(args.model), "method": args.method,
-           "weight_bits": config.weight_bits, "act_bits": config.act_bits,
-           "objective": config.objective}
-    save(q, os.path.join(out, "fxq_model.json"), {"compile": {**run, "hls": hls}})
-    emit_hls(q, os.path.join(out, "hls"), **hls, overwrite=True)
-    cost = estimate(q, io_type=settings.io_type, strategy=settings.strategy,
-                    reuse_factor=settings.reuse_factor, part=settings.part)
-    report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
-                          settings={**run, **hls}, estimate=cost, floats=result.floats)
-    report.write(out)
-    write_plots(graph, result.floats, q.types, report.to_json(), os.path.join(out, "plots"))
-    print(report.markdown(), end="")
+        result = run()
+    print(result.report.markdown(), end="")
     print(f"\nwrote {out}/: fxq_model.json, hls/, report.json, report.md, plots/")
     return 0
 
 
-# the HlsSettings fields `fxq compile` records in fxq_model.json for verify and synth
-SAVED_SETTINGS = ("backend", "io_type", "strategy", "reuse_factor", "part", "clock_ns")
-
-
 def _saved_settings(q, model_doc: dict):
-    """The HlsSettings `fxq compile` used, from its fxq_model.json; where absent, the
+    """The Target `fxq compile` used, from its fxq_model.json; where absent, the
     defaults, with the io type the model was quantized for."""
-    from fxq.hls.emit import HlsSettings
+    from fxq.target import Target
 
     hls = model_doc.get("compile", {}).get("hls", {})
-    return HlsSettings(**{"io_type": q.io_type,
-                          **{k: v for k, v in hls.items() if k in SAVED_SETTINGS}})
+    return Target.from_json({"io_type": q.io_type, **hls})
 
 
 def _print_range_excess(q, x) -> None:
@@ -203,9 +180,8 @@ def _verify(args: argparse.Namespace) -> int:
     x, _ = _read_inputs(args.input, q.graph)
     if args.samples:
         x = {k: v[:args.samples] for k, v in x.items()}
-    result = verify(q, os.path.join(args.out, "csim"), x, backend=settings.backend,
-                    io_type=settings.io_type, strategy=settings.strategy,
-                    reuse_factor=settings.reuse_factor, overwrite=True, engine=args.engine)
+    result = verify(q, os.path.join(args.out, "csim"), x, target=settings, overwrite=True,
+                    engine=args.engine)
     print(result)
     _print_range_excess(q, x)
     return 0 if result.ok else 1
@@ -273,7 +249,7 @@ def _synth(args: argparse.Namespace) -> int:
     else:
         settings = _saved_settings(q, model_doc)
         model, _ = build_model_graph(q, hls_dir, settings, trace=False)
-        synthesis = synthesize(model, settings.backend, vsynth=args.vsynth)
+        synthesis = synthesize(model, str(settings.backend), vsynth=args.vsynth)
     doc["synthesis"] = synthesis
     write_report(doc, args.out)
     print(render_markdown(doc), end="")

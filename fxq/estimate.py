@@ -37,6 +37,7 @@ from fxq.layer import FixedNode
 from fxq.op import Op
 from fxq.ops.registry import lookup, rule
 from fxq.quantized import QuantizedGraph
+from fxq.target import Target
 
 COEFFICIENTS = Path(__file__).resolve().parent.parent / "hw" / "estimator.toml"
 
@@ -96,6 +97,7 @@ class Estimate:
                 "part": self.device.part, "device": self.device.name,
                 "settings": self.settings,
                 "total": asdict(self.total), "utilization": self.utilization(),
+                "latency_ns": self.total.latency * self.settings.get("clock_ns", 5.0),
                 "available": {"dsp": self.device.dsp, "lut": self.device.lut,
                               "ff": self.device.ff, "bram18": self.device.bram18},
                 "layers": [{"name": e.name, "op": e.op, **asdict(e.cost)}
@@ -193,10 +195,11 @@ class _Lanes:
 
 
 class _Estimator:
-    def __init__(self, q: QuantizedGraph, io_type: str, strategy: str, reuse: int,
-                 device: Device):
-        self.q, self.g, self.io, self.strategy, self.reuse = q, q.graph, io_type, strategy, reuse
-        self.device = device
+    def __init__(self, q: QuantizedGraph, target: Target):
+        self.q, self.g, self.target = q, q.graph, target
+        self.io, self.strategy = str(target.io_type), str(target.strategy)
+        self.reuse = target.reuse_factor          # the current layer's, set by layer()
+        self.device = target.device
         self.c = coefficients()
 
     def stream(self) -> bool:
@@ -210,6 +213,7 @@ class _Estimator:
     def layer(self, node) -> Cost:
         """One node's cost: nothing for layout ops (wires), else its op's cost rule."""
         fx = self.q.fixed_node(node)
+        self.reuse = self.target.reuse_for(node.name)
         if node.op.is_layout:
             return Cost(latency=0, ii=1)
         cost = lookup("cost", node.op, node.name)(self, node, fx)
@@ -407,12 +411,15 @@ class _Estimator:
 
 
 def estimate(q: QuantizedGraph, *, io_type: str | None = None, strategy: str = "latency",
-             reuse_factor: int = 1, part: str = "xcvu13p-flga2577-2-e") -> Estimate:
-    """The estimate of the design `emit_hls` writes for `q` with these settings."""
-    io_type = io_type or q.io_type
+             reuse_factor: int = 1, part: str = "xcvu13p-flga2577-2-e",
+             clock_ns: float = 5.0, target: Target | None = None) -> Estimate:
+    """The estimate of the design `emit_hls` writes for `q` with these settings (`target`,
+    or a Target made and validated from the keywords: a bad one is a TargetError)."""
+    target = target or Target(io_type=io_type or q.io_type, strategy=strategy,
+                              reuse_factor=reuse_factor, part=part, clock_ns=clock_ns)
+    io_type = str(target.io_type)
     q = q.with_io_type(io_type)
-    device = find_device(part)
-    e = _Estimator(q, io_type, strategy.lower(), reuse_factor, device)
+    e = _Estimator(q, target)
     layers = [LayerEstimate(n.name, n.op.name, e.layer(n)) for n in q.graph.nodes]
     total = Cost()
     for layer in layers:
@@ -426,5 +433,7 @@ def estimate(q: QuantizedGraph, *, io_type: str | None = None, strategy: str = "
     else:
         total.ii = max((l.cost.ii for l in layers), default=1)
         total.latency = sum(l.cost.latency for l in layers)
-    settings = {"io_type": io_type, "strategy": strategy.lower(), "reuse_factor": reuse_factor}
-    return Estimate(device, settings, layers, total)
+    settings = {"io_type": io_type, "strategy": str(target.strategy),
+                "reuse_factor": target.reuse_factor, "clock_ns": target.clock_ns,
+                **({"layer_reuse": dict(target.layer_reuse)} if target.layer_reuse else {})}
+    return Estimate(target.device, settings, layers, total)

@@ -141,6 +141,13 @@ class Graph:
             if name not in defined or name in self.params:
                 raise ValueError(f"graph output {name!r} is not computed by the graph")
 
+    def __getstate__(self) -> dict:
+        """The fields only (the lookup index is rebuilt on use)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_index"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
     # -- queries ---------------------------------------------------------------------
 
     def is_param(self, name: str) -> bool:

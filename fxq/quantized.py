@@ -42,6 +42,14 @@ class QuantizedGraph:
         object.__setattr__(self, "layers", FrozenMap(self.layers))
         self._check()
 
+    def __getstate__(self) -> dict:
+        """The four fields only: caches (raw params, kernels' constants, the compiled native
+        library) are rebuilt on use, so a QuantizedGraph pickles and deep-copies."""
+        return {f: self.__dict__[f] for f in ("graph", "inputs", "layers", "io_type")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
     def with_io_type(self, io_type: str) -> "QuantizedGraph":
         return replace(self, io_type=io_type)
 

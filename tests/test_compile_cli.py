@@ -247,3 +247,18 @@ def test_profile_draws_the_histograms(zoo_dir, tmp_path):
     lines = result.stdout.splitlines()
     assert any(line.startswith("/0/Conv ") for line in lines)
     assert any(line.startswith("input x ") for line in lines)
+
+
+def test_the_library_compile_returns_what_the_command_writes(zoo_dir, tmp_path):
+    model = os.path.join(zoo_dir, "mlp", "model.onnx")
+    calib = np.load(os.path.join(zoo_dir, "mlp", "calib.npz"))
+    target = fxq.Target(io_type="io_parallel", reuse_factor=2, clock_ns=4.0)
+    result = fxq.compile(model, calib["x"], out=tmp_path / "out", labels=calib["y"],
+                         target=target)
+    assert result.target is target and result.estimate.settings["reuse_factor"] == 2
+    assert result.report.accuracy["samples"] == len(calib["y"])
+    assert all(os.path.exists(p) for p in result.paths.values())
+    q, _ = fxq.load_quantized(result.paths["model"])
+    x = calib["x"][:50]
+    assert np.array_equal(q.simulate(x, raw=True), result.q.simulate(x, raw=True))
+    assert fxq.compile(model, calib["x"]).out is None          # nothing written without out

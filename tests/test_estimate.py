@@ -150,3 +150,33 @@ def test_device_totals_are_the_vendor_tools(name):
 def test_unknown_part_is_refused_listing_the_known():
     with pytest.raises(fxq.FxqError, match="not in fxq's device catalog.*xczu9eg-ffvb1156"):
         estimate(fc16x5(0), part="xc9z999")
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(reuse_factor=0), "reuse_factor 0: expected an integer >= 1"),
+    (dict(reuse_factor=-3), "reuse_factor -3: expected an integer >= 1"),
+    (dict(strategy="Resourse"), "strategy 'Resourse': expected one of latency, resource"),
+    (dict(io_type="io_serial"), "io_type 'io_serial': expected one of io_parallel, io_stream"),
+    (dict(clock_ns=0), "clock_ns 0: expected a positive number"),
+])
+def test_bad_settings_are_one_line_errors_before_any_estimate(settings, message, zoo_dir):
+    from fxq.errors import FxqError
+
+    with pytest.raises(FxqError, match=message):
+        fxq.Target(**settings)
+    if "io_type" not in settings:
+        with pytest.raises(FxqError, match=message):
+            estimate(_uniform(_zoo(zoo_dir, "mlp"), 16), **settings)
+
+
+def test_per_layer_reuse_factors_divide_that_layers_multipliers_only(zoo_dir):
+    g = fxq.load(os.path.join(zoo_dir, "mlp", "model.onnx"))
+    q = uniform(g, data=FixedType(16, 10), weight=FixedType(16, 12))
+    dense = [n.name for n in g.nodes if n.op is fxq.Op.DENSE]
+    base = estimate(q, target=fxq.Target())
+    one = estimate(q, target=fxq.Target(layer_reuse={dense[0]: 4}))
+    by_name = lambda e: {layer.name: layer.cost for layer in e.layers}  # noqa: E731
+    assert by_name(one)[dense[0]].dsp < by_name(base)[dense[0]].dsp
+    assert by_name(one)[dense[0]].ii == 4 * by_name(base)[dense[0]].ii
+    for name in dense[1:]:
+        assert by_name(one)[name] == by_name(base)[name]

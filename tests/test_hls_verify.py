@@ -41,8 +41,15 @@ def test_zoo_matches_c_simulation(zoo_dir, hls_dir, name, assignment, io_type):
     graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
     x = np.load(os.path.join(zoo_dir, name, "test.npz"))["x"][:40]
     q = uniform(graph, data=data, weight=weight, accum=accum, io_type=io_type)
-    assert_exact(verify(q, hls_dir, x, overwrite=True))
+    result = verify(q, hls_dir, x, overwrite=True)
+    assert_exact(result)
     assert_exact(verify(q, hls_dir, x, overwrite=True, engine="native"))
+    # every node output is compared, or named with the reason it could not be
+    compared = {r.tensor for r in result.layers} | set(graph.outputs)
+    named = {t for t, _ in result.uncompared}
+    for node in graph.nodes:
+        assert (node.output in compared) != (node.output in named), node.output
+    assert all(graph.producer(t).op is fxq.Op.FLATTEN for t in named)
 
 
 def test_narrow_accumulator_really_wraps(zoo_dir):

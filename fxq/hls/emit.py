@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fxq.devices import find_device
+from fxq.target import DEFAULT_PART, Backend, Strategy, Target
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, quantize, to_float
 from fxq.hls.layout import channels_last_order, channels_last_shape
@@ -22,9 +22,8 @@ from fxq.ops.registry import lookup, rule
 from fxq.quantized import IO_TYPES, QuantizedGraph
 from fxq.ops.activation import softmax_table_sizes
 
-BACKENDS = ("Vitis", "Vivado")
-STRATEGIES = ("latency", "resource")
-DEFAULT_PART = "xcvu13p-flga2577-2-e"
+BACKENDS = tuple(b.value for b in Backend)
+STRATEGIES = tuple(s.value for s in Strategy)
 MARKER = ".fxq-hls"
 
 
@@ -32,28 +31,7 @@ class EmitError(FxqError):
     """The quantized graph holds something hls4ml cannot implement as fxq simulates it."""
 
 
-@dataclass(frozen=True)
-class HlsSettings:
-    backend: str = "Vitis"
-    io_type: str = "io_parallel"
-    strategy: str = "latency"
-    reuse_factor: int = 1
-    part: str = DEFAULT_PART
-    clock_ns: float = 5.0
-    project: str = "myproject"
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise EmitError(f"backend {self.backend!r}: expected one of {BACKENDS}")
-        if self.io_type not in IO_TYPES:
-            raise EmitError(f"io_type {self.io_type!r}: expected one of {IO_TYPES}")
-        if self.strategy.lower() not in STRATEGIES:
-            raise EmitError(f"strategy {self.strategy!r}: expected one of {STRATEGIES}")
-        if not isinstance(self.reuse_factor, int) or self.reuse_factor < 1:
-            raise EmitError(f"reuse_factor {self.reuse_factor!r}: expected an integer >= 1")
-        if not self.clock_ns > 0:
-            raise EmitError(f"clock_ns {self.clock_ns!r}: expected a positive number")
-        find_device(self.part)                # an unknown part is refused, naming the known
+HlsSettings = Target          # the name emit, verify and synth used before Target
 
 
 @dataclass
@@ -67,6 +45,7 @@ class Emission:
     layer_of: dict[str, str] = field(default_factory=dict)      # IR tensor -> hls4ml layer
     order_of: dict[str, np.ndarray] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    node_of: dict[str, str] = field(default_factory=dict)       # hls4ml layer -> IR node
 
 
 CPP_KEYWORDS = frozenset("""
@@ -138,6 +117,7 @@ class _Builder:
         self.e.extra_config[name] = extra or {}
         self.e.layer_of[node.output] = name
         self.e.order_of[node.output] = order
+        self.e.node_of[name] = node.name
 
     def build(self) -> Emission:
         for name in self.g.inputs:
@@ -405,7 +385,7 @@ class _Builder:
 def plan(q: QuantizedGraph, settings: HlsSettings) -> Emission:
     """The layer dicts and layout for `q`, without touching hls4ml or the disk."""
     if settings.io_type != q.io_type:
-        q = q.with_io_type(settings.io_type)
+        q = q.with_io_type(str(settings.io_type))
     return _Builder(q, settings).build()
 
 
@@ -413,12 +393,15 @@ def hls_config(e: Emission, settings: HlsSettings, out_dir: str, *, trace: bool)
     layer_config = {}
     for name, precision in e.precisions.items():
         layer_config[name] = {"Precision": precision, "Trace": trace, **e.extra_config[name]}
+        node = e.node_of.get(name)
+        if node is not None and node in settings.layer_reuse:
+            layer_config[name]["ReuseFactor"] = settings.layer_reuse[node]
     return {
-        "Backend": settings.backend, "OutputDir": os.fspath(out_dir),
+        "Backend": settings.backend.value, "OutputDir": os.fspath(out_dir),
         "ProjectName": settings.project, "Part": settings.part,
-        "ClockPeriod": settings.clock_ns, "IOType": settings.io_type, "TraceOutput": trace,
+        "ClockPeriod": settings.clock_ns, "IOType": settings.io_type.value, "TraceOutput": trace,
         "HLSConfig": {"Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": settings.reuse_factor,
-                                "Strategy": settings.strategy.capitalize()},
+                                "Strategy": settings.strategy.value.capitalize()},
                       "LayerName": layer_config},
     }
 
@@ -454,15 +437,17 @@ def build_model_graph(q: QuantizedGraph, out_dir: str, settings: HlsSettings, *,
 
 def emit_hls(q: QuantizedGraph, out_dir, *, backend: str = "Vitis", io_type: str | None = None,
              strategy: str = "latency", reuse_factor: int = 1, part: str = DEFAULT_PART,
-             clock_ns: float = 5.0, overwrite: bool = False):
+             clock_ns: float = 5.0, overwrite: bool = False, target: Target | None = None):
     """Write the hls4ml project of `q` to `out_dir` and return its ModelGraph.
 
-    io_type defaults to the one `q` was simulated for. Refuses (EmitError) what hls4ml cannot
-    implement the way fxq simulates it, naming the node; refuses a non-empty `out_dir` that
-    fxq did not write, unless overwrite=True.
+    `target` gives every hardware setting at once; without it, the keyword settings make
+    one (io_type defaults to the one `q` was simulated for). Refuses (EmitError) what hls4ml
+    cannot implement the way fxq simulates it, naming the node; refuses a non-empty
+    `out_dir` that fxq did not write, unless overwrite=True.
     """
-    settings = HlsSettings(backend=backend, io_type=io_type or q.io_type, strategy=strategy,
-                           reuse_factor=reuse_factor, part=part, clock_ns=clock_ns)
+    settings = target or Target(backend=backend, io_type=io_type or q.io_type,
+                                strategy=strategy, reuse_factor=reuse_factor, part=part,
+                                clock_ns=clock_ns)
     out_dir = os.fspath(out_dir)
     model, _ = build_model_graph(q, out_dir, settings)
     prepare_dir(out_dir, overwrite)

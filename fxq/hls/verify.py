@@ -22,10 +22,11 @@ from fxq.cache import CACHE_ENV, build_cache_dir  # noqa: F401  (re-exported)
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.fixed import to_float
-from fxq.hls.emit import HlsSettings, build_model_graph, prepare_dir
+from fxq.hls.emit import build_model_graph, prepare_dir
 from fxq.hls.layout import to_hls
 from fxq.memory import check_batch_fits
 from fxq.quantized import QuantizedGraph
+from fxq.target import Target
 
 CSIM_TIMEOUT_S = 1800
 
@@ -131,6 +132,8 @@ class VerifyResult:
     compared: int           # output values compared
     mismatches: int         # output values that differ
     layers: list[LayerReport]
+    # (tensor, why) of every node output whose values the C simulation did not give back
+    uncompared: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -145,6 +148,8 @@ class VerifyResult:
                              " differ; first: " + ", ".join(
                                  f"sample {s} [{i}] fxq {a!r} csim {b!r}"
                                  for s, i, a, b in r.first))
+        for tensor, why in self.uncompared:
+            lines.append(f"  not compared: {tensor}: {why}")
         return "\n".join(lines)
 
 
@@ -163,15 +168,16 @@ def hls_inputs(q: QuantizedGraph, e, raw: dict[str, np.ndarray]) -> list[np.ndar
 
 def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
            io_type: str | None = None, strategy: str = "latency", reuse_factor: int = 1,
-           overwrite: bool = False, engine: str = "numpy") -> VerifyResult:
+           overwrite: bool = False, engine: str = "numpy",
+           target: Target | None = None) -> VerifyResult:
     """Emit `q` to `out_dir`, C-simulate it on `x` and compare every traced layer and every
     output with `q.simulate` bit for bit. Values are compared as the doubles the C
     simulation returns, which hold every fixed-point value up to 53 bits exactly.
     `engine` is the simulate engine whose outputs are compared ("numpy", the reference,
     or "native"); the traced inner layers always come from NumPy."""
-    settings = HlsSettings(backend=backend, io_type=io_type or q.io_type, strategy=strategy,
-                           reuse_factor=reuse_factor)
-    q = q.with_io_type(settings.io_type)
+    settings = target or Target(backend=backend, io_type=io_type or q.io_type,
+                                strategy=strategy, reuse_factor=reuse_factor)
+    q = q.with_io_type(str(settings.io_type))
     bound = bind_inputs(q.graph, x)
     # fxq's raw and real values of every tensor, and the C simulation's trace of each
     check_batch_fits(q.graph, bound, 8 * 4, "verify")
@@ -204,4 +210,13 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
     layers = [_compare(layer, t, to_hls(real[t], e.order_of[t]),
                        np.asarray(trace[layer], dtype=np.float64).reshape(n, -1))
               for layer, t in by_layer.items() if layer in trace]
-    return VerifyResult(n, compared, mismatches, layers)
+    uncompared = []
+    for node in q.graph.nodes:
+        layer = e.layer_of[node.output]
+        if layer in trace or node.output in q.graph.outputs:
+            continue
+        why = (f"an alias of graph input {layer!r}" if layer not in by_layer else
+               f"hls4ml's trace has no output for its layer {layer!r} (hls4ml removes "
+               "or inlines such layers); its values reach the next traced layer")
+        uncompared.append((node.output, why))
+    return VerifyResult(n, compared, mismatches, layers, uncompared)

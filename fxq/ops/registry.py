@@ -74,9 +74,15 @@ def has(stage: str, op: Op) -> bool:
     return op in RULES[stage]
 
 
+# Stages that treat layout ops by their kind alone: their result keeps the input's type
+# (the search) and they are wires (the estimator).
+BY_KIND = frozenset({"types", "cost"})
+
+
 def missing(op: Op) -> list[str]:
     """The required stages `op` has no rule for (tests hold every op to none)."""
-    return [s for s in STAGES if s not in OPTIONAL and op not in RULES[s]]
+    return [s for s in STAGES if s not in OPTIONAL and op not in RULES[s]
+            and not (s in BY_KIND and op.is_layout)]
 
 
 def converter(*op_types: str) -> Callable[[Callable], Callable]:

@@ -1,0 +1,91 @@
+"""fxq.compile: the whole pipeline as one library call (the `fxq compile` command calls it).
+
+load -> normalize -> (transforms) -> dynamic fixed-point search -> emission check ->
+fxq_model.json, hls/, report.json, report.md, plots/ in `out` -> the estimate. Every step
+that can refuse runs before anything is written, so a failed compile writes nothing.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from fxq.analysis import BitConfig, quantize_graph
+from fxq.errors import FxqError
+from fxq.estimate import Estimate, estimate
+from fxq.hls.emit import emit_hls, plan
+from fxq.ir import Graph
+from fxq.model_file import save
+from fxq.onnx_import import load
+from fxq.passes import Change, Rewrite, run_pipeline
+from fxq.quantized import QuantizedGraph
+from fxq.report import Report, build_report
+from fxq.target import Target
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    q: QuantizedGraph
+    report: Report
+    estimate: Estimate
+    target: Target
+    changes: tuple[Change, ...]        # what the transforms changed
+    out: str | None                    # the output directory, when one was written
+    floats: dict[str, np.ndarray]      # the float model's every tensor on the calibration data
+
+    @property
+    def paths(self) -> dict[str, str]:
+        if self.out is None:
+            return {}
+        names = {"model": "fxq_model.json", "hls": "hls", "report_json": "report.json",
+                 "report_md": "report.md", "plots": "plots"}
+        return {k: os.path.join(self.out, v) for k, v in names.items()}
+
+
+def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathLike | None = None,
+            config: BitConfig | None = None, method: str = "dynamic",
+            target: Target | None = None, labels: np.ndarray | None = None,
+            transforms: tuple[Rewrite, ...] = (),
+            progress: Callable[[str], None] | None = None,
+            source: str | os.PathLike | None = None) -> CompileResult:
+    """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
+    is given write fxq_model.json, the hls4ml project, the report and plots there.
+
+    `transforms` (value-changing rewrites) run after normalization, before the search.
+    `labels` (class indices per calibration sample) add top-1 accuracy to the report.
+    `source` names the model file in the report when `model` is a Graph loaded from it."""
+    from fxq.plots import write_plots
+
+    target = target or Target()
+    config = config or BitConfig()
+    graph = model if isinstance(model, Graph) else load(model)
+    changes: list[Change] = []
+    if transforms:
+        graph, changes = run_pipeline(graph, transforms)
+    result = quantize_graph(graph, calib, config, method=method,
+                            io_type=str(target.io_type), progress=progress)
+    q = result.q
+    plan(q, target)                        # refuse what hls4ml cannot build, before writing
+    cost = estimate(q, target=target)
+    source = source if source is not None else None if isinstance(model, Graph) else model
+    run = {"model": os.path.abspath(source) if source is not None else graph.name,
+           "method": method, "weight_bits": config.weight_bits, "act_bits": config.act_bits,
+           "objective": config.objective}
+    hls = target.to_json()
+    report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
+                          settings={**run, **{k: v for k, v in hls.items()
+                                              if k not in ("project", "layer_reuse")}},
+                          estimate=cost, floats=result.floats)
+    if out is not None:
+        out = os.fspath(out)
+        os.makedirs(out, exist_ok=True)
+        save(q, os.path.join(out, "fxq_model.json"), {"compile": {**run, "hls": hls}})
+        emit_hls(q, os.path.join(out, "hls"), target=target, overwrite=True)
+        report.write(out)
+        write_plots(graph, result.floats, q.types, report.to_json(), os.path.join(out, "plots"))
+    return CompileResult(q, report, cost, target, tuple(changes), out, result.floats)
+
+
+__all__ = ["CompileResult", "FxqError", "compile"]
