@@ -28,7 +28,8 @@ import onnxruntime as ort  # noqa: E402
 
 import fxq  # noqa: E402
 from fxq.fixed import FixedType  # noqa: E402
-from fxq.hls.emit import HlsSettings, build_model_graph, prepare_dir  # noqa: E402
+from fxq.hls.emit import build_model_graph, prepare_dir  # noqa: E402
+from fxq.target import Target  # noqa: E402
 from fxq.hls.layout import to_hls  # noqa: E402
 from fxq.hls.verify import compile_cached, hls_inputs  # noqa: E402
 from fxq.analysis import quantize  # noqa: E402
@@ -71,7 +72,7 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> 
     x32 = x.astype(np.float32)
     ort_rate = rate(lambda: session.run(None, {"x": x32}), samples)
 
-    settings = HlsSettings()
+    settings = Target()
     out = os.path.join(workdir, name + types.replace(" ", "_"))
     model, e = build_model_graph(q, out, settings, trace=False)
     prepare_dir(out, overwrite=True)

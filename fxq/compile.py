@@ -13,7 +13,6 @@ from typing import Any, Callable
 import numpy as np
 
 from fxq.analysis import BitConfig, quantize_graph
-from fxq.errors import FxqError
 from fxq.estimate import Estimate, estimate
 from fxq.hls.emit import emit_hls, plan
 from fxq.ir import Graph
@@ -69,7 +68,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     q = result.q
     plan(q, target)                        # refuse what hls4ml cannot build, before writing
     cost = estimate(q, target=target)
-    source = source if source is not None else None if isinstance(model, Graph) else model
+    if source is None and not isinstance(model, Graph):
+        source = model
     run = {"model": os.path.abspath(source) if source is not None else graph.name,
            "method": method, "weight_bits": config.weight_bits, "act_bits": config.act_bits,
            "objective": config.objective}
@@ -88,4 +88,4 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     return CompileResult(q, report, cost, target, tuple(changes), out, result.floats)
 
 
-__all__ = ["CompileResult", "FxqError", "compile"]
+__all__ = ["CompileResult", "compile"]

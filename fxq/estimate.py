@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from fxq.devices import Device, find_device
+from fxq.devices import Device
 from fxq.fixed import FixedType
 from fxq.layer import FixedNode
 from fxq.op import Op

@@ -23,9 +23,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from fxq.op import ACCUMULATING, Op
+from fxq.op import Op
 
-__all__ = ["ACCUMULATING", "FrozenMap", "Graph", "Node", "Op", "Tensor"]
+__all__ = ["FrozenMap", "Graph", "Node", "Op", "Tensor"]
 
 
 class FrozenMap(Mapping):

@@ -123,5 +123,3 @@ Op.define("RESHAPE", kind="layout")                        # to the output's per
 Op.define("TRANSPOSE", kind="layout")                      # attr perm (batched, perm[0] == 0)
 Op.define("PAD", kind="layout")                            # attrs pads (begin..., end...), value
 Op.define("IDENTITY", kind="layout")                       # Identity, Dropout; removed by a pass
-
-ACCUMULATING = frozenset({Op.DENSE, Op.CONV})

@@ -7,9 +7,9 @@ The few places where hls4ml's io_parallel and io_stream implementations round di
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from fxq.ir import FrozenMap, Graph, Node, Op
 from fxq.layer import (DEFAULT_SOFTMAX_ACCUM, DEFAULT_SOFTMAX_TABLE, DEFAULT_TABLE,  # noqa: F401
                        DEFAULT_TABLE_SIZE, IO_TYPES, FixedNode, LayerTypes, QuantizationError,
                        fixed_node, softmax_layer, typed_params)
-from fxq.ops.registry import has, lookup
+from fxq.ops.registry import find, lookup
 
 CHUNK_ELEMENTS = 1 << 17          # per-chunk size of the largest array simulate builds
 ENGINES = ("auto", "numpy", "native")
@@ -80,7 +80,7 @@ class QuantizedGraph:
                 raise QuantizationError(f"{where}: a layout op keeps its input type {ins[0]},"
                                         f" got result {layer.result}")
             lookup("fixed", node.op, node.name)          # an op fxq cannot simulate
-            check = lookup("check", node.op) if has("check", node.op) else None
+            check = find("check", node.op)
             why = check(node, ins, layer, g) if check is not None else None
             if why:
                 raise QuantizationError(f"{where}: {why}")

@@ -25,7 +25,7 @@ import numpy as np
 from fxq.analysis.bits import BitConfig
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
-from fxq.fixed import FixedType, Overflow, Rounding, quantize, requantize, to_float
+from fxq.fixed import MAX_WIDTH, FixedType, Overflow, Rounding, quantize, to_float
 from fxq.ir import Graph, Node, Op
 from fxq.layer import IO_TYPES, LayerTypes, QuantizationError, fixed_node
 from fxq.memory import check_batch_fits
@@ -37,7 +37,7 @@ from fxq.reference import evaluate as float_evaluate
 METHODS = ("dynamic", "static")
 BELOW, ABOVE = 1, 4           # candidates: from 1 fractional bit coarser than the range
                               # needs, to 4 finer (saturating the largest values)
-AP_WIDTH_LIMIT = 64
+AP_WIDTH_LIMIT = MAX_WIDTH     # the widest ap_fixed fxq's int64 arithmetic holds
 
 
 @dataclass(frozen=True)

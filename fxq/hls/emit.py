@@ -13,25 +13,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fxq.target import DEFAULT_PART, Backend, Strategy, Target
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, quantize, to_float
 from fxq.hls.layout import channels_last_order, channels_last_shape
 from fxq.ir import Node, Op
 from fxq.ops.registry import lookup, rule
-from fxq.quantized import IO_TYPES, QuantizedGraph
 from fxq.ops.activation import softmax_table_sizes
+from fxq.quantized import QuantizedGraph
+from fxq.target import DEFAULT_PART, Target
 
-BACKENDS = tuple(b.value for b in Backend)
-STRATEGIES = tuple(s.value for s in Strategy)
 MARKER = ".fxq-hls"
 
 
 class EmitError(FxqError):
     """The quantized graph holds something hls4ml cannot implement as fxq simulates it."""
-
-
-HlsSettings = Target          # the name emit, verify and synth used before Target
 
 
 @dataclass
@@ -84,8 +79,15 @@ def _types(**named: FixedType | None) -> dict[str, str]:
     return {k: t.hls() for k, t in named.items() if t is not None}
 
 
+def _weighted_sum_types(fx) -> dict[str, str]:
+    """Dense and Conv precisions; without a bias, hls4ml adds zeros in the weight type."""
+    w_t = fx.layer.param("weight")
+    return _types(weight=w_t, bias=fx.layer.param("bias") or w_t, accum=fx.layer.accum,
+                  result=fx.result)
+
+
 class _Builder:
-    def __init__(self, q: QuantizedGraph, settings: HlsSettings):
+    def __init__(self, q: QuantizedGraph, settings: Target):
         self.q, self.g, self.settings = q, q.graph, settings
         self.e = Emission()
         self.taken: set[str] = set()
@@ -147,10 +149,7 @@ class _Builder:
         b = self.param(node.inputs[2]) if len(node.inputs) > 2 else np.zeros(n_out)
         layer = {"class_name": "Dense", "n_in": w.shape[0], "n_out": n_out,
                  "weight_data": w, "bias_data": b}
-        w_t = fx.layer.param("weight")
-        bias_t = fx.layer.param("bias") or w_t          # without a bias hls4ml adds zeros
-        self.add(node, layer, _types(weight=w_t, bias=bias_t,
-                                     accum=fx.layer.accum, result=fx.result),
+        self.add(node, layer, _weighted_sum_types(fx),
                  np.arange(n_out))
 
     @rule("hls", Op.CONV)
@@ -177,10 +176,7 @@ class _Builder:
         layer = {"class_name": f"{kind}{nd}D", "n_chan": c, "n_filt": o, "bias_data": b,
                  **data, **self._window_attrs(nd, spatial, out_shape[1:], w.shape[2:],
                                               a["strides"], a["pads"], prefix="filt")}
-        w_t = fx.layer.param("weight")
-        bias_t = fx.layer.param("bias") or w_t          # without a bias hls4ml adds zeros
-        self.add(node, layer, _types(weight=w_t, bias=bias_t,
-                                     accum=fx.layer.accum, result=fx.result),
+        self.add(node, layer, _weighted_sum_types(fx),
                  channels_last_order(out_shape))
 
     @staticmethod
@@ -382,14 +378,14 @@ class _Builder:
                                      result=fx.result), self.e.order_of[x])
 
 
-def plan(q: QuantizedGraph, settings: HlsSettings) -> Emission:
+def plan(q: QuantizedGraph, settings: Target) -> Emission:
     """The layer dicts and layout for `q`, without touching hls4ml or the disk."""
     if settings.io_type != q.io_type:
         q = q.with_io_type(str(settings.io_type))
     return _Builder(q, settings).build()
 
 
-def hls_config(e: Emission, settings: HlsSettings, out_dir: str, *, trace: bool) -> dict:
+def hls_config(e: Emission, settings: Target, out_dir: str, *, trace: bool) -> dict:
     layer_config = {}
     for name, precision in e.precisions.items():
         layer_config[name] = {"Precision": precision, "Trace": trace, **e.extra_config[name]}
@@ -420,7 +416,7 @@ def prepare_dir(out_dir: str, overwrite: bool) -> None:
         marker.write("written by fxq.emit_hls\n")
 
 
-def build_model_graph(q: QuantizedGraph, out_dir: str, settings: HlsSettings, *,
+def build_model_graph(q: QuantizedGraph, out_dir: str, settings: Target, *,
                       trace: bool = True):
     """The hls4ml ModelGraph of `q` (not yet written) and the Emission behind it."""
     from hls4ml.model.graph import ModelGraph

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fxq.cache import CACHE_ENV, build_cache_dir  # noqa: F401  (re-exported)
+from fxq.cache import build_cache_dir
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.fixed import to_float

@@ -31,7 +31,7 @@ from fxq.ops.activation import softmax_table_sizes
 from fxq.ops.fixed_math import raw_bound
 from fxq.ops.pool import window_count
 from fxq.layer import FixedNode
-from fxq.ops.registry import has, lookup, rule
+from fxq.ops.registry import find, rule
 from fxq.ops.windows import spatial_output_shape
 
 if TYPE_CHECKING:
@@ -656,9 +656,9 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         fx = q.fixed_node(node)
         ins = [buffers[n] for n in graph.activation_inputs(node)]
         shape = graph.shape(node.output)
-        if not has("native", node.op):
+        emit = find("native", node.op)
+        if emit is None:
             raise NativeUnsupported(f"op {node.op.name} ({node.name!r})")
-        emit = lookup("native", node.op, node.name)
         if emit is alias:
             buffers[node.output] = Buffer(ins[0].var, ins[0].ctype, shape)
             continue

@@ -1,5 +1,5 @@
 """One module per op family; importing this package registers every op's rules."""
 from fxq.ops import activation, layout, linear, merge, pool  # noqa: F401  (registration)
-from fxq.ops.registry import MissingRule, has, lookup, missing, rule
+from fxq.ops.registry import MissingRule, find, lookup, missing, rule
 
-__all__ = ["MissingRule", "has", "lookup", "missing", "rule"]
+__all__ = ["MissingRule", "find", "lookup", "missing", "rule"]

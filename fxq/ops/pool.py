@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fxq.op import Op
-from fxq.fixed import FixedType, cast, requantize
+from fxq.fixed import MAX_WIDTH, FixedType, cast, requantize
 from fxq.layer import LayerTypes
 from fxq.ops.fixed_math import (add_in, aligned_sum, raw_bound, tree_reduce,
                                 truncating_divide)
@@ -191,14 +191,11 @@ def max_pool_check(node, ins, layer, graph):
 
 # -- the search's type rules ---------------------------------------------------------------
 
-AP_WIDTH_LIMIT = 64
-
-
 def pool_accumulator(count: int, x_t: FixedType) -> FixedType:
     """Average pooling's accum_t: the sum of a window never overflows, and log2(count)
     extra fractional bits keep the integer division from dropping precision."""
     grow = max(1, (count - 1).bit_length())
-    width = min(AP_WIDTH_LIMIT, x_t.width + 2 * grow + (0 if x_t.signed else 1))
+    width = min(MAX_WIDTH, x_t.width + 2 * grow + (0 if x_t.signed else 1))
     return FixedType(width, x_t.frac + grow)
 
 

@@ -9,8 +9,9 @@ An op's definition is its rules for every stage, registered under its `Op`:
 * ``fixed``: ``kernel(fx, *raws) -> ndarray``, the bit-accurate integer kernel: `fx` is the
   node's `FixedNode` (its types and raw parameters), `raws` the int64 raw values of its
   activation inputs, batch first; it returns the raw int64 values of its result type.
-* ``check``: ``check(fx, fail)``: constraints on the types beyond their being given (calls
-  `fail(why)`); optional, an op without one has none.
+* ``check``: ``check(node, ins, layer, graph) -> str | None``: constraints on the node's
+  types (`ins` its input types, `layer` its LayerTypes) beyond their being given; the reason
+  they cannot be implemented, or None. Optional: an op without one has none.
 * ``types``: ``rule(search, node, ins, widths) -> LayerTypes``: the analysis's choice of the
   node's types (fxq.analysis.search).
 * ``hls``: ``emit(builder, node, fx)``: the hls4ml layer dicts (fxq.hls.emit).
@@ -62,7 +63,7 @@ def rule(stage: str, *ops: Op) -> Callable[[Callable], Callable]:
 
 def lookup(stage: str, op: Op, where: str = "") -> Callable:
     """`op`'s rule for `stage`; MissingRule naming op, `where` (a node) and stage if none."""
-    found = RULES[stage].get(op)
+    found = find(stage, op)
     if found is None:
         at = f"node {where!r}: " if where else ""
         raise MissingRule(f"{at}fxq cannot {_VERBS[stage]} op {op.name} yet (it has no "
@@ -70,8 +71,9 @@ def lookup(stage: str, op: Op, where: str = "") -> Callable:
     return found
 
 
-def has(stage: str, op: Op) -> bool:
-    return op in RULES[stage]
+def find(stage: str, op: Op) -> Callable | None:
+    """`op`'s rule for `stage`, or None (for optional stages and engines that decline)."""
+    return RULES[stage].get(op)
 
 
 # Stages that treat layout ops by their kind alone: their result keeps the input's type
