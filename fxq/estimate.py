@@ -23,53 +23,20 @@ model to compare designs and see what will not fit; `fxq synth` gives the real f
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fxq.cost import (Cost, Lanes, coefficients, csd_digits, dsps_for, elements,  # noqa: F401
+                      memory, products, tree_cycles)
 from fxq.devices import Device
 from fxq.fixed import FixedType
 from fxq.layer import FixedNode
 from fxq.op import Op
-from fxq.ops.registry import lookup, rule
+from fxq.ops.registry import find, lookup, rule
 from fxq.quantized import QuantizedGraph
 from fxq.target import Target
-
-COEFFICIENTS = Path(__file__).resolve().parent.parent / "hw" / "estimator.toml"
-
-
-@lru_cache(maxsize=1)
-def coefficients() -> dict[str, dict[str, float]]:
-    with open(COEFFICIENTS, "rb") as f:
-        return tomllib.load(f)
-
-
-@dataclass
-class Cost:
-    """Cycles and resources of one layer (or a whole design)."""
-
-    latency: int = 0          # cycles from first input to last output
-    ii: int = 1               # cycles between successive inputs
-    dsp: int = 0
-    lut: int = 0
-    ff: int = 0
-    bram18: int = 0
-
-    def whole(self) -> "Cost":
-        """Every figure rounded up to a whole count."""
-        return Cost(*(math.ceil(v) for v in (self.latency, self.ii, self.dsp, self.lut,
-                                             self.ff, self.bram18)))
-
-    def add_resources(self, other: "Cost") -> None:
-        self.dsp += other.dsp
-        self.lut += other.lut
-        self.ff += other.ff
-        self.bram18 += other.bram18
-
 
 @dataclass
 class LayerEstimate:
@@ -104,96 +71,6 @@ class Estimate:
                            for e in self.layers]}
 
 
-# -- multiplications ------------------------------------------------------------------
-
-def csd_digits(v: int) -> int:
-    """Non-zero digits of |v| in canonical signed digit form (non-adjacent form)."""
-    v, digits = abs(int(v)), 0
-    while v:
-        if v & 1:
-            digits += 1
-            v -= 2 - (v & 3)            # +1 or -1 digit, leaving the rest even
-        v >>= 1
-    return digits
-
-
-def dsps_for(a: int, b: int, device: Device) -> int:
-    """DSP slices for an a x b bit product, in the better orientation on the ports."""
-    pa, pb = device.dsp_a, device.dsp_b
-    return min(math.ceil(a / pa) * math.ceil(b / pb), math.ceil(a / pb) * math.ceil(b / pa))
-
-
-@dataclass
-class Products:
-    """The multiplications of a weight matrix (K inputs x O outputs) by inputs of a type."""
-
-    dsp: int = 0              # DSP slices, all products together (before reuse)
-    lut: float = 0.0          # LUTs of LUT-built products
-    units: int = 0            # products that need a multiplier (not zero, not a shift)
-    nonzero_per_output: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    uses_dsp: bool = False
-    product_bits: int = 0
-
-
-def products(w: np.ndarray, w_t: FixedType, x_t: FixedType, constant: bool,
-             device: Device) -> Products:
-    """Classify every product x * w[k, o]. `constant`: weights known at synthesis (the
-    latency strategy), so zeros vanish, powers of two are shifts and narrow constants are
-    shift-and-add logic; otherwise each product is a general multiplier of both widths."""
-    c = coefficients()["multiply"]
-    w = np.asarray(w, dtype=np.int64).reshape(-1, w.shape[-1])
-    out = Products(nonzero_per_output=np.count_nonzero(w, axis=0),
-                   product_bits=x_t.width + w_t.width)
-    if not constant:
-        n = w.size
-        out.units = n
-        if x_t.width + w_t.width > c["dsp_product_bits"]:
-            out.dsp, out.uses_dsp = n * dsps_for(x_t.width, w_t.width, device), True
-        else:
-            out.lut = n * x_t.width * w_t.width * c["lut_per_partial_product_bit"]
-        return out
-    magnitudes, counts = np.unique(np.abs(w[w != 0]), return_counts=True)
-    for m, n in zip(magnitudes.tolist(), counts.tolist()):
-        if m & (m - 1) == 0:
-            continue                                    # a power of two: a shift
-        bits = m.bit_length() + 1                       # the constant with its sign
-        out.units += n
-        if x_t.width + bits > c["dsp_product_bits"]:
-            out.dsp += n * dsps_for(x_t.width, bits, device)
-            out.uses_dsp = True
-        else:
-            out.lut += n * (csd_digits(m) - 1) * (x_t.width + bits) * c["lut_per_adder_bit"]
-    return out
-
-
-# -- per layer ------------------------------------------------------------------------
-
-def _elements(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
-
-
-def _tree_cycles(fan_in: int) -> int:
-    levels = max(0, math.ceil(math.log2(max(fan_in, 1))))
-    return math.ceil(levels / coefficients()["add"]["levels_per_cycle"])
-
-
-def _memory(bits: float, ports: int = 1) -> tuple[int, int]:
-    """(BRAM18, LUT) holding `bits`, read through `ports` independent ports."""
-    m = coefficients()["memory"]
-    if bits < m["bram_min_bits"]:
-        return 0, math.ceil(bits * ports / m["lut_bits"])
-    return math.ceil(ports / 2) * math.ceil(bits / m["bram18_bits"]), 0
-
-
-@dataclass(frozen=True)
-class _Lanes:
-    x: str              # the activation input
-    steps: int          # sequential steps (pixels in io_stream, else 1)
-    width: int          # result width
-    out: int            # output elements per step
-    inp: int            # input elements per step
-
-
 class _Estimator:
     def __init__(self, q: QuantizedGraph, target: Target):
         self.q, self.g, self.target = q, q.graph, target
@@ -208,15 +85,16 @@ class _Estimator:
     def pixels(self, tensor: str) -> int:
         """Spatial positions of a channels-first tensor (1 for vectors)."""
         shape = self.g.shape(tensor)
-        return _elements(shape[1:]) if len(shape) > 1 else 1
+        return elements(shape[1:]) if len(shape) > 1 else 1
 
     def layer(self, node) -> Cost:
-        """One node's cost: nothing for layout ops (wires), else its op's cost rule."""
+        """One node's cost: its op's cost rule; a layout op without one is wires (nothing)."""
         fx = self.q.fixed_node(node)
         self.reuse = self.target.reuse_for(node.name)
-        if node.op.is_layout:
+        rule = find("cost", node.op)
+        if rule is None and node.op.is_layout:
             return Cost(latency=0, ii=1)
-        cost = lookup("cost", node.op, node.name)(self, node, fx)
+        cost = (rule or lookup("cost", node.op, node.name))(self, node, fx)
         if self.stream():
             cost.add_resources(self.fifo(node.output, fx.result))
         return cost.whole()
@@ -240,7 +118,7 @@ class _Estimator:
                     lut=math.ceil((p.lut + lut_adds) / r + cast_lut + n_out * accum.width
                                   + mux_lut),
                     ff=math.ceil((p.units * p.product_bits / r + n_out * accum.width
-                                  * (1 + _tree_cycles(w.shape[0])))
+                                  * (1 + tree_cycles(w.shape[0])))
                                  * self.c["register"]["ff_per_bit"]))
         if not constant:
             # hls4ml reshapes the weights into R rows read one per cycle: a memory of R
@@ -253,7 +131,7 @@ class _Estimator:
             else:
                 cost.lut += math.ceil(bits / m["lut_bits"])
         depth = (self.c["multiply"]["dsp_latency"] if p.uses_dsp
-                 else self.c["multiply"]["lut_latency"]) + _tree_cycles(w.shape[0]) + 1
+                 else self.c["multiply"]["lut_latency"]) + tree_cycles(w.shape[0]) + 1
         cost.ii = r * per_step
         cost.latency = r * per_step + depth - 1
         return cost
@@ -275,24 +153,24 @@ class _Estimator:
         if self.stream():
             kernel = w.shape[2:]
             shape = self.g.shape(x)
-            rows = (kernel[0] - 1) * (_elements(shape[2:]) if len(shape) > 2 else 1)
+            rows = (kernel[0] - 1) * (elements(shape[2:]) if len(shape) > 2 else 1)
             bits = rows * shape[0] * fx.inputs[0].width              # line buffer
-            bram, lut = _memory(bits)
+            bram, lut = memory(bits)
             cost.bram18 += bram
             cost.lut += lut
         return cost
 
     # -- per-element ops: activations, pooling, merges, batch norm -----------------------
 
-    def lanes(self, node, fx) -> "_Lanes":
+    def lanes(self, node, fx) -> "Lanes":
         """How many elements a per-element op handles at once (all of them in io_parallel,
         one pixel's channels per step in io_stream), and its steps."""
         x = self.g.activation_inputs(node)[0]
-        n_out = _elements(self.g.shape(node.output))
+        n_out = elements(self.g.shape(node.output))
         steps = self.pixels(x) if self.stream() else 1
-        return _Lanes(x=x, steps=steps, width=fx.result.width,
+        return Lanes(x=x, steps=steps, width=fx.result.width,
                       out=n_out // (self.pixels(node.output) if self.stream() else 1),
-                      inp=_elements(self.g.shape(x)) // steps)
+                      inp=elements(self.g.shape(x)) // steps)
 
     def per_element(self, node, fx, fill) -> Cost:
         """The frame every per-element rule shares: a registered output (FFs), one cycle,
@@ -322,7 +200,7 @@ class _Estimator:
     @rule("cost", Op.SIGMOID, Op.TANH)
     def _table(self, node, fx) -> Cost:
         def fill(cost, n):
-            bram, lut = _memory(fx.layer.table_size * fx.layer.table.width, ports=n.out)
+            bram, lut = memory(fx.layer.table_size * fx.layer.table.width, ports=n.out)
             cost.bram18, cost.lut, cost.latency = bram, lut + n.out * n.width, 2
         return self.per_element(node, fx, fill)
 
@@ -332,8 +210,8 @@ class _Estimator:
 
         def fill(cost, n):
             exp_size, inv_size, _ = softmax_table_sizes(fx.inputs[0], fx.layer)
-            b1, l1 = _memory(exp_size * fx.layer.table.width, ports=n.out)
-            b2, l2 = _memory(inv_size * fx.layer.inv_table.width)
+            b1, l1 = memory(exp_size * fx.layer.table.width, ports=n.out)
+            b2, l2 = memory(inv_size * fx.layer.inv_table.width)
             a, b = fx.layer.accum.width, fx.layer.inv_table.width
             dsp_each = dsps_for(a, b, self.device) \
                 if a + b > self.c["multiply"]["dsp_product_bits"] else 0
@@ -341,7 +219,7 @@ class _Estimator:
             cost.dsp = n.out * dsp_each
             cost.lut = l1 + l2 + 2 * n.out * fx.layer.accum.width * self.c["add"]["lut_per_bit"] \
                 + (0 if dsp_each else n.out * a * b // 2)
-            cost.latency = 2 * _tree_cycles(n.out) + 6
+            cost.latency = 2 * tree_cycles(n.out) + 6
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_MAX_POOL, Op.GLOBAL_AVG_POOL)
@@ -350,17 +228,17 @@ class _Estimator:
         windowed = op in (Op.MAX_POOL, Op.AVG_POOL)
 
         def fill(cost, n):
-            window = _elements(node.attrs["kernel"]) if windowed else self.pixels(n.x)
+            window = elements(node.attrs["kernel"]) if windowed else self.pixels(n.x)
             acc_w = fx.layer.accum.width if fx.layer.accum is not None else n.width
             cost.lut = n.out * (window - 1) * acc_w * self.c["add"]["lut_per_bit"]
             if op in (Op.AVG_POOL, Op.GLOBAL_AVG_POOL):
                 cost.lut += n.out * acc_w * 2          # the division by a constant
-            cost.latency = _tree_cycles(window) + 1
+            cost.latency = tree_cycles(window) + 1
             if self.stream() and windowed:
                 shape = self.g.shape(n.x)
-                bits = (node.attrs["kernel"][0] - 1) * _elements(shape[2:]) * shape[0] \
+                bits = (node.attrs["kernel"][0] - 1) * elements(shape[2:]) * shape[0] \
                     * fx.inputs[0].width
-                bram, lut = _memory(bits)
+                bram, lut = memory(bits)
                 cost.bram18, cost.lut = cost.bram18 + bram, cost.lut + lut
         return self.per_element(node, fx, fill)
 
@@ -402,9 +280,9 @@ class _Estimator:
         tensor has pixels (hls4ml's default before FIFO-depth optimization)."""
         s = self.c["stream"]
         shape = self.g.shape(tensor)
-        channels = shape[0] if len(shape) > 1 else _elements(shape)
+        channels = shape[0] if len(shape) > 1 else elements(shape)
         depth = self.pixels(tensor)
-        bram, lut = _memory(depth * t.width)
+        bram, lut = memory(depth * t.width)
         return Cost(bram18=channels * bram,
                     lut=channels * (lut + s["fifo_ctrl_lut"]),
                     ff=channels * s["fifo_ctrl_ff"])

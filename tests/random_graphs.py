@@ -189,4 +189,43 @@ def conv1d_chain(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     return b.finish(["x"], {"x": x_t}, y, io_type), x
 
 
-BUILDERS = {"mlp": mlp_with_activations, "cnn": cnn_with_pooling, "conv1d": conv1d_chain}
+def added_ops(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
+    """The ops added one file each: Conv -> PRelu (a slope per channel) -> Resize (integer
+    upscale, nearest) -> HardSwish, and HardSigmoid; slopes, shifts, gates and results of
+    random types in every rounding and overflow mode."""
+    b = _Builder(rng, "added_random")
+    c, h, w = int(rng.integers(1, 3)), int(rng.integers(3, 6)), int(rng.integers(3, 6))
+    x_t = _result(rng, integer=(2, 4))
+    b.tensors["x"] = Tensor("x", (c, h, w))
+    f = int(rng.integers(2, 4))
+    w_t = _weight(rng)
+    conv = LayerTypes(result=_result(rng), params={"weight": w_t, "bias": _weight(rng)},
+                      accum=_accum(rng, x_t, w_t, narrow=False))
+    t = b.node(Op.CONV, ["x", b.param(rng.normal(0, 0.5, (f, c, 3, 3))),
+                         b.param(rng.normal(0, 0.5, f))], (f, h, w), conv, strides=(1, 1),
+               pads=(1, 1, 1, 1), groups=1)
+    slope = b.param(rng.uniform(-0.3, 0.6, (f, 1, 1)))
+    prelu = LayerTypes(result=_result(rng), params={"slope": _weight(rng)})
+    t = b.node(Op.PRELU, [t, slope], (f, h, w), prelu)
+    sh, sw = int(rng.integers(1, 4)), int(rng.integers(2, 4))
+    index = (tuple(i // sh for i in range(h * sh)), tuple(i // sw for i in range(w * sw)))
+    t = b.node(Op.RESIZE, [t], (f, h * sh, w * sw), LayerTypes(result=prelu.result),
+               index=index)
+    gate_w = int(rng.integers(4, 12))
+    swish = LayerTypes(result=_result(rng), params={
+        "slope": FixedType(int(rng.integers(6, 12)), int(rng.integers(7, 13))),
+        "shift": FixedType(4, 2), "gate": _result(rng, (gate_w, gate_w + 1), (1, 2),
+                                                  signed=False)})
+    s = b.node(Op.HARD_SWISH, [t], (f, h * sh, w * sw), swish, slope=float(np.float32(1 / 6)),
+               shift=0.5)
+    hsig = LayerTypes(result=_result(rng, signed=bool(rng.integers(2))), params={
+        "slope": FixedType(int(rng.integers(4, 12)), int(rng.integers(3, 10))),
+        "shift": FixedType(6, 4, True)})
+    y = b.node(Op.HARD_SIGMOID, [s], (f, h * sh, w * sw), hsig,
+               slope=float(rng.uniform(0.1, 0.5)), shift=float(rng.uniform(0.2, 0.8)))
+    x = rng.normal(0, 1.5, (32, c, h, w))
+    return b.finish(["x"], {"x": x_t}, y, io_type), x
+
+
+BUILDERS = {"mlp": mlp_with_activations, "cnn": cnn_with_pooling, "conv1d": conv1d_chain,
+            "added_ops": added_ops}

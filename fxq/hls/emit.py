@@ -109,17 +109,35 @@ class _Builder:
         return np.array_equal(order, channels_last_order(self.shape(tensor)))
 
     def add(self, node: Node, layer: dict, precision: dict[str, str], order: np.ndarray,
-            extra: dict | None = None) -> None:
-        name = _layer_name(node.name, self.taken)
-        layer = {"name": name, "data_format": "channels_last",
-                 "inputs": [self.e.layer_of[t] for t in self.g.activation_inputs(node)],
-                 **layer}
+            extra: dict | None = None, *, inputs: list[str] | None = None,
+            internal: str | None = None) -> str:
+        """Add one hls4ml layer computing `node`'s output (laid out in `order`); its name.
+        `internal` names a layer computing an intermediate value of the node instead (one
+        op emitted as several layers): it takes its inputs from `inputs` (layer names) and
+        is neither traced against an IR tensor nor read by later nodes."""
+        name = _layer_name(node.name + (f"_{internal}" if internal else ""), self.taken)
+        sources = inputs if inputs is not None else \
+            [self.e.layer_of[t] for t in self.g.activation_inputs(node)]
+        layer = {"name": name, "data_format": "channels_last", "inputs": sources, **layer}
         self.e.layers.append(layer)
         self.e.precisions[name] = precision
         self.e.extra_config[name] = extra or {}
-        self.e.layer_of[node.output] = name
-        self.e.order_of[node.output] = order
-        self.e.node_of[name] = node.name
+        if internal is None:
+            self.e.layer_of[node.output] = name
+            self.e.order_of[node.output] = order
+            self.e.node_of[name] = node.name
+        return name
+
+    @staticmethod
+    def precisions(**named: FixedType | None) -> dict[str, str]:
+        """A layer's "Precision" config: hls4ml type names by key, None entries dropped."""
+        return _types(**named)
+
+    @staticmethod
+    def hls_type(t: FixedType):
+        """`t` as an hls4ml precision object (for layer attributes that take one)."""
+        from hls4ml.backends.fpga.fpga_backend import FPGABackend
+        return FPGABackend.convert_precision_string(t.hls())
 
     def build(self) -> Emission:
         for name in self.g.inputs:
@@ -155,7 +173,7 @@ class _Builder:
     @rule("hls", Op.CONV)
     def _conv(self, node, fx):
         x = self.g.activation_inputs(node)[0]
-        self._require_channels_last(node, x)
+        self.require_channels_last(node, x)
         w = self.param(node.inputs[1])
         a = node.attrs
         c, spatial = self.shape(x)[0], self.shape(x)[1:]
@@ -193,14 +211,14 @@ class _Builder:
                     "pad_bottom": pads[2], "pad_right": pads[3]}
         raise EmitError(f"{nd}-D windows: hls4ml implements 1-D and 2-D")
 
-    def _require_channels_last(self, node, tensor):
+    def require_channels_last(self, node, tensor):
         if len(self.shape(tensor)) < 2 or not self.is_channels_last(tensor):
             self.fail(node, f"input {tensor!r} of shape {self.shape(tensor)} is not a "
                       "channels-first feature map")
 
     def _pool(self, node, fx, kind):
         x = self.g.activation_inputs(node)[0]
-        self._require_channels_last(node, x)
+        self.require_channels_last(node, x)
         a = node.attrs
         nd = len(a["kernel"])
         shape, out_shape = self.shape(x), self.shape(node.output)
@@ -225,7 +243,7 @@ class _Builder:
 
     def _global_pool(self, node, fx, kind):
         x = self.g.activation_inputs(node)[0]
-        self._require_channels_last(node, x)
+        self.require_channels_last(node, x)
         shape = self.shape(x)
         nd = len(shape) - 1
         attrs = {"n_in": shape[1]} if nd == 1 else {"in_height": shape[1], "in_width": shape[2]}
@@ -331,7 +349,7 @@ class _Builder:
         axis = node.attrs["axis"]
         for t in ins:
             if rank >= 2:
-                self._require_channels_last(node, t)
+                self.require_channels_last(node, t)
             elif not np.array_equal(self.e.order_of[t], np.arange(self.shape(t)[0])):
                 self.fail(node, f"input {t!r} is laid out differently in the hls4ml project")
         cl_axis = axis if rank == 1 else (rank if axis == 1 else axis - 1)
@@ -369,7 +387,7 @@ class _Builder:
             order = self.e.order_of[x]
             scale, shift, n_filt = scale[order], shift[order], -1
         else:
-            self._require_channels_last(node, x)
+            self.require_channels_last(node, x)
             n_filt = shape[0]
         layer = {"class_name": "BatchNormalization", "n_in": int(np.prod(shape)),
                  "n_filt": n_filt, "scale_data": scale, "bias_data": shift}

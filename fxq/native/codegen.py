@@ -15,7 +15,7 @@ runs NumPy instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 import math
@@ -23,15 +23,17 @@ from math import prod
 
 import numpy as np
 
-from fxq.errors import FxqError
 from fxq.fixed import FixedType, quantize, requantize
+from fxq.native.cpp import (FOR_B, SIMD_B, Buffer, Gen, NativeUnsupported, tree,  # noqa: F401
+                            type_args, at, broadcast_index, cast, elementwise, emitter, lit,
+                            rq, shift_left, storage)
 from fxq.op import Op
 from fxq.ops import tables
 from fxq.ops.activation import softmax_table_sizes
 from fxq.ops.fixed_math import raw_bound
 from fxq.ops.pool import window_count
 from fxq.layer import FixedNode
-from fxq.ops.registry import find, rule
+from fxq.ops.registry import find
 from fxq.ops.windows import spatial_output_shape
 
 if TYPE_CHECKING:
@@ -41,116 +43,12 @@ BLOCK = 16                      # samples per block: one AVX-512 vector of int32
 MAX_ARENA_BYTES = 1 << 29       # every tensor of a block, per thread (no buffer reuse yet)
 
 
-class NativeUnsupported(FxqError):
-    """The native engine does not implement this graph; NumPy simulates it."""
-
-
-@dataclass
-class Buffer:
-    """One tensor of a block: its C++ variable, element type and per-sample shape."""
-
-    var: str
-    ctype: str
-    shape: tuple[int, ...]
-
-    @property
-    def size(self) -> int:
-        return prod(self.shape)
-
-
 @dataclass
 class Program:
     source: str
     params: list[np.ndarray]
     inputs: list[tuple[str, tuple[int, ...]]]        # graph inputs: name, per-sample shape
     outputs: list[tuple[str, tuple[int, ...]]]
-
-
-def storage(t: FixedType) -> str:
-    """The narrowest C++ integer holding every raw value of t."""
-    return "int32_t" if t.raw_min >= -(1 << 31) and t.raw_max < (1 << 31) else "int64_t"
-
-
-def lit(v: int) -> str:
-    v = int(v)
-    if v == -(1 << 63):
-        return "(-9223372036854775807LL - 1)"
-    return f"{v}LL"
-
-
-def rq(k: int, t: FixedType, expr: str) -> str:
-    """C++ of `expr` (an exact integer with k more fractional bits than t) converted to t."""
-    if not -63 < k < 63:
-        raise NativeUnsupported(f"a conversion to {t} shifts by {abs(k)} bits")
-    return f"fxq::rq<{k}, {_type_args(t)}>({expr})"
-
-
-def _type_args(t: FixedType) -> str:
-    """The template arguments naming t in runtime.h: rounding, overflow, width, signed."""
-    return (f"fxq::{t.rounding.name}, fxq::{t.overflow.name}, {t.width}, "
-            f"{'true' if t.signed else 'false'}")
-
-
-def cast(src: FixedType, dst: FixedType, expr: str) -> str:
-    return rq(src.frac - dst.frac, dst, f"(fxq::i64)({expr})")
-
-
-def shift_left(expr: str, s: int) -> str:
-    if not 0 <= s < 63:
-        raise NativeUnsupported(f"an alignment shifts by {s} bits")
-    return f"((fxq::i64)({expr}) << {s})" if s else f"(fxq::i64)({expr})"
-
-
-def _tree(leaf: str, lo: int, hi: int) -> str:
-    """C++ of hls4ml's balanced `reduce` over leaf[lo:hi] with `addf` at every node, as
-    fixed_math.tree_reduce: the left part takes the largest power of two below the count."""
-    if hi - lo == 1:
-        return f"{leaf}[{lo}]"
-    left = 1 << ((hi - lo - 1).bit_length() - 1)
-    return f"addf({_tree(leaf, lo, lo + left)}, {_tree(leaf, lo + left, hi)})"
-
-
-FOR_B = "for (int b = 0; b < B; ++b)"
-# the same loop, vectorized across the samples: without the pragma GCC unrolls it and
-# vectorizes the loop around it instead (gathers over the kernel offsets, 10x slower)
-SIMD_B = '_Pragma("omp simd") ' + FOR_B
-
-
-@dataclass
-class Gen:
-    """What the emitters build: file-level constant arrays, run-time parameters, the block
-    body and the per-thread arena layout."""
-
-    statics: list[str] = field(default_factory=list)
-    params: list[np.ndarray] = field(default_factory=list)
-    body: list[str] = field(default_factory=list)
-    arena: list[tuple[str, str, int]] = field(default_factory=list)   # var, ctype, elements
-
-    def param(self, values: np.ndarray, ctype: str) -> str:
-        """A run-time array (weights, tables): its C++ expression."""
-        dtype = {"int32_t": np.int32, "int64_t": np.int64}[ctype]
-        arr = np.ascontiguousarray(values, dtype=dtype)
-        if not np.array_equal(arr, values):
-            raise AssertionError("a parameter does not fit its C++ type")
-        self.params.append(arr)
-        return f"((const {ctype}*)p[{len(self.params) - 1}])"
-
-    def static(self, values, ctype: str = "int32_t") -> str:
-        """A compiled-in constant array (index maps, window offsets): its name."""
-        name = f"map{len(self.statics)}"
-        items = ", ".join(str(int(v)) for v in np.ravel(values)) or "0"
-        self.statics.append(f"static const {ctype} {name}[] = {{{items}}};")
-        return name
-
-    def buffer(self, prefix: str, ctype: str, elements: int) -> str:
-        var = f"{prefix}{len(self.arena)}"
-        self.arena.append((var, ctype, elements))
-        return var
-
-
-def emitter(*ops):
-    """Register the decorated function as the native-engine rule of `ops`."""
-    return rule("native", *ops)
 
 
 # -- weighted sums ---------------------------------------------------------------------------
@@ -349,20 +247,9 @@ def batch_norm(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
 
 
 # -- element-wise ------------------------------------------------------------------------------
-
-def _elementwise(g: Gen, y: Buffer, expr: str) -> None:
-    g.body.append(f"""for (int e = 0; e < {y.size}; ++e) {{
-  {SIMD_B} AT({y.var}, e)[b] = {expr};
-}}""")
-
-
-def _at(x: Buffer) -> str:
-    return f"(fxq::i64)AT({x.var}, e)[b]"
-
-
 @emitter(Op.RELU)
 def relu(g, fx, x, y):
-    _elementwise(g, y, cast(fx.inputs[0], fx.result, f"({_at(x)} > 0 ? {_at(x)} : 0)"))
+    elementwise(g, y, cast(fx.inputs[0], fx.result, f"({at(x)} > 0 ? {at(x)} : 0)"))
 
 
 @emitter(Op.LEAKY_RELU)
@@ -370,8 +257,8 @@ def leaky_relu(g, fx, x, y):
     alpha_t = fx.layer.param("alpha")
     alpha = int(quantize(fx.node.attrs["alpha"], alpha_t))
     scaled = rq(fx.inputs[0].frac + alpha_t.frac - fx.result.frac, fx.result,
-                f"{_at(x)} * {lit(alpha)}")
-    _elementwise(g, y, f"({_at(x)} > 0 ? {cast(fx.inputs[0], fx.result, _at(x))} : {scaled})")
+                f"{at(x)} * {lit(alpha)}")
+    elementwise(g, y, f"({at(x)} > 0 ? {cast(fx.inputs[0], fx.result, at(x))} : {scaled})")
 
 
 @emitter(Op.CLIP)
@@ -380,15 +267,15 @@ def clip(g, fx, x, y):
     if t.width > 53:
         raise NativeUnsupported(f"clip of the {t.width}-bit type {t}")
     lo, hi = fx.node.attrs["lo"], fx.node.attrs["hi"]
-    expr = cast(t, fx.result, _at(x))
+    expr = cast(t, fx.result, at(x))
     scale = Fraction(2) ** t.frac
     if math.isfinite(lo):                         # raw r < lo * 2^frac  <=>  r <= below
         below = math.ceil(Fraction(lo) * scale) - 1
-        expr = f"({_at(x)} <= {lit(below)} ? {lit(quantize(lo, fx.result))} : {expr})"
+        expr = f"({at(x)} <= {lit(below)} ? {lit(quantize(lo, fx.result))} : {expr})"
     if math.isfinite(hi):                         # raw r > hi * 2^frac  <=>  r >= above
         above = math.floor(Fraction(hi) * scale) + 1     # (checked last: hi wins, as NumPy)
-        expr = f"({_at(x)} >= {lit(above)} ? {lit(quantize(hi, fx.result))} : {expr})"
-    _elementwise(g, y, expr)
+        expr = f"({at(x)} >= {lit(above)} ? {lit(quantize(hi, fx.result))} : {expr})"
+    elementwise(g, y, expr)
 
 
 def _lookup(g, fx, x, y, table: np.ndarray, input_range: int):
@@ -404,7 +291,7 @@ def _lookup(g, fx, x, y, table: np.ndarray, input_range: int):
              else f"({q} << {-t.frac})")
     tab = g.param(table, storage(fx.layer.table))
     index = f"std::min<fxq::i64>(std::max<fxq::i64>({whole} + {size // 2}, 0), {size - 1})"
-    _elementwise(g, y, cast(fx.layer.table, fx.result, f"{tab}[{index}]"))
+    elementwise(g, y, cast(fx.layer.table, fx.result, f"{tab}[{index}]"))
 
 
 @emitter(Op.SIGMOID)
@@ -447,7 +334,7 @@ def softmax(g, fx, x, y):
       const fxq::i64 v = v0[i * B];
       ex[i] = {cast(layer.table, accum, f"{exp_tab}[{_top_bits(d, inp_norm, exp_bits)}]")};
     }}
-    const fxq::i64 sum = {cast(accum, layer.inv_inp, _tree("ex", 0, n))};
+    const fxq::i64 sum = {cast(accum, layer.inv_inp, tree("ex", 0, n))};
     const fxq::i64 inv = {inv_tab}[{_top_bits("sum", layer.inv_inp, inv_bits)}];
     for (int i = 0; i < {n}; ++i)
       AT({y.var}, row * {n} + i)[b] = {rq(accum.frac + layer.inv_table.frac - fx.result.frac, fx.result, "ex[i] * inv")};
@@ -511,7 +398,7 @@ def _sum_reduce(fx, values: str, n: int, *, global_pool: bool) -> str:
                     f"{{ const fxq::i64 a = total, c = {elem}; total = {add}; }}")
         return (f"auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }}; "
                 f"fxq::i64 el[{n}]; for (int i = 0; i < {n}; ++i) el[i] = {elem}; "
-                f"const fxq::i64 total = {_tree('el', 0, n)};")
+                f"const fxq::i64 total = {tree('el', 0, n)};")
     frac = max(accum.frac, data_t.frac)
     step = (f"{shift_left('total', frac - accum.frac)} + "
             f"{shift_left(values, frac - data_t.frac)}")
@@ -546,23 +433,15 @@ def global_avg_pool(g, fx, x, y):
 
 # -- merges and layout -------------------------------------------------------------------------
 
-def _broadcast_index(g: Gen, size: int, shape: tuple[int, ...], out_shape) -> str:
-    """The flat index of an operand element for output element e, NumPy broadcasting."""
-    if tuple(shape) == tuple(out_shape):
-        return "e"
-    index = np.broadcast_to(np.arange(size).reshape((1,) + tuple(shape)), (1,) + tuple(out_shape))
-    return f"{g.static(index.ravel())}[e]"
-
-
 def _operands(g, fx, ins, y):
     """[(expression of raw value at output element e, type)] for the two operands."""
     out = []
     for buf, t in zip(ins, fx.inputs):
-        out.append((f"(fxq::i64)AT({buf.var}, {_broadcast_index(g, buf.size, buf.shape, y.shape)})[b]", t))
+        out.append((f"(fxq::i64)AT({buf.var}, {broadcast_index(g, buf.size, buf.shape, y.shape)})[b]", t))
     if len(ins) == 1:
         const = fx.params[0]
         try:
-            idx = _broadcast_index(g, const.size, const.shape, y.shape)
+            idx = broadcast_index(g, const.size, const.shape, y.shape)
         except ValueError:
             raise NativeUnsupported(f"constant of shape {const.shape} in {fx.node.name!r}")
         out.append((f"{g.param(const.ravel(), 'int64_t')}[{idx}]", fx.param_types[0]))
@@ -575,14 +454,14 @@ def add(g, fx, *args):
     (a, at), (c, ct) = _operands(g, fx, ins, y)
     frac = max(at.frac, ct.frac)
     total = f"{shift_left(a, frac - at.frac)} + {shift_left(c, frac - ct.frac)}"
-    _elementwise(g, y, rq(frac - fx.result.frac, fx.result, total))
+    elementwise(g, y, rq(frac - fx.result.frac, fx.result, total))
 
 
 @emitter(Op.MUL)
 def mul(g, fx, *args):
     *ins, y = args
     (a, at), (c, ct) = _operands(g, fx, ins, y)
-    _elementwise(g, y, rq(at.frac + ct.frac - fx.result.frac, fx.result, f"{a} * {c}"))
+    elementwise(g, y, rq(at.frac + ct.frac - fx.result.frac, fx.result, f"{a} * {c}"))
 
 
 @emitter(Op.CONCAT)
@@ -598,7 +477,7 @@ def concat(g, fx, *args):
         start += n
         where = g.static(positions[tuple(index)].ravel())
         g.body.append(f"""for (int e = 0; e < {buf.size}; ++e) {{
-  {FOR_B} AT({y.var}, {where}[e])[b] = {cast(t, fx.result, _at(buf))};
+  {FOR_B} AT({y.var}, {where}[e])[b] = {cast(t, fx.result, at(buf))};
 }}""")
 
 
@@ -607,7 +486,7 @@ def transpose(g, fx, x, y):
     perm = [p - 1 for p in fx.node.attrs["perm"][1:]]
     source = np.transpose(np.arange(x.size).reshape(x.shape), perm).ravel()
     src = g.static(source)
-    _elementwise(g, y, f"AT({x.var}, {src}[e])[b]")
+    elementwise(g, y, f"AT({x.var}, {src}[e])[b]")
 
 
 @emitter(Op.PAD)
@@ -618,7 +497,7 @@ def pad(g, fx, x, y):
     where = np.pad(np.arange(x.size).reshape(x.shape),
                    [(pads[i], pads[i + nd]) for i in range(nd)], constant_values=-1)
     src = g.static(where.ravel())
-    _elementwise(g, y, f"({src}[e] < 0 ? {lit(value)} : (fxq::i64)AT({x.var}, {src}[e])[b])")
+    elementwise(g, y, f"({src}[e] < 0 ? {lit(value)} : (fxq::i64)AT({x.var}, {src}[e])[b])")
 
 
 @emitter(Op.FLATTEN, Op.RESHAPE, Op.IDENTITY)
@@ -642,7 +521,7 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         buffers[name] = buf
         if not -1000 < t.frac < 1000:
             raise NativeUnsupported(f"input type {t}")
-        convert = f"fxq::quantize<{t.frac}, {_type_args(t)}>"
+        convert = f"fxq::quantize<{t.frac}, {type_args(t)}>"
         loads.append(f"""for (int e = 0; e < {buf.size}; ++e) {{
   for (int b = 0; b < nb; ++b) {{
     fxq::i64 r;

@@ -177,7 +177,6 @@ def _conv_float(fx, x):
     if setup is None:
         return None
     accum, scale, dtype, bias = setup
-    nd = w.ndim - 2
     out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
     xl = _channels_last_float(x, pads, dtype)
     # *k, C, O; contiguous, as BLAS needs its operands
@@ -214,7 +213,6 @@ def _depthwise_float(fx, x):
     if setup is None:
         return None
     accum, scale, dtype, bias = setup
-    nd = w.ndim - 2
     xl = _channels_last_float(x, pads, dtype)
     out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
     wl = np.moveaxis(w[:, 0], 0, -1).astype(dtype) * dtype(scale)          # *k, C
