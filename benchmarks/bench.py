@@ -141,11 +141,13 @@ def depth_scaling(base_layers: int = 8, width: int = 64, samples: int = 256) -> 
 
 
 def normalize_scaling(sizes=(100, 800, 3200)) -> list[tuple]:
-    """(nodes, normalize seconds, rewrites) on generated chains of Conv -> BatchNorm ->
-    Identity -> Add(constant) -> ReLU blocks: every pass of the pipeline finds work in
-    every block."""
+    """(nodes, normalize seconds, rewrites, prune seconds, pruned layers) on generated
+    chains of Conv -> BatchNorm -> Identity -> Add(constant) -> ReLU blocks: every pass of
+    the pipeline finds work in every block; then the prune transform (sparsity 0.5) on the
+    normalized graph changes every convolution."""
     from fxq.ir import Graph, Node, Op, Tensor
     from fxq.passes import PIPELINE, run_pipeline
+    from fxq.transforms.prune import MagnitudePrune
 
     rng = np.random.default_rng(0)
     rows = []
@@ -167,8 +169,12 @@ def normalize_scaling(sizes=(100, 800, 3200)) -> list[tuple]:
             x = outs[-1]
         graph = Graph.build(f"chain{size}", ["x"], [x], nodes, tensors, params)
         start = time.perf_counter()
-        _, changes = run_pipeline(graph, PIPELINE)
-        rows.append((len(graph.nodes), time.perf_counter() - start, len(changes)))
+        normal, changes = run_pipeline(graph, PIPELINE)
+        seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        _, pruned = run_pipeline(normal, [MagnitudePrune(0.5)])
+        rows.append((len(graph.nodes), seconds, len(changes), time.perf_counter() - start,
+                     len(pruned)))
     return rows
 
 
@@ -227,10 +233,13 @@ def main(argv=None) -> int:
     print("| dense layers | analysis s | s per layer |\n|---|---|---|")
     for depth, seconds, per_layer in depth_scaling():
         print(f"| {depth} | {seconds:.2f} | {per_layer:.3f} |")
-    print("\nnormalizing passes against graph size (Conv-BN-Identity-Add-ReLU chains)\n")
-    print("| nodes | normalize s | rewrites | us per node |\n|---|---|---|---|")
-    for nodes, seconds, changes in normalize_scaling():
-        print(f"| {nodes} | {seconds:.3f} | {changes} | {seconds / nodes * 1e6:.0f} |")
+    print("\nnormalizing passes and a transform against graph size (Conv-BN-Identity-Add-ReLU"
+          " chains; prune at sparsity 0.5 on the normalized graph)\n")
+    print("| nodes | normalize s | rewrites | us per node | prune s | pruned layers |\n"
+          "|---|---|---|---|---|---|")
+    for nodes, seconds, changes, prune_s, pruned in normalize_scaling():
+        print(f"| {nodes} | {seconds:.3f} | {changes} | {seconds / nodes * 1e6:.0f} | "
+              f"{prune_s:.3f} | {pruned} |")
     print_estimator_comparison()
     if args.skip_csim:
         return 0

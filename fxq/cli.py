@@ -96,6 +96,7 @@ def _compile(args: argparse.Namespace) -> int:
     from fxq.compile import compile as compile_model
     from fxq.onnx_import import load
     from fxq.target import Target
+    from fxq.transforms import pipeline
 
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + "_fxq"
     _refuse_existing(out, args.force, "exists and is not empty")
@@ -106,6 +107,7 @@ def _compile(args: argparse.Namespace) -> int:
     target = Target(backend=args.backend, io_type=f"io_{args.io}", strategy=args.strategy,
                     reuse_factor=args.reuse_factor, part=args.part, clock_ns=args.clock_ns)
     config = load_config(args.config) if args.config else BitConfig()
+    transforms = pipeline(args.config, args.transform or ())
     if args.bits is not None:
         config = config.with_overrides(weight_bits=args.bits, act_bits=args.bits)
     config = config.with_overrides(weight_bits=args.weight_bits, act_bits=args.act_bits,
@@ -117,7 +119,7 @@ def _compile(args: argparse.Namespace) -> int:
     def run(progress=None):
         return compile_model(graph, calib, out=out, config=config, method=args.method,
                              target=target, labels=labels, progress=progress,
-                             source=args.model)
+                             source=args.model, transforms=transforms)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -280,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, help="bit width of weights and feature maps (8)")
     p.add_argument("--weight-bits", type=int, help="bit width of weights")
     p.add_argument("--act-bits", type=int, help="bit width of feature maps")
-    p.add_argument("--config", help="TOML file: widths per layer kind and per layer")
+    p.add_argument("--config", help="TOML file: widths per layer kind and per layer, "
+                   "[[transform]] tables")
+    p.add_argument("--transform", action="append", metavar="NAME:KEY=VALUE,...",
+                   help="a value-changing transform run before the search, after the "
+                   "config's (repeatable); e.g. prune:sparsity=0.5")
     p.add_argument("--method", choices=("dynamic", "static"), default="dynamic",
                    help="a fractional length per layer (dynamic, Qiu et al.) or one for all")
     p.add_argument("--objective", choices=("l1", "l2"), help="error the search minimizes")

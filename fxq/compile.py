@@ -1,13 +1,14 @@
 """fxq.compile: the whole pipeline as one library call (the `fxq compile` command calls it).
 
-load -> normalize -> (transforms) -> dynamic fixed-point search -> emission check ->
+load -> normalize -> transforms (a user's pipeline, fxq.transforms) -> dynamic fixed-point
+search -> emission check ->
 fxq_model.json, hls/, report.json, report.md, plots/ in `out` -> the estimate. Every step
 that can refuse runs before anything is written, so a failed compile writes nothing.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -78,6 +79,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
                           settings={**run, **{k: v for k, v in hls.items()
                                               if k not in ("project", "layer_reuse")}},
                           estimate=cost, floats=result.floats)
+    report.transforms = [asdict(c) for c in changes]
     if out is not None:
         out = os.fspath(out)
         os.makedirs(out, exist_ok=True)

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from fxq.encoding import matches
 from fxq.op import Op
 
 __all__ = ["FrozenMap", "Graph", "Node", "Op", "Tensor"]
@@ -100,15 +101,20 @@ class Graph:
     nodes: tuple[Node, ...]
     tensors: Mapping[str, Tensor]
     params: Mapping[str, np.ndarray]
+    # how some parameters are stored (fxq.encoding): the dense values stay in `params`
+    encodings: Mapping[str, Any] = field(default_factory=FrozenMap)
 
     @classmethod
     def build(cls, name: str, inputs: Iterable[str], outputs: Iterable[str],
               nodes: Iterable[Node], tensors: Mapping[str, Tensor],
-              params: Mapping[str, np.ndarray]) -> "Graph":
-        """Make a graph, keeping only the tensors and params the nodes use, and check it.
+              params: Mapping[str, np.ndarray],
+              encodings: Mapping[str, Any] | None = None) -> "Graph":
+        """Make a graph, keeping only the tensors, params and encodings the nodes use, and
+        check it.
 
         Raises ValueError (a bug in the caller, not a user error) when the graph is not in
-        topological order, a name is defined twice, or a tensor has no shape.
+        topological order, a name is defined twice, a tensor has no shape, or an encoding
+        does not reproduce its parameter.
         """
         nodes = tuple(nodes)
         used = set(inputs) | set(outputs)
@@ -117,7 +123,9 @@ class Graph:
             used.update(node.outputs)
         graph = cls(name=name, inputs=tuple(inputs), outputs=tuple(outputs), nodes=nodes,
                     tensors=FrozenMap({k: v for k, v in tensors.items() if k in used}),
-                    params=FrozenMap({k: v for k, v in params.items() if k in used}))
+                    params=FrozenMap({k: v for k, v in params.items() if k in used}),
+                    encodings=FrozenMap({k: v for k, v in (encodings or {}).items()
+                                         if k in used}))
         graph.check()
         return graph
 
@@ -140,6 +148,10 @@ class Graph:
         for name in self.outputs:
             if name not in defined or name in self.params:
                 raise ValueError(f"graph output {name!r} is not computed by the graph")
+        for name, encoding in self.encodings.items():
+            if name not in self.params or not matches(encoding, self.params[name]):
+                raise ValueError(f"the {encoding.kind} encoding of {name!r} does not "
+                                 "reproduce its values")
 
     def __getstate__(self) -> dict:
         """The fields only (the lookup index is rebuilt on use)."""
@@ -196,15 +208,19 @@ class Graph:
 
     def rebuild(self, nodes: Iterable[Node], *, tensors: Mapping[str, Tensor] | None = None,
                 params: Mapping[str, np.ndarray] | None = None,
-                outputs: Iterable[str] | None = None) -> "Graph":
-        """A new graph with these nodes; new tensors and params are merged over the old."""
+                outputs: Iterable[str] | None = None,
+                encodings: Mapping[str, Any] | None = None) -> "Graph":
+        """A new graph with these nodes; new tensors, params and encodings are merged over
+        the old. A parameter given a new value loses its old encoding unless given one."""
         all_tensors = dict(self.tensors)
         all_tensors.update(tensors or {})
         all_params = dict(self.params)
         all_params.update(params or {})
+        all_encodings = {k: v for k, v in self.encodings.items() if k not in (params or {})}
+        all_encodings.update(encodings or {})
         return Graph.build(self.name, self.inputs,
                            self.outputs if outputs is None else outputs,
-                           nodes, all_tensors, all_params)
+                           nodes, all_tensors, all_params, all_encodings)
 
     # -- running ---------------------------------------------------------------------
 

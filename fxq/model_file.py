@@ -16,13 +16,15 @@ from typing import Any
 import numpy as np
 
 from fxq.errors import DataError, FxqError
-from fxq.fixed import FixedType, Overflow, Rounding, to_float
+from fxq.encoding import Codebook
+from fxq.fixed import FixedType, Overflow, Rounding, quantize, to_float
 from fxq.ir import Graph, Node, Op, Tensor
 from fxq import ops as _ops  # noqa: F401  (defines every op model files may name)
 from fxq.quantized import LayerTypes, QuantizedGraph
 
 FORMAT = "fxq-quantized-graph"
-VERSION = 2                     # 2: parameter types by role (LayerTypes.params)
+VERSION = 3                     # 2: parameter types by role (LayerTypes.params)
+READS = (2, 3)                  # 3: parameter encodings (a codebook and its indices)
 
 
 def type_to_json(t: FixedType) -> dict[str, Any]:
@@ -79,9 +81,7 @@ def to_json(q: QuantizedGraph, extra: dict[str, Any] | None = None) -> dict[str,
                        "outputs": list(n.outputs),
                        "attrs": {k: _plain(v) for k, v in n.attrs.items()}}
                       for n in g.nodes],
-            "params": {name: {"shape": list(raw.shape),
-                              "values": to_float(raw, q.types[name]).ravel().tolist()}
-                       for name, raw in q.params.items()},
+            "params": {name: _param_to_json(q, name, raw) for name, raw in q.params.items()},
         },
         "inputs": {n: type_to_json(t) for n, t in q.inputs.items()},
         "layers": {n: _layer_to_json(layer) for n, layer in q.layers.items()},
@@ -89,14 +89,28 @@ def to_json(q: QuantizedGraph, extra: dict[str, Any] | None = None) -> dict[str,
     }
 
 
+def _param_to_json(q: QuantizedGraph, name: str, raw: np.ndarray) -> dict[str, Any]:
+    """A parameter's quantized values, or its encoding with the quantized codebook."""
+    t = q.types[name]
+    encoding = q.graph.encodings.get(name)
+    if encoding is not None:
+        return {"shape": list(raw.shape),
+                "encoding": encoding.to_json(to_float(quantize(encoding.values, t), t))}
+    return {"shape": list(raw.shape), "values": to_float(raw, t).ravel().tolist()}
+
+
 def from_json(d: dict[str, Any]) -> QuantizedGraph:
     gd = d["graph"]
     tensors = {n: Tensor(n, tuple(int(s) for s in shape)) for n, shape in gd["tensors"].items()}
-    params = {n: np.array(p["values"], dtype=np.float64).reshape(p["shape"])
+    encodings = {n: Codebook.from_json(p["encoding"], p["shape"])
+                 for n, p in gd["params"].items() if "encoding" in p}
+    params = {n: encodings[n].dense() if n in encodings else
+              np.array(p["values"], dtype=np.float64).reshape(p["shape"])
               for n, p in gd["params"].items()}
     nodes = [Node(n["name"], Op.named(n["op"]), tuple(n["inputs"]), tuple(n["outputs"]),
                   {k: _frozen(v) for k, v in n["attrs"].items()}) for n in gd["nodes"]]
-    graph = Graph.build(gd["name"], gd["inputs"], gd["outputs"], nodes, tensors, params)
+    graph = Graph.build(gd["name"], gd["inputs"], gd["outputs"], nodes, tensors, params,
+                        encodings)
     return QuantizedGraph(graph, {n: type_from_json(t) for n, t in d["inputs"].items()},
                           {n: _layer_from_json(layer) for n, layer in d["layers"].items()},
                           d.get("io_type", "io_parallel"))
@@ -123,9 +137,9 @@ def load_quantized(path: str | os.PathLike) -> tuple[QuantizedGraph, dict[str, A
         raise DataError(f"{path}: not a readable fxq model file ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise DataError(f"{path}: not an fxq model file (format is not {FORMAT!r})")
-    if doc.get("version") != VERSION:
+    if doc.get("version") not in READS:
         raise DataError(f"{path}: fxq model file version {doc.get('version')!r}; this fxq "
-                        f"reads version {VERSION}")
+                        f"reads versions {', '.join(map(str, READS))}")
     try:
         return from_json(doc), doc
     except (KeyError, TypeError, ValueError, FxqError) as exc:

@@ -65,11 +65,13 @@ class Report:
     settings: dict[str, Any] = field(default_factory=dict)
     estimate: Any = None              # fxq.estimate.Estimate of the emitted design
     synthesis: dict[str, Any] | None = None   # parsed vendor reports, kept apart
+    transforms: list[dict[str, Any]] = field(default_factory=list)   # what each one changed
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model, "calibration_samples": self.samples,
             "settings": self.settings, "accuracy": self.accuracy,
+            "transforms": self.transforms,
             "layers": [{"name": r.name, "op": r.op, "input_shapes": r.input_shapes,
                         "output_shape": r.output_shape,
                         "types": {k: type_to_json(t) for k, t in r.types.items()},
@@ -100,6 +102,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [f"# fxq report: {doc['model']}", ""]
     if doc.get("settings"):
         lines += ["Settings: " + ", ".join(f"{k} {v}" for k, v in doc["settings"].items()), ""]
+    if doc.get("transforms"):
+        lines += [f"Transforms ({len(doc['transforms'])} changes, before the search):", ""]
+        lines += [f"- {c['rewrite']}: {c['what'] or ', '.join(c['removed'])}"
+                  for c in doc["transforms"]] + [""]
     acc = doc.get("accuracy")
     if acc:
         lines += [f"Top-1 accuracy on {acc['samples']} labelled samples: float "

@@ -114,7 +114,7 @@ def _check_widths(widths: Mapping[str, Any], where: str) -> None:
 
 
 TOP_KEYS = ("bits", "weight_bits", "act_bits", "objective", "rounding", "overflow",
-            "kind", "layer")
+            "kind", "layer", "transform")      # [[transform]]: read by fxq.transforms
 
 
 def load_config(path: str) -> BitConfig:

@@ -43,6 +43,7 @@ class Edit:
     rename: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, np.ndarray] = field(default_factory=dict)
     tensors: Mapping[str, Tensor] = field(default_factory=dict)
+    encodings: Mapping[str, Any] = field(default_factory=dict)   # how new params are stored
     what: str = ""
 
 
@@ -60,6 +61,10 @@ class Rewrite:
     """Shared by Pass and Transform: `match`, then `rewrite` into an Edit."""
 
     changes_values = False
+
+    def check(self, graph: Graph) -> None:
+        """Refuse (an FxqError naming the problem) settings that do not fit `graph`, before
+        anything runs: a layer name that is not a node, ..."""
 
     def match(self, graph: Graph, node: Node) -> Any | None:
         raise NotImplementedError
@@ -91,10 +96,12 @@ def _apply(graph: Graph, edits: list[Edit]) -> Graph:
     rename: dict[str, str] = {}
     params: dict[str, np.ndarray] = {}
     tensors: dict[str, Tensor] = {}
+    encodings: dict[str, Any] = {}
     for e in edits:
         rename.update(e.rename)
         params.update(e.params)
         tensors.update(e.tensors)
+        encodings.update(e.encodings)
     nodes: list[Node] = []
     for node in graph.nodes:
         if node.name in at:
@@ -104,7 +111,7 @@ def _apply(graph: Graph, edits: list[Edit]) -> Graph:
     if rename:
         nodes = [n.with_(inputs=tuple(rename.get(t, t) for t in n.inputs),
                          outputs=tuple(rename.get(t, t) for t in n.outputs)) for n in nodes]
-    return graph.rebuild(nodes, tensors=tensors, params=params)
+    return graph.rebuild(nodes, tensors=tensors, params=params, encodings=encodings)
 
 
 def _touches(graph: Graph, edit: Edit) -> set[str]:
@@ -148,6 +155,8 @@ def run_round(graph: Graph, rewrites: Iterable[Rewrite]) -> tuple[Graph, list[Ch
 def run_pipeline(graph: Graph, rewrites: Iterable[Rewrite]) -> tuple[Graph, list[Change]]:
     """Rounds of `run_round` until nothing matches; the graph and every change made."""
     rewrites = tuple(rewrites)
+    for rewrite in rewrites:
+        rewrite.check(graph)
     changes: list[Change] = []
     for _ in range(MAX_ROUNDS):
         graph, made = run_round(graph, rewrites)
