@@ -137,6 +137,34 @@ def convert_global_pool(ctx, node):
     ctx.emit(node, op, [node.input[0]])
 
 
+@converter("ReduceMean", "ReduceMax")
+def convert_spatial_reduce(ctx, node):
+    """A mean or max over every spatial axis is global pooling (what PyTorch's dynamo
+    exporter writes for AdaptiveAvgPool2d(1) and x.mean((2, 3))); without keepdims the
+    pooled (C, 1, ...) map is flattened to (C,). Any other axes are refused."""
+    attrs = attrs_of(node)
+    rank = ctx.batched_rank(node.input[0])
+    if len(present(node.input)) > 1:                    # opset 18: axes as an input
+        axes = [int(a) for a in ctx.require_const(node, 1, "axes").reshape(-1)]
+    else:
+        axes = [int(a) for a in attrs.get("axes", [])]
+    if not axes and attrs.get("noop_with_empty_axes", 0):
+        raise refuse(ctx, node, "noop_with_empty_axes=1 without axes is not supported")
+    axes = sorted({a + rank if a < 0 else a for a in axes}) or list(range(rank))
+    spatial = list(range(2, rank))
+    if axes != spatial or not spatial:
+        raise refuse(ctx, node, f"axes {axes} of the input {ctx.describe(node.input[0])}; "
+                     f"only a reduction over every spatial axis ({spatial}) is supported, as"
+                     " global pooling")
+    op = Op.GLOBAL_AVG_POOL if node.op_type == "ReduceMean" else Op.GLOBAL_MAX_POOL
+    if attrs.get("keepdims", 1):
+        ctx.emit(node, op, [node.input[0]])
+        return
+    pooled = ctx.fresh(f"{node.output[0]}/pooled")
+    ctx.emit_part(node, op, [node.input[0]], pooled, ctx.fresh(f"{ctx.name_of(node)}/pool"))
+    ctx.emit(node, Op.FLATTEN, [pooled])
+
+
 # -- dense -----------------------------------------------------------------------------
 
 @converter("Gemm")

@@ -24,7 +24,10 @@ from fxq.ir import Graph, Node, Op, Tensor
 from fxq.onnx_convert import CONVERTERS, refuse
 from fxq.ops import lookup
 
-OPSET_RANGE = (11, 21)
+# from 11 to the newest opset the installed onnx defines: no op fxq reads changed its
+# attributes or inputs after 21 (later versions add tensor types: bfloat16, float8, int4),
+# which tests/test_onnx_import checks against onnx's schemas
+OPSET_RANGE = (11, onnx.defs.onnx_opset_version())
 DEFAULT_DOMAINS = ("", "ai.onnx")
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
 
@@ -122,23 +125,39 @@ class Context:
         return name
 
     def emit(self, node: onnx.NodeProto, op: Op, inputs: list[str], **attrs: Any) -> None:
-        for name in inputs:
-            if name not in self.params and name not in self.shapes:
-                raise refuse(self, node, f"input {name!r} is not computed by the graph")
+        """Add the IR node computing `node`'s (first) output."""
+        self.emit_part(node, op, inputs, node.output[0], self.name_of(node), **attrs)
+
+    def fresh(self, base: str) -> str:
+        """`base`, or `base` with a number, not yet a tensor or node name of the model."""
+        taken = set(self.shapes) | set(self.consts) | set(self.node_names.values()) | \
+            {n.name for n in self.nodes}
+        name, i = base, 1
+        while name in taken:
+            i += 1
+            name = f"{base}_{i}"
+        return name
+
+    def emit_part(self, node: onnx.NodeProto, op: Op, inputs: list[str], output: str,
+                  name: str, **attrs: Any) -> None:
+        """Add one IR node of the several an ONNX node becomes: `output` and `name` are the
+        intermediate tensor's and node's (the last part writes `node.output[0]`)."""
+        for tensor in inputs:
+            if tensor not in self.params and tensor not in self.shapes:
+                raise refuse(self, node, f"input {tensor!r} is not computed by the graph")
         shapes = [self.params[n].shape if n in self.params else (1,) + self.shapes[n]
                   for n in inputs]
         try:
-            batched = lookup("shape", op, self.name_of(node))(*shapes, **attrs)
+            batched = lookup("shape", op, name)(*shapes, **attrs)
         except ValueError as exc:
             raise refuse(self, node, f"input shapes {shapes} do not fit ({exc})") from None
         if batched[0] != 1:
             raise refuse(self, node, f"result shape {batched} broadcasts over the batch axis")
         if any(d <= 0 for d in batched):
             raise refuse(self, node, f"result shape {batched} is empty")
-        output = node.output[0]
         self._check_against_onnx(node, output, tuple(batched[1:]))
         self.shapes[output] = tuple(int(d) for d in batched[1:])
-        self.nodes.append(Node(self.name_of(node), op, tuple(inputs), (output,), attrs))
+        self.nodes.append(Node(name, op, tuple(inputs), (output,), attrs))
 
     def _check_against_onnx(self, node, output: str, shape: tuple[int, ...]) -> None:
         inferred = self.onnx_shapes.get(output)
