@@ -119,7 +119,8 @@ def _compile(args: argparse.Namespace) -> int:
     def run(progress=None):
         return compile_model(graph, calib, out=out, config=config, method=args.method,
                              target=target, labels=labels, progress=progress,
-                             source=args.model, transforms=transforms)
+                             source=args.model, transforms=transforms, fit=args.fit,
+                             max_util=args.max_util, allow_overfit=args.allow_overfit)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -127,6 +128,13 @@ def _compile(args: argparse.Namespace) -> int:
     else:
         result = run()
     print(result.report.markdown(), end="")
+    if args.fit:
+        chosen = ", ".join(f"{k} {v}" for k, v in result.target.layer_reuse.items())
+        print(f"\nfit: reuse factors {chosen}")
+    if result.overuse:
+        from fxq.fit import describe
+        print(f"\nwarning: {describe(result.estimate, args.max_util, list(result.overuse))}",
+              file=sys.stderr)
     print(f"\nwrote {out}/: fxq_model.json, hls/, report.json, report.md, plots/")
     return 0
 
@@ -296,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse-factor", type=int, default=1)
     p.add_argument("--part", default="xcvu13p-flga2577-2-e")
     p.add_argument("--clock-ns", type=float, default=5.0)
+    p.add_argument("--fit", action="store_true", help="choose per-layer reuse factors "
+                   "whose estimate fits the part (at --max-util)")
+    p.add_argument("--max-util", type=float, default=1.0, metavar="FRACTION",
+                   help="the share of each resource of the part a design may use (1.0)")
+    p.add_argument("--allow-overfit", action="store_true",
+                   help="write a design whose estimate exceeds the part (with a warning)")
     p.add_argument("--force", action="store_true", help="write into an existing directory")
     p.set_defaults(func=_compile)
 

@@ -15,6 +15,8 @@ import numpy as np
 
 from fxq.analysis import BitConfig, quantize_graph
 from fxq.estimate import Estimate, estimate
+from fxq.fit import FitError, describe, overuse
+from fxq.fit import fit as fit_target
 from fxq.hls.emit import emit_hls, plan
 from fxq.ir import Graph
 from fxq.model_file import save
@@ -34,6 +36,7 @@ class CompileResult:
     changes: tuple[Change, ...]        # what the transforms changed
     out: str | None                    # the output directory, when one was written
     floats: dict[str, np.ndarray]      # the float model's every tensor on the calibration data
+    overuse: tuple = ()                # resources over max_util (with allow_overfit only)
 
     @property
     def paths(self) -> dict[str, str]:
@@ -49,13 +52,17 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             target: Target | None = None, labels: np.ndarray | None = None,
             transforms: tuple[Rewrite, ...] = (),
             progress: Callable[[str], None] | None = None,
-            source: str | os.PathLike | None = None) -> CompileResult:
+            source: str | os.PathLike | None = None, fit: bool = False,
+            max_util: float = 1.0, allow_overfit: bool = False) -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
     `transforms` (value-changing rewrites) run after normalization, before the search.
     `labels` (class indices per calibration sample) add top-1 accuracy to the report.
-    `source` names the model file in the report when `model` is a Graph loaded from it."""
+    `source` names the model file in the report when `model` is a Graph loaded from it.
+    A design whose estimate exceeds `max_util` of the part's resources is refused (FitError
+    naming them) unless `allow_overfit`; `fit` first chooses per-layer reuse factors that
+    make it fit (fxq.fit), and the target returned holds them."""
     from fxq.plots import write_plots
 
     target = target or Target()
@@ -67,17 +74,26 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     result = quantize_graph(graph, calib, config, method=method,
                             io_type=str(target.io_type), progress=progress)
     q = result.q
+    if fit:
+        target, cost = fit_target(q, target, max_util)
+    else:
+        cost = estimate(q, target=target)
+    over = overuse(cost, max_util)
+    if over and not allow_overfit:
+        raise FitError(describe(cost, max_util, over) + "; --fit chooses reuse factors "
+                       "that fit, --allow-overfit writes the design anyway")
     plan(q, target)                        # refuse what hls4ml cannot build, before writing
-    cost = estimate(q, target=target)
     if source is None and not isinstance(model, Graph):
         source = model
     run = {"model": os.path.abspath(source) if source is not None else graph.name,
            "method": method, "weight_bits": config.weight_bits, "act_bits": config.act_bits,
            "objective": config.objective}
     hls = target.to_json()
+    shown = {k: v for k, v in hls.items() if k not in ("project", "layer_reuse")}
+    if fit:
+        shown["fit"] = {"max_util": max_util, "layer_reuse": dict(target.layer_reuse)}
     report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
-                          settings={**run, **{k: v for k, v in hls.items()
-                                              if k not in ("project", "layer_reuse")}},
+                          settings={**run, **shown},
                           estimate=cost, floats=result.floats)
     report.transforms = [asdict(c) for c in changes]
     if out is not None:
@@ -87,7 +103,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         emit_hls(q, os.path.join(out, "hls"), target=target, overwrite=True)
         report.write(out)
         write_plots(graph, result.floats, q.types, report.to_json(), os.path.join(out, "plots"))
-    return CompileResult(q, report, cost, target, tuple(changes), out, result.floats)
+    return CompileResult(q, report, cost, target, tuple(changes), out, result.floats,
+                         tuple(over))
 
 
 __all__ = ["CompileResult", "compile"]

@@ -36,6 +36,7 @@ from fxq.layer import FixedNode
 from fxq.op import Op
 from fxq.ops.registry import find, lookup, rule
 from fxq.quantized import QuantizedGraph
+from fxq.reuse import built_reuse
 from fxq.target import Target
 
 @dataclass
@@ -90,7 +91,8 @@ class _Estimator:
     def layer(self, node) -> Cost:
         """One node's cost: its op's cost rule; a layout op without one is wires (nothing)."""
         fx = self.q.fixed_node(node)
-        self.reuse = self.target.reuse_for(node.name)
+        self.reuse = built_reuse(self.q, node, self.target.strategy,
+                                 self.target.reuse_for(node.name))
         rule = find("cost", node.op)
         if rule is None and node.op.is_layout:
             return Cost(latency=0, ii=1)

@@ -1,0 +1,89 @@
+"""Fitting a design to its part: what the estimate overuses, and per-layer reuse factors
+chosen so that it fits (`fxq compile --fit`).
+
+hls4ml takes a reuse factor per Dense and Conv layer; the fit chooses among those it builds
+as given (fxq.reuse), so a fitted design is built as estimated.
+
+The fit is greedy and starts from the given reuse factors (lowest latency first): while the
+estimate exceeds `max_util` of the part in some resource, the layer using most of the
+resource that is most over gets its next larger reuse factor (at least double, so a layer
+climbs in a few steps). It stops when the design fits, or refuses, naming the resource, when
+no layer can reuse more.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from fxq.errors import FxqError
+from fxq.estimate import Estimate, estimate
+from fxq.quantized import QuantizedGraph
+from fxq.reuse import REUSABLE, built_reuse, reuse_choices
+from fxq.target import Target
+
+RESOURCES = ("dsp", "lut", "ff", "bram18")
+NAMES = {"dsp": "DSP", "lut": "LUT", "ff": "FF", "bram18": "BRAM18"}
+class FitError(FxqError):
+    """The design does not fit the part (or cannot be made to)."""
+
+
+@dataclass(frozen=True)
+class Overuse:
+    resource: str
+    used: int
+    available: int
+
+    @property
+    def share(self) -> float:
+        return self.used / self.available if self.available else float("inf")
+
+    def __str__(self) -> str:
+        return (f"{NAMES[self.resource]} {self.used:,} of {self.available:,} "
+                f"({self.share:.0%})")
+
+
+def overuse(est: Estimate, max_util: float) -> list[Overuse]:
+    """The resources the estimate uses more than `max_util` of, most over first."""
+    available = {"dsp": est.device.dsp, "lut": est.device.lut, "ff": est.device.ff,
+                 "bram18": est.device.bram18}
+    out = [Overuse(r, int(getattr(est.total, r)), available[r]) for r in RESOURCES
+           if getattr(est.total, r) > max_util * available[r]]
+    return sorted(out, key=lambda o: -o.share)
+
+
+def describe(est: Estimate, max_util: float, over: list[Overuse]) -> str:
+    limit = "" if max_util == 1 else f" at {max_util:.0%} utilization"
+    return (f"the estimate does not fit {est.device.part}{limit}: "
+            + ", ".join(map(str, over)))
+
+
+def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0) -> tuple[Target, Estimate]:
+    """A Target with per-layer reuse factors whose estimate uses at most `max_util` of every
+    resource of the part, and that estimate; FitError when none exists."""
+    if not 0 < max_util <= 1:
+        raise FitError(f"max_util {max_util!r}: expected a fraction in (0, 1]")
+    layers = [n for n in q.graph.nodes if n.op in REUSABLE]
+    choices = {n.name: reuse_choices(q, n, target.strategy) for n in layers}
+    reuse = {n.name: built_reuse(q, n, target.strategy, target.reuse_for(n.name))
+             for n in layers}
+    while True:
+        current = replace(target, layer_reuse={**target.layer_reuse, **reuse})
+        est = estimate(q, target=current)
+        over = overuse(est, max_util)
+        if not over:
+            return current, est
+        worst = over[0].resource
+        by_use = sorted(est.layers, key=lambda e: -getattr(e.cost, worst))
+        for e in by_use:
+            if e.name not in reuse or getattr(e.cost, worst) <= 0:
+                continue
+            bigger = [r for r in choices[e.name] if r >= 2 * reuse[e.name]]
+            if bigger:
+                reuse[e.name] = bigger[0]
+                break
+        else:
+            raise FitError(describe(est, max_util, over) + "; no reuse factor of the Dense "
+                           f"and Conv layers lowers the {NAMES[worst]} further (try "
+                           "--strategy resource, --io stream or fewer bits)")
+
+
+__all__ = ["FitError", "Overuse", "describe", "fit", "overuse", "reuse_choices"]
