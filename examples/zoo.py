@@ -8,7 +8,9 @@ Every model trains on data that ships with scikit-learn or is generated here (no
     dwsep     depthwise-separable CNN with AveragePool (digits)
     conv1d    1D CNN with MaxPool and a Tanh head on a generated waveform task
 
-Each model directory holds model.onnx, calib.npz and test.npz (arrays "x" and labels "y").
+Each model directory holds model.onnx (TorchScript exporter, opset 17), model_dynamo.onnx
+(the same trained model through torch.export, opset 18+), calib.npz and test.npz (arrays "x"
+and labels "y").
 `build(name, out_dir)` is deterministic for a given torch build; `python examples/build_zoo.py`
 builds all of them, skipping the ones already built from the same source.
 """
@@ -163,8 +165,11 @@ def build(name: str, out_dir: str) -> float:
     model = entry.make()
     train(model, data, entry.epochs)
     os.makedirs(out_dir, exist_ok=True)
-    export_onnx(model, torch.from_numpy(data.x_calib[:1]), os.path.join(out_dir, "model.onnx"),
+    example = torch.from_numpy(data.x_calib[:2])
+    export_onnx(model, example, os.path.join(out_dir, "model.onnx"),
                 fold_constants=entry.fold_constants)
+    # the same trained model through torch's default exporter (torch.export, opset 18+)
+    export_onnx(model, example, os.path.join(out_dir, "model_dynamo.onnx"), dynamo=True)
     np.savez(os.path.join(out_dir, "calib.npz"), x=data.x_calib, y=data.y_calib)
     np.savez(os.path.join(out_dir, "test.npz"), x=data.x_test, y=data.y_test)
     return accuracy(model, data.x_test, data.y_test)

@@ -29,13 +29,14 @@ class Branchy(nn.Module):
     (nn.Sequential(nn.Conv1d(3, 4, 3, stride=2), nn.Tanh(), nn.AvgPool1d(2),
                    nn.Flatten(), nn.Linear(16, 2)), (3, 20)),
 ])
-def test_from_torch_matches_torch(module, shape):
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_from_torch_matches_torch(module, shape, dynamo):
     torch.manual_seed(0)
     for p in module.parameters():
         nn.init.normal_(p, std=0.5)
     module.eval()
     x = torch.randn((6,) + shape)
-    graph = fxq.from_torch(module, x[:1])
+    graph = fxq.from_torch(module, x[:1], dynamo=dynamo)
     with torch.no_grad():
         want = module(x).numpy()
     got = graph.run(x.numpy())
