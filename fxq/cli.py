@@ -50,10 +50,22 @@ def _run(args: argparse.Namespace) -> int:
     _write_outputs(args.output, outputs)
     for name, y in outputs.items():
         line = f"{name}: shape {y.shape}"
-        if labels is not None and y.ndim == 2 and len(labels) == len(y):
-            line += f", top-1 accuracy {np.mean(y.argmax(axis=1) == labels):.4f}"
+        if labels is not None and len(outputs) == 1 and len(graph.inputs) == 1 \
+                and len(labels) == len(y):
+            line += _task_line(graph, arrays, labels, y)
         print(line)
     return 0
+
+
+def _task_line(graph, x, labels, y) -> str:
+    """", <metric> <value>" of outputs `y` against `labels` (the task inferred)."""
+    from fxq.data import bind_inputs
+    from fxq.task import METRIC, infer_task, quality
+
+    x = bind_inputs(graph, x)[graph.inputs[0]]
+    task = infer_task(labels, x, y)
+    value = quality(task, x, labels, y, y)["float"]
+    return f", {METRIC[task]} " + ("n/a" if value is None else f"{value:.4f}")
 
 
 def _refuse_existing(path: str, force: bool, what: str = "exists") -> None:
@@ -120,7 +132,8 @@ def _compile(args: argparse.Namespace) -> int:
         return compile_model(graph, calib, out=out, config=config, method=args.method,
                              target=target, labels=labels, progress=progress,
                              source=args.model, transforms=transforms, fit=args.fit,
-                             max_util=args.max_util, allow_overfit=args.allow_overfit)
+                             max_util=args.max_util, allow_overfit=args.allow_overfit,
+                             task=args.task)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -163,8 +176,8 @@ def _print_range_excess(q, x) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from fxq.fixed import to_float
     from fxq.model_file import load_quantized
-    from fxq.report import top1
 
     q, _ = load_quantized(args.out)
     _refuse_existing(args.output, args.force)
@@ -174,8 +187,9 @@ def _simulate(args: argparse.Namespace) -> int:
     _write_outputs(args.output, outputs)
     for name, y in outputs.items():
         line = f"{name}: shape {y.shape}, {'raw ' + str(q.types[name]) if args.raw else 'real'}"
-        if labels is not None and len(outputs) == 1:
-            line += f", top-1 accuracy {top1(y, labels):.4f}"
+        if labels is not None and len(outputs) == 1 and len(q.graph.inputs) == 1:
+            real = to_float(y, q.types[name]) if args.raw else y
+            line += _task_line(q.graph, x, labels, real)
         print(line)
     _print_range_excess(q, x)
     return 0
@@ -304,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse-factor", type=int, default=1)
     p.add_argument("--part", default="xcvu13p-flga2577-2-e")
     p.add_argument("--clock-ns", type=float, default=5.0)
+    p.add_argument("--task", choices=("classify", "regression", "anomaly"),
+                   help="what the labels y measure (default: inferred from them)")
     p.add_argument("--fit", action="store_true", help="choose per-layer reuse factors "
                    "whose estimate fits the part (at --max-util)")
     p.add_argument("--max-util", type=float, default=1.0, metavar="FRACTION",

@@ -53,12 +53,14 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             transforms: tuple[Rewrite, ...] = (),
             progress: Callable[[str], None] | None = None,
             source: str | os.PathLike | None = None, fit: bool = False,
-            max_util: float = 1.0, allow_overfit: bool = False) -> CompileResult:
+            max_util: float = 1.0, allow_overfit: bool = False,
+            task: str | None = None) -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
     `transforms` (value-changing rewrites) run after normalization, before the search.
-    `labels` (class indices per calibration sample) add top-1 accuracy to the report.
+    `labels` (one per calibration sample) add the task's figures to the report: top-1
+    accuracy, ROC AUC or MSE, float and fixed point (`task`, else inferred: fxq.task).
     `source` names the model file in the report when `model` is a Graph loaded from it.
     A design whose estimate exceeds `max_util` of the part's resources is refused (FitError
     naming them) unless `allow_overfit`; `fit` first chooses per-layer reuse factors that
@@ -94,7 +96,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         shown["fit"] = {"max_util": max_util, "layer_reuse": dict(target.layer_reuse)}
     report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
                           settings={**run, **shown},
-                          estimate=cost, floats=result.floats)
+                          estimate=cost, floats=result.floats, task=task)
     report.transforms = [asdict(c) for c in changes]
     if out is not None:
         out = os.fspath(out)

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fxq.data import bind_inputs
+from fxq.task import METRIC, infer_task, quality
 from fxq.fixed import FixedType, to_float
 from fxq.memory import check_batch_fits
 from fxq.model_file import type_to_json
@@ -108,8 +109,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   for c in doc["transforms"]] + [""]
     acc = doc.get("accuracy")
     if acc:
-        lines += [f"Top-1 accuracy on {acc['samples']} labelled samples: float "
-                  f"{acc['float']:.4f}, fixed point {acc['fixed']:.4f}", ""]
+        def fmt(v):
+            return "n/a (one class only)" if v is None else f"{v:.4f}"
+        metric = acc.get("metric", "top-1 accuracy")
+        lines += [f"{metric[0].upper()}{metric[1:]} on {acc['samples']} labelled samples "
+                  f"({acc.get('task', 'classify')}): float {fmt(acc['float'])}, fixed point "
+                  f"{fmt(acc['fixed'])}", ""]
     lines += [f"Per layer, on {doc['calibration_samples']} calibration samples (SQNR against "
               "the float model; clipped: float values outside the type's range):", "",
               "| layer | op | output | parameters | accum | result | SQNR dB | clipped |",
@@ -197,16 +202,14 @@ def range_excess(q: QuantizedGraph, x: Any) -> list[RangeExcess]:
     return out
 
 
-def top1(y: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.asarray(y).reshape(len(labels), -1).argmax(axis=1) == labels))
-
-
 def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,
                  settings: dict[str, Any] | None = None, estimate: Any = None,
-                 floats: Mapping[str, np.ndarray] | None = None) -> Report:
-    """Per-layer SQNR and clipping of `q` on `calib`; float and fixed top-1 accuracy on
-    `labelled` = (inputs, labels) when given (single-output classifiers). `floats`: the
-    float model's tensors on `calib` when the caller already has them (the analysis)."""
+                 floats: Mapping[str, np.ndarray] | None = None,
+                 task: str | None = None) -> Report:
+    """Per-layer SQNR and clipping of `q` on `calib`; with `labelled` = (inputs, labels),
+    float and fixed figures of the model's task (fxq.task: top-1 accuracy, ROC AUC or MSE;
+    `task` None infers it from the labels) for single-output, single-input models.
+    `floats`: the float model's tensors on `calib` when the caller already has them."""
     g = q.graph
     bound = bind_inputs(g, calib, source="calibration data")
     check_batch_fits(g, bound, 8 * 3, "the report")
@@ -228,8 +231,11 @@ def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarr
             clipped=clipped_fraction(f, t)))
     samples = next(iter(floats.values())).shape[0]
     report = Report(g.name, layers, samples, settings=dict(settings or {}), estimate=estimate)
-    if labelled is not None and len(g.outputs) == 1:
+    if labelled is not None and len(g.outputs) == 1 and len(g.inputs) == 1:
         x, labels = labelled
-        report.accuracy = {"float": top1(g.run(x), labels), "fixed": top1(q.simulate(x), labels),
-                           "samples": int(len(labels))}
+        x = bind_inputs(g, x, source="labelled data")[g.inputs[0]]
+        y_float = g.run(x)
+        task = task or infer_task(labels, x, y_float)
+        report.accuracy = {**quality(task, x, labels, y_float, q.simulate(x)),
+                           "metric": METRIC[task]}
     return report

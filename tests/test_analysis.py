@@ -194,3 +194,16 @@ def test_eight_bit_dynamic_keeps_zoo_accuracy_within_one_point(zoo_dir, name):
     float_acc = np.mean(g.run(test["x"]).argmax(1) == test["y"])
     fixed_acc = np.mean(quantize(g, calib, bits=8).simulate(test["x"]).argmax(1) == test["y"])
     assert fixed_acc >= float_acc - 0.01
+
+
+@pytest.mark.parametrize("bits", [4, 6, 8])
+@pytest.mark.parametrize("name", ["mlp", "cnn_bn", "resnet", "dwsep", "conv1d"])
+def test_graph_outputs_hold_their_calibrated_range(zoo_dir, name, bits):
+    """A design's output is never clipped on the calibration data (regression outputs and
+    anomaly scores are values, not only an argmax)."""
+    graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, name, "calib.npz"))["x"]
+    q = fxq.quantize(graph, calib=x, bits=bits)
+    y = graph.run(x)
+    t = q.types[graph.outputs[0]]
+    assert np.max(y) <= t.max and np.min(y) >= t.min

@@ -149,14 +149,17 @@ class _Search:
         """The output type of tensor `name`: each candidate fractional length is simulated
         by `run(type) -> raw` and compared with the float values; the raw values of the
         winner are kept for the nodes downstream. Signed where `signed` or a consumer
-        needs it."""
+        needs it. A graph output never takes a type narrower than its calibrated range."""
         signed = signed or self.needs_signed(name)
         target = self.floats[name]
         if self.method == "static":
             candidates = [frac_to_hold(self.static_act_magnitude, width, signed)]
         else:
             base = frac_to_hold(float(np.max(np.abs(target), initial=0.0)), width, signed)
-            candidates = range(base - BELOW, base + ABOVE + 1)
+            # a graph output holds its whole calibrated range: what the design returns is
+            # not clipped (a regression output or an anomaly score, not only a logit)
+            top = base if name in self.graph.outputs else base + ABOVE
+            candidates = range(base - BELOW, top + 1)
         best = None
         errors = {}
         for frac in candidates:
