@@ -324,13 +324,34 @@ class _Builder:
 
     def _merge(self, node, fx, op):
         ins = self.g.activation_inputs(node)
+        if len(ins) == 1:
+            return self._constant_operand(node, fx, op)
         if len(ins) != 2 or self.shape(ins[0]) != self.shape(ins[1]):
-            self.fail(node, "hls4ml merges two feature maps of the same shape; a constant "
-                      "operand or broadcasting is not emitted yet")
+            self.fail(node, "hls4ml merges two feature maps of the same shape; "
+                      "broadcasting one over the other is not emitted yet")
         if not np.array_equal(self.e.order_of[ins[0]], self.e.order_of[ins[1]]):
             self.fail(node, "its inputs are laid out differently in the hls4ml project")
         self.add(node, {"class_name": "Merge", "op": op}, _types(result=fx.result),
                  self.e.order_of[ins[0]])
+
+    def _constant_operand(self, node, fx, op):
+        """x + c or x * c with a constant c of any shape that broadcasts to x: hls4ml's
+        BatchNormalization with one scale and bias per element (n_filt -1), which computes
+        the exact product x * scale plus bias and assigns it to the result type, as fxq's
+        ADD and MUL kernels do (scale 1 for an Add, bias 0 for a Mul)."""
+        x = self.g.activation_inputs(node)[0]
+        name = next(n for n in node.inputs if n in self.q.params)
+        c_t = fx.layer.param("operand")
+        shape = self.shape(x)
+        c = np.broadcast_to(self.param(name), (1,) + shape).reshape(-1)[self.e.order_of[x]]
+        one = FixedType(2, 0, signed=False)
+        if op == "add":
+            scale, bias, types = np.ones_like(c), c, _types(scale=one, bias=c_t)
+        else:
+            scale, bias, types = c, np.zeros_like(c), _types(scale=c_t, bias=c_t)
+        layer = {"class_name": "BatchNormalization", "n_in": int(c.size), "n_filt": -1,
+                 "scale_data": scale, "bias_data": bias}
+        self.add(node, layer, {**types, **_types(result=fx.result)}, self.e.order_of[x])
 
     @rule("hls", Op.ADD)
     def _add(self, node, fx):
@@ -377,6 +398,32 @@ class _Builder:
         x = self.g.activation_inputs(node)[0]
         self.e.layer_of[node.output] = self.e.layer_of[x]
         self.e.order_of[node.output] = self.e.order_of[x]
+
+    @rule("hls", Op.PAD)
+    def _pad(self, node, fx):
+        """hls4ml's ZeroPadding1D/2D: zeros around the spatial axes of a feature map."""
+        x = self.g.activation_inputs(node)[0]
+        pads, shape = node.attrs["pads"], self.shape(x)
+        nd = len(shape)
+        if nd not in (2, 3):
+            self.fail(node, f"padding of a tensor of shape {shape}; hls4ml pads 1D and 2D "
+                      "feature maps only")
+        self.require_channels_last(node, x)
+        if pads[0] or pads[nd]:
+            self.fail(node, f"pads {list(pads)} pad the channel axis; hls4ml pads spatial "
+                      "axes only")
+        if quantize(node.attrs["value"], fx.result) != 0:
+            self.fail(node, f"padding with {node.attrs['value']}; hls4ml pads with zeros")
+        out = self.shape(node.output)
+        if nd == 2:
+            layer = {"class_name": "ZeroPadding1D", "in_width": shape[1], "n_chan": shape[0],
+                     "out_width": out[1], "pad_left": pads[1], "pad_right": pads[3]}
+        else:
+            layer = {"class_name": "ZeroPadding2D", "in_height": shape[1],
+                     "in_width": shape[2], "n_chan": shape[0], "out_height": out[1],
+                     "out_width": out[2], "pad_top": pads[1], "pad_bottom": pads[4],
+                     "pad_left": pads[2], "pad_right": pads[5]}
+        self.add(node, layer, _types(result=fx.result), channels_last_order(out))
 
     @rule("hls", Op.BATCH_NORM)
     def _batch_norm(self, node, fx):

@@ -8,9 +8,10 @@ from fxq.passes.base import (Change, Edit, Pass, Rewrite, Transform, run_pipelin
                              run_round, sole_consumer)
 from fxq.passes.drop_identity import DropIdentity
 from fxq.passes.fold_batchnorm import FoldBatchNorm
+from fxq.passes.fold_pad import FoldPad
 from fxq.passes.fuse_bias import FuseBias
 
-PIPELINE: tuple[Pass, ...] = (DropIdentity(), FoldBatchNorm(), FuseBias())
+PIPELINE: tuple[Pass, ...] = (DropIdentity(), FoldBatchNorm(), FuseBias(), FoldPad())
 
 
 def normalize(graph: Graph, pipeline: Iterable[Pass] | None = None) -> Graph:
@@ -20,4 +21,4 @@ def normalize(graph: Graph, pipeline: Iterable[Pass] | None = None) -> Graph:
 
 __all__ = ["PIPELINE", "Change", "Edit", "Pass", "Rewrite", "Transform", "normalize",
            "run_pipeline", "run_round", "sole_consumer", "DropIdentity", "FoldBatchNorm",
-           "FuseBias"]
+           "FuseBias", "FoldPad"]

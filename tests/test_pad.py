@@ -1,0 +1,74 @@
+"""Pad: a zero Pad before a Conv is folded into it (Keras-style 'same' padding, as in the
+MLPerf Tiny DS-CNN); any other zero Pad of a feature map is emitted as hls4ml's
+ZeroPadding1D/2D; both verified bit for bit against the C simulation in both io types."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import fxq
+from fxq.hls import EmitError, emit_hls, verify
+from helpers import assert_exact, make_model, run_reference_f64, save
+
+RNG = np.random.default_rng(21)
+
+
+def _pads(nd_spatial, begin, end):
+    return np.array([0, 0] + list(begin) + [0, 0] + list(end), np.int64)
+
+
+def _load_and_check(model, tmp_path, x):
+    graph = fxq.load(save(model, tmp_path))
+    np.testing.assert_allclose(graph.run(x), run_reference_f64(model, {"x": x})[0], atol=1e-9)
+    return graph
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_zero_pad_before_conv_is_folded(tmp_path, hls_dir, io_type):
+    nodes = [helper.make_node("Pad", ["x", "p"], ["h"]),
+             helper.make_node("Conv", ["h", "w"], ["c"], kernel_shape=[3, 3], pads=[0, 1, 0, 0]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    model = make_model(nodes, {"x": ("N", 2, 5, 4)}, ["y"],
+                       {"p": _pads(2, [1, 0], [1, 2]),
+                        "w": RNG.normal(size=(3, 2, 3, 3)).astype(np.float32)})
+    x = RNG.normal(size=(24, 2, 5, 4))
+    graph = _load_and_check(model, tmp_path, x)
+    assert [n.op for n in graph.nodes] == [fxq.Op.CONV, fxq.Op.RELU]
+    assert graph.nodes[0].attrs["pads"] == (1, 1, 1, 2)
+    q = fxq.quantize(graph, calib=x, bits=8, io_type=io_type)
+    assert_exact(verify(q, hls_dir, x, overwrite=True))
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+@pytest.mark.parametrize("spatial", [(5, 4), (7,)])
+def test_zero_pad_of_a_feature_map_is_emitted(tmp_path, hls_dir, io_type, spatial):
+    nd = len(spatial)
+    pool = helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[2] * nd, strides=[2] * nd)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1] * nd),
+             helper.make_node("Relu", ["c"], ["h"]),
+             helper.make_node("Pad", ["h", "p"], ["r"]), pool]
+    begin, end = [1] * nd, [2] + [0] * (nd - 1)
+    model = make_model(nodes, {"x": ("N", 2) + spatial}, ["y"],
+                       {"p": _pads(nd, begin, end),
+                        "w": RNG.normal(size=(3, 2) + (1,) * nd).astype(np.float32)})
+    x = RNG.normal(size=(24, 2) + spatial)
+    graph = _load_and_check(model, tmp_path, x)
+    assert fxq.Op.PAD in [n.op for n in graph.nodes]
+    q = fxq.quantize(graph, calib=x, bits=8, io_type=io_type)
+    result = verify(q, hls_dir, x, overwrite=True)
+    assert_exact(result)
+    pad = next(n for n in graph.nodes if n.op is fxq.Op.PAD)
+    assert pad.output in {r.tensor for r in result.layers}
+
+
+def test_a_nonzero_pad_is_simulated_but_refused_at_emission(tmp_path):
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Pad", ["c", "p", "v"], ["y"])]
+    model = make_model(nodes, {"x": ("N", 2, 3, 3)}, ["y"],
+                       {"p": _pads(2, [1, 1], [1, 1]), "v": np.array(1.0, np.float32),
+                        "w": RNG.normal(size=(2, 2, 1, 1)).astype(np.float32)})
+    x = RNG.normal(size=(8, 2, 3, 3))
+    q = fxq.quantize(_load_and_check(model, tmp_path, x), calib=x, bits=8)
+    with pytest.raises(EmitError, match="padding with 1.0; hls4ml pads with zeros"):
+        emit_hls(q, tmp_path / "hls")
