@@ -227,5 +227,39 @@ def added_ops(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     return b.finish(["x"], {"x": x_t}, y, io_type), x
 
 
+def pads_and_constants(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
+    """Conv -> Tanh -> Mul by a per-channel constant -> zero Pad -> MaxPool -> Add of a
+    per-element constant: constant operands and padding of random types."""
+    b = _Builder(rng, "pads_random")
+    c, h, w = int(rng.integers(1, 3)), int(rng.integers(3, 6)), int(rng.integers(3, 6))
+    x_t = _result(rng, integer=(2, 4))
+    b.tensors["x"] = Tensor("x", (c, h, w))
+    f = int(rng.integers(2, 4))
+    w_t = _weight(rng)
+    conv = LayerTypes(result=_result(rng), params={"weight": w_t, "bias": _weight(rng)},
+                      accum=_accum(rng, x_t, w_t, narrow=False))
+    t = b.node(Op.CONV, ["x", b.param(rng.normal(0, 0.5, (f, c, 1, 1))),
+                         b.param(rng.normal(0, 0.5, f))], (f, h, w), conv, strides=(1, 1),
+               pads=(0, 0, 0, 0), groups=1)
+    t = b.node(Op.TANH, [t], (f, h, w), LayerTypes(result=_result(rng),
+                                                   table=_result(rng, (8, 19), (1, 3))))
+    scale = b.param(rng.uniform(-2, 2, (f, 1, 1)))
+    t = b.node(Op.MUL, [t, scale], (f, h, w),
+               LayerTypes(result=_result(rng), params={"operand": _weight(rng)}))
+    top, left, bottom, right = (int(v) for v in rng.integers(0, 3, 4))
+    pad_t = b.layers[b.nodes[-1].name].result
+    hp, wp = h + top + bottom, w + left + right
+    t = b.node(Op.PAD, [t], (f, hp, wp), LayerTypes(result=pad_t),
+               pads=(0, top, left, 0, bottom, right), value=0.0)
+    t = b.node(Op.MAX_POOL, [t], (f, hp // 2, wp // 2),
+               LayerTypes(result=_result(rng), accum=_result(rng, integer=(3, 8))),
+               kernel=(2, 2), strides=(2, 2), pads=(0, 0, 0, 0))
+    shift = b.param(rng.normal(0, 1, (f, hp // 2, wp // 2)))
+    y = b.node(Op.ADD, [shift, t], (f, hp // 2, wp // 2),
+               LayerTypes(result=_result(rng), params={"operand": _weight(rng)}))
+    x = rng.normal(0, 1.5, (32, c, h, w))
+    return b.finish(["x"], {"x": x_t}, y, io_type), x
+
+
 BUILDERS = {"mlp": mlp_with_activations, "cnn": cnn_with_pooling, "conv1d": conv1d_chain,
-            "added_ops": added_ops}
+            "added_ops": added_ops, "pads_and_constants": pads_and_constants}
