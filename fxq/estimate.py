@@ -119,8 +119,10 @@ class _Estimator:
         cost = Cost(dsp=math.ceil(p.dsp / r),
                     lut=math.ceil((p.lut + lut_adds) / r + cast_lut + n_out * accum.width
                                   + mux_lut),
+                    # R = 1: a pipelined adder tree, registered at each of its stages;
+                    # R > 1: one accumulator per output, fed over R cycles
                     ff=math.ceil((p.units * p.product_bits / r + n_out * accum.width
-                                  * (1 + tree_cycles(w.shape[0])))
+                                  * ((1 + tree_cycles(w.shape[0])) if r == 1 else 1))
                                  * self.c["register"]["ff_per_bit"]))
         if not constant:
             # hls4ml reshapes the weights into R rows read one per cycle: a memory of R
@@ -232,7 +234,10 @@ class _Estimator:
         def fill(cost, n):
             window = elements(node.attrs["kernel"]) if windowed else self.pixels(n.x)
             acc_w = fx.layer.accum.width if fx.layer.accum is not None else n.width
-            cost.lut = n.out * (window - 1) * acc_w * self.c["add"]["lut_per_bit"]
+            # io_stream's global pooling keeps one running sum (or max) per channel and
+            # takes one pixel per step: one adder per channel, not a tree over the map
+            adders = window - 1 if windowed or not self.stream() else 1
+            cost.lut = n.out * adders * acc_w * self.c["add"]["lut_per_bit"]
             if op in (Op.AVG_POOL, Op.GLOBAL_AVG_POOL):
                 cost.lut += n.out * acc_w * 2          # the division by a constant
             cost.latency = tree_cycles(window) + 1

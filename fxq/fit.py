@@ -8,7 +8,8 @@ The fit is greedy and starts from the given reuse factors (lowest latency first)
 estimate exceeds `max_util` of the part in some resource, the layer using most of the
 resource that is most over gets its next larger reuse factor (at least double, so a layer
 climbs in a few steps). It stops when the design fits, or refuses, naming the resource, when
-no layer can reuse more.
+no layer can reuse more; it refuses at once when the layers without a reuse factor (pooling,
+merges, activations, FIFOs) alone exceed the limit.
 """
 from __future__ import annotations
 
@@ -65,6 +66,20 @@ def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0) -> tuple[Targe
     choices = {n.name: reuse_choices(q, n, target.strategy) for n in layers}
     reuse = {n.name: built_reuse(q, n, target.strategy, target.reuse_for(n.name))
              for n in layers}
+    # what no reuse factor changes: the layers that do not reuse (pooling, merges,
+    # activations, FIFOs); if they alone are over, no choice fits (say so at once)
+    base = estimate(q, target=replace(target, layer_reuse={**target.layer_reuse, **reuse}))
+    fixed = [e for e in base.layers if e.name not in choices]
+    available = {"dsp": base.device.dsp, "lut": base.device.lut, "ff": base.device.ff,
+                 "bram18": base.device.bram18}
+    need = {r: sum(getattr(e.cost, r) for e in fixed) for r in RESOURCES}
+    floor = [Overuse(r, int(need[r]), available[r]) for r in RESOURCES
+             if need[r] > max_util * available[r]]
+    if floor:
+        limit = "" if max_util == 1 else f" at {max_util:.0%} utilization"
+        raise FitError(f"the design cannot fit {base.device.part}{limit}: its layers without "
+                       "reuse factors alone need " + ", ".join(map(str, floor))
+                       + " (try --strategy resource, --io stream or fewer bits)")
     while True:
         current = replace(target, layer_reuse={**target.layer_reuse, **reuse})
         est = estimate(q, target=current)
