@@ -5,9 +5,10 @@ PY     := $(VENV)/bin/python
 FXQ    := $(VENV)/bin/fxq
 STAMP  := $(VENV)/.installed
 ZOO    := examples/zoo
+TINY   := examples/tiny
 DEMO   := cnn_bn
 
-.PHONY: install zoo demo test bench clean distclean
+.PHONY: install zoo tiny demo test bench clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ install: $(STAMP)
 zoo: install
 	$(PY) examples/build_zoo.py --out $(ZOO)
 
+# the four MLPerf Tiny reference networks (examples/tiny.py), about a minute on CPU
+tiny: install
+	$(PY) examples/build_zoo.py --set tiny --out $(TINY)
+
 DEMO_OUT := build/demo_$(DEMO)
 
 # compile a zoo model end to end (8-bit dynamic fixed point), print its report, then run
@@ -33,14 +38,14 @@ demo: zoo
 	$(FXQ) run $(ZOO)/$(DEMO)/model.onnx --input $(ZOO)/$(DEMO)/test.npz
 	$(FXQ) simulate $(DEMO_OUT) --input $(ZOO)/$(DEMO)/test.npz
 
-test: zoo
+test: zoo tiny
 	$(PY) -m pytest
 
-bench: zoo
+bench: zoo tiny
 	$(PY) benchmarks/bench.py
 
 clean:
-	rm -rf $(ZOO) build .pytest_cache .hypothesis
+	rm -rf $(ZOO) $(TINY) build .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -7,9 +7,13 @@
 2. top-1 accuracy on the held-out test set of float, fxq dynamic fixed point at 16, 8 and 6
    bits, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6> everywhere;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
-4. fxq's cycle/resource estimate against published synthesis results.
+4. fxq's cycle/resource estimate against published synthesis results;
+5. the MLPerf Tiny reference networks (examples/tiny.py, the dynamo export) end to end, each
+   in a process of its own: compile, simulate and verify time, peak memory, the task metric
+   float vs fixed, the estimate after --fit on xczu9eg, and --fit's outcome on xc7z020.
 
-Usage: python benchmarks/bench.py [--zoo DIR] [--samples N] [--models a,b] [--skip-csim]
+Usage: python benchmarks/bench.py [--zoo DIR] [--tiny DIR] [--samples N] [--models a,b]
+                                  [--skip-csim]
 """
 from __future__ import annotations
 
@@ -219,10 +223,56 @@ def print_estimator_comparison() -> None:
             print(f"| {key} | " + " | ".join(cells) + " |")
 
 
+def print_tiny(tiny_dir: str, samples: int, workdir: str) -> None:
+    """Section 5: one subprocess per model (benchmarks/tiny_run.py), then the fit on the
+    small part in this process."""
+    import json
+    import subprocess
+
+    from fxq.fit import FitError, fit
+    from tiny import TINY
+
+    print(f"\nMLPerf Tiny reference networks, dynamo export, 8 bits, on xczu9eg (--fit "
+          f"--max-util 0.8); simulate: {samples} samples, native; verify: 16 samples, "
+          "g++ build included\n")
+    print("| model | io | compile s | simulate s | verify s | peak MB | metric | float | "
+          "fixed | bit-exact | fit | latency | LUT | FF | BRAM18 | DSP |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in TINY:
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "tiny_run.py"),
+                              name, tiny_dir, "xczu9eg-ffvb1156-2-e", str(samples), workdir],
+                             capture_output=True, text=True)
+        if out.returncode:
+            print(f"| {name} | failed: {out.stderr.strip().splitlines()[-1]} |")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        u = r["util"]
+        print(f"| {name} | {r['io']} | {r['compile_s']:.1f} | {r['simulate_s']:.2f} | "
+              f"{r['verify_s']:.1f} | {r['peak_mb']:.0f} | {r['metric']} | {r['float']:.4f} | "
+              f"{r['fixed']:.4f} | {'yes' if r['bit_exact'] else 'NO'} | {r['fit']} | "
+              f"{r['latency']:,} | {u['lut']:.0%} | {u['ff']:.0%} | {u['bram18']:.0%} | "
+              f"{u['dsp']:.0%} |")
+    print("\n--fit on xc7z020 at 80 % (8 bits, the same io types)\n")
+    print("| model | outcome |\n|---|---|")
+    for name, entry in TINY.items():
+        graph = fxq.load(os.path.join(tiny_dir, name, "model_dynamo.onnx"))
+        calib = np.load(os.path.join(tiny_dir, name, "calib.npz"))["x"]
+        q = quantize(graph, calib, bits=8, io_type=entry.io_type)
+        try:
+            t, e = fit(q, Target(io_type=entry.io_type, part="xc7z020clg400-1"), 0.8)
+            u = e.utilization()
+            outcome = (f"fits: latency {e.total.latency:,}, LUT {u['lut']:.0%}, "
+                       f"BRAM18 {u['bram18']:.0%}")
+        except FitError as exc:
+            outcome = "refused: " + str(exc).split(": ", 1)[1].split(" (try")[0]
+        print(f"| {name} | {outcome} |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", default=os.path.join(ROOT, "examples", "zoo"))
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--tiny", default=os.path.join(ROOT, "examples", "tiny"))
     parser.add_argument("--models", default=",".join(ZOO))
     parser.add_argument("--skip-csim", action="store_true",
                         help="accuracy and analysis time only (no g++ builds)")
@@ -271,6 +321,9 @@ def main(argv=None) -> int:
                   f"{r['native'] / r['ort']:.2f}x | {r['numpy'] / r['csim']:.0f}x | "
                   f"{r['numpy'] / r['ort']:.2f}x | {r['native_build_s']:.1f} | "
                   f"{r['compile_s']:.1f} | {'yes' if r['bit_exact'] else 'NO'} |")
+    with tempfile.TemporaryDirectory() as workdir:
+        os.environ["FXQ_BUILD_CACHE"] = os.path.join(workdir, "builds")
+        print_tiny(args.tiny, args.samples, workdir)
     return 0 if all(r["bit_exact"] for r in rows) else 1
 
 

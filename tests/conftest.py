@@ -21,6 +21,15 @@ def zoo_dir() -> str:
     return ZOO_DIR
 
 
+@pytest.fixture(scope="session")
+def tiny_dir() -> str:
+    """The MLPerf Tiny reference networks, built (cached) by examples/build_zoo.py."""
+    out = os.path.join(ROOT, "examples", "tiny")
+    subprocess.run([sys.executable, os.path.join(ROOT, "examples", "build_zoo.py"),
+                    "--set", "tiny", "--out", out], check=True, capture_output=True)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _build_cache(request, monkeypatch):
     """C-simulation builds cached in pytest's cache, so reruns skip g++."""
