@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from zoo import Dataset as Data   # the same six arrays
+
 SEED = 0
 
 
@@ -74,16 +76,6 @@ def autoencoder() -> nn.Module:
     sizes = [640, 128, 128, 128, 128, 8, 128, 128, 128, 128]
     layers = [m for i, o in zip(sizes[:-1], sizes[1:]) for m in block(i, o)]
     return nn.Sequential(*layers, nn.Linear(128, 640))
-
-
-@dataclass(frozen=True)
-class Data:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_calib: np.ndarray
-    y_calib: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
 
 
 def _templates(shape, classes: int, n: int, noise: float, rng) -> tuple[np.ndarray, np.ndarray]:

@@ -42,18 +42,24 @@ class Overuse:
                 f"({self.share:.0%})")
 
 
-def overuse(est: Estimate, max_util: float) -> list[Overuse]:
-    """The resources the estimate uses more than `max_util` of, most over first."""
-    available = {"dsp": est.device.dsp, "lut": est.device.lut, "ff": est.device.ff,
-                 "bram18": est.device.bram18}
-    out = [Overuse(r, int(getattr(est.total, r)), available[r]) for r in RESOURCES
-           if getattr(est.total, r) > max_util * available[r]]
+def _over(used: dict[str, float], device, max_util: float) -> list[Overuse]:
+    """The resources `used` needs more than `max_util` of the device's, most over first."""
+    out = [Overuse(r, int(used[r]), getattr(device, r)) for r in RESOURCES
+           if used[r] > max_util * getattr(device, r)]
     return sorted(out, key=lambda o: -o.share)
 
 
+def _at(max_util: float) -> str:
+    return "" if max_util == 1 else f" at {max_util:.0%} utilization"
+
+
+def overuse(est: Estimate, max_util: float) -> list[Overuse]:
+    """The resources the estimate uses more than `max_util` of, most over first."""
+    return _over({r: getattr(est.total, r) for r in RESOURCES}, est.device, max_util)
+
+
 def describe(est: Estimate, max_util: float, over: list[Overuse]) -> str:
-    limit = "" if max_util == 1 else f" at {max_util:.0%} utilization"
-    return (f"the estimate does not fit {est.device.part}{limit}: "
+    return (f"the estimate does not fit {est.device.part}{_at(max_util)}: "
             + ", ".join(map(str, over)))
 
 
@@ -70,15 +76,11 @@ def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0) -> tuple[Targe
     # activations, FIFOs); if they alone are over, no choice fits (say so at once)
     base = estimate(q, target=replace(target, layer_reuse={**target.layer_reuse, **reuse}))
     fixed = [e for e in base.layers if e.name not in choices]
-    available = {"dsp": base.device.dsp, "lut": base.device.lut, "ff": base.device.ff,
-                 "bram18": base.device.bram18}
-    need = {r: sum(getattr(e.cost, r) for e in fixed) for r in RESOURCES}
-    floor = [Overuse(r, int(need[r]), available[r]) for r in RESOURCES
-             if need[r] > max_util * available[r]]
+    floor = _over({r: sum(getattr(e.cost, r) for e in fixed) for r in RESOURCES},
+                  base.device, max_util)
     if floor:
-        limit = "" if max_util == 1 else f" at {max_util:.0%} utilization"
-        raise FitError(f"the design cannot fit {base.device.part}{limit}: its layers without "
-                       "reuse factors alone need " + ", ".join(map(str, floor))
+        raise FitError(f"the design cannot fit {base.device.part}{_at(max_util)}: its layers "
+                       "without reuse factors alone need " + ", ".join(map(str, floor))
                        + " (try --strategy resource, --io stream or fewer bits)")
     while True:
         current = replace(target, layer_reuse={**target.layer_reuse, **reuse})
@@ -101,4 +103,4 @@ def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0) -> tuple[Targe
                            "--strategy resource, --io stream or fewer bits)")
 
 
-__all__ = ["FitError", "Overuse", "describe", "fit", "overuse", "reuse_choices"]
+__all__ = ["FitError", "Overuse", "describe", "fit", "overuse"]

@@ -27,6 +27,12 @@ def attrs_of(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def text_attr(attrs: dict, name: str, default: str) -> str:
+    """A string attribute (onnx gives bytes)."""
+    value = attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def refuse(ctx: "Context", node: onnx.NodeProto, why: str) -> UnsupportedModelError:
     return UnsupportedModelError(f"{ctx.path}: {node.op_type} node {ctx.name_of(node)!r}: {why}")
 
@@ -45,8 +51,7 @@ def _window_attrs(ctx, node, attrs: dict, kernel: tuple[int, ...]) -> tuple[tupl
     if any(d != 1 for d in attrs.get("dilations", [1] * nd)):
         raise refuse(ctx, node, f"dilations {list(attrs['dilations'])} are not supported (only 1)")
     strides = tuple(int(s) for s in attrs.get("strides", [1] * nd))
-    auto_pad = attrs.get("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    auto_pad = text_attr(attrs, "auto_pad", "NOTSET")
     if auto_pad in ("NOTSET", ""):
         pads = tuple(int(p) for p in attrs.get("pads", [0] * 2 * nd))
     elif auto_pad == "VALID":
@@ -359,8 +364,7 @@ def convert_concat(ctx, node):
 @converter("Pad")
 def convert_pad(ctx, node):
     attrs = attrs_of(node)
-    mode = attrs.get("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = text_attr(attrs, "mode", "constant")
     if mode != "constant":
         raise refuse(ctx, node, f"mode {mode!r} is not supported (only 'constant')")
     rank = ctx.batched_rank(node.input[0])

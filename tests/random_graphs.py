@@ -189,11 +189,10 @@ def conv1d_chain(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     return b.finish(["x"], {"x": x_t}, y, io_type), x
 
 
-def added_ops(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
-    """The ops added one file each: Conv -> PRelu (a slope per channel) -> Resize (integer
-    upscale, nearest) -> HardSwish, and HardSigmoid; slopes, shifts, gates and results of
-    random types in every rounding and overflow mode."""
-    b = _Builder(rng, "added_random")
+def _small_conv(rng, name: str, k: int):
+    """A builder with input x (c, h, w) of a random type and a k x k 'same' Conv to f
+    channels: (builder, input type, conv output, (c, f, h, w))."""
+    b = _Builder(rng, name)
     c, h, w = int(rng.integers(1, 3)), int(rng.integers(3, 6)), int(rng.integers(3, 6))
     x_t = _result(rng, integer=(2, 4))
     b.tensors["x"] = Tensor("x", (c, h, w))
@@ -201,9 +200,18 @@ def added_ops(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     w_t = _weight(rng)
     conv = LayerTypes(result=_result(rng), params={"weight": w_t, "bias": _weight(rng)},
                       accum=_accum(rng, x_t, w_t, narrow=False))
-    t = b.node(Op.CONV, ["x", b.param(rng.normal(0, 0.5, (f, c, 3, 3))),
+    p = k // 2
+    t = b.node(Op.CONV, ["x", b.param(rng.normal(0, 0.5, (f, c, k, k))),
                          b.param(rng.normal(0, 0.5, f))], (f, h, w), conv, strides=(1, 1),
-               pads=(1, 1, 1, 1), groups=1)
+               pads=(p, p, p, p), groups=1)
+    return b, x_t, t, (c, f, h, w)
+
+
+def added_ops(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
+    """The ops added one file each: Conv -> PRelu (a slope per channel) -> Resize (integer
+    upscale, nearest) -> HardSwish, and HardSigmoid; slopes, shifts, gates and results of
+    random types in every rounding and overflow mode."""
+    b, x_t, t, (c, f, h, w) = _small_conv(rng, "added_random", 3)
     slope = b.param(rng.uniform(-0.3, 0.6, (f, 1, 1)))
     prelu = LayerTypes(result=_result(rng), params={"slope": _weight(rng)})
     t = b.node(Op.PRELU, [t, slope], (f, h, w), prelu)
@@ -230,17 +238,7 @@ def added_ops(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
 def pads_and_constants(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     """Conv -> Tanh -> Mul by a per-channel constant -> zero Pad -> MaxPool -> Add of a
     per-element constant: constant operands and padding of random types."""
-    b = _Builder(rng, "pads_random")
-    c, h, w = int(rng.integers(1, 3)), int(rng.integers(3, 6)), int(rng.integers(3, 6))
-    x_t = _result(rng, integer=(2, 4))
-    b.tensors["x"] = Tensor("x", (c, h, w))
-    f = int(rng.integers(2, 4))
-    w_t = _weight(rng)
-    conv = LayerTypes(result=_result(rng), params={"weight": w_t, "bias": _weight(rng)},
-                      accum=_accum(rng, x_t, w_t, narrow=False))
-    t = b.node(Op.CONV, ["x", b.param(rng.normal(0, 0.5, (f, c, 1, 1))),
-                         b.param(rng.normal(0, 0.5, f))], (f, h, w), conv, strides=(1, 1),
-               pads=(0, 0, 0, 0), groups=1)
+    b, x_t, t, (c, f, h, w) = _small_conv(rng, "pads_random", 1)
     t = b.node(Op.TANH, [t], (f, h, w), LayerTypes(result=_result(rng),
                                                    table=_result(rng, (8, 19), (1, 3))))
     scale = b.param(rng.uniform(-2, 2, (f, 1, 1)))

@@ -136,8 +136,9 @@ def hard_sigmoid_hls(builder, node, fx):
 
 @rule("native", HARD_SIGMOID)
 def hard_sigmoid_native(g, fx, x, y):
-    if gate_check(fx.inputs[0], fx.layer):
-        raise NativeUnsupported(gate_check(fx.inputs[0], fx.layer))
+    why = gate_check(fx.inputs[0], fx.layer)
+    if why:
+        raise NativeUnsupported(why)
     expr, frac = gate_cpp(fx, at(x))
     elementwise(g, y, rq(frac - fx.result.frac, fx.result, expr))
 

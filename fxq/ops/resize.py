@@ -21,7 +21,7 @@ from onnx import helper, numpy_helper
 
 from fxq.cost import Cost, memory
 from fxq.native.cpp import elementwise
-from fxq.onnx_convert import attrs_of, present, refuse
+from fxq.onnx_convert import attrs_of, present, refuse, text_attr
 from fxq.op import Op
 from fxq.ops.registry import converter, rule
 
@@ -30,9 +30,7 @@ RESIZE = Op.define("RESIZE", kind="layout")     # attr index: per spatial axis, 
 
 @converter("Resize")
 def convert_resize(ctx, node):
-    attrs = attrs_of(node)
-    mode = attrs.get("mode", b"nearest")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = text_attr(attrs_of(node), "mode", "nearest")
     if mode != "nearest":
         raise refuse(ctx, node, f"mode {mode!r} is not supported (only nearest)")
     shape = ctx.shape(node.input[0])

@@ -13,28 +13,28 @@ from __future__ import annotations
 import numpy as np
 
 from fxq.ir import Graph, Node, Op
-from fxq.passes.base import Edit, Transform
-from fxq.transforms.registry import LAYERS, Setting, check_layers, register
+from fxq.passes.base import Edit
+from fxq.transforms.registry import LAYERS, LayerTransform, Setting, register
 
 PRUNABLE = (Op.DENSE, Op.CONV)
 
 
-class MagnitudePrune(Transform):
+class MagnitudePrune(LayerTransform):
+    OPS = PRUNABLE
+    WHAT = "only Dense and Conv are pruned"
+
     def __init__(self, sparsity: float, layers: list[str] | None = None):
+        super().__init__(layers)
         self.sparsity = float(sparsity)
-        self.layers = None if layers is None else tuple(layers)
 
     @property
     def name(self) -> str:
         return "prune"
 
-    def check(self, graph: Graph) -> None:
-        check_layers(graph, self.name, self.layers, PRUNABLE, "only Dense and Conv are pruned")
-
     def match(self, graph: Graph, node: Node):
-        if node.op not in PRUNABLE or (self.layers is not None and node.name not in self.layers):
+        if not self.selects(node):
             return None
-        weight = dict((role, name) for role, name in graph.param_inputs(node))["weight"]
+        weight = self.weight(graph, node)
         w = graph.params[weight]
         target = int(round(self.sparsity * w.size))
         if int(np.count_nonzero(w == 0)) >= target:

@@ -136,6 +136,25 @@ def _names(v) -> str | None:
 LAYERS = Setting(lambda s: s.split("+"), _names, help="node names joined by +")
 
 
+class LayerTransform(Transform):
+    """A transform of the Dense and Conv layers, or of those named in `layers`."""
+
+    OPS: tuple = ()                 # the ops it applies to
+    WHAT = "only Dense and Conv layers"
+
+    def __init__(self, layers: list[str] | None = None):
+        self.layers = None if layers is None else tuple(layers)
+
+    def check(self, graph) -> None:
+        check_layers(graph, self.name, self.layers, self.OPS, self.WHAT)
+
+    def selects(self, node) -> bool:
+        return node.op in self.OPS and (self.layers is None or node.name in self.layers)
+
+    def weight(self, graph, node) -> str:
+        return dict(graph.param_inputs(node))["weight"]
+
+
 def check_layers(graph, transform: str, layers, ops, what: str) -> None:
     """Refuse `layers` naming no node of `graph`, or a node whose op is not in `ops`."""
     for layer in layers or ():

@@ -16,8 +16,8 @@ import numpy as np
 
 from fxq.encoding import Codebook
 from fxq.ir import Graph, Node, Op
-from fxq.passes.base import Edit, Transform
-from fxq.transforms.registry import LAYERS, Setting, check_layers, register
+from fxq.passes.base import Edit
+from fxq.transforms.registry import LAYERS, LayerTransform, Setting, register
 
 SHARABLE = (Op.DENSE, Op.CONV)
 
@@ -50,23 +50,22 @@ def kmeans_codebook(w: np.ndarray, clusters: int) -> Codebook:
     return Codebook(np.array(values), indices.reshape(w.shape))
 
 
-class ShareWeights(Transform):
+class ShareWeights(LayerTransform):
+    OPS = SHARABLE
+    WHAT = "only Dense and Conv weights are shared"
+
     def __init__(self, clusters: int, layers: list[str] | None = None):
+        super().__init__(layers)
         self.clusters = int(clusters)
-        self.layers = None if layers is None else tuple(layers)
 
     @property
     def name(self) -> str:
         return "share"
 
-    def check(self, graph: Graph) -> None:
-        check_layers(graph, self.name, self.layers, SHARABLE,
-                     "only Dense and Conv weights are shared")
-
     def match(self, graph: Graph, node: Node):
-        if node.op not in SHARABLE or (self.layers is not None and node.name not in self.layers):
+        if not self.selects(node):
             return None
-        weight = dict(graph.param_inputs(node))["weight"]
+        weight = self.weight(graph, node)
         encoding = graph.encodings.get(weight)
         if encoding is not None and encoding.values.size <= self.clusters:
             return None                              # shared already: the fixed point
