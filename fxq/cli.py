@@ -47,13 +47,15 @@ def _run(args: argparse.Namespace) -> int:
     arrays, labels = split_labels(load_arrays(args.input), graph)
     result = graph.run(arrays)
     outputs = result if isinstance(result, dict) else {graph.outputs[0]: result}
-    _write_outputs(args.output, outputs)
+    lines = []                           # before writing: a label error writes nothing
     for name, y in outputs.items():
         line = f"{name}: shape {y.shape}"
         if labels is not None and len(outputs) == 1 and len(graph.inputs) == 1 \
                 and len(labels) == len(y):
             line += _task_line(graph, arrays, labels, y)
-        print(line)
+        lines.append(line)
+    _write_outputs(args.output, outputs)
+    print("\n".join(lines))
     return 0
 
 
@@ -184,13 +186,15 @@ def _simulate(args: argparse.Namespace) -> int:
     x, labels = _read_inputs(args.input, q.graph)
     result = q.simulate(x, raw=args.raw, engine=args.engine)
     outputs = result if isinstance(result, dict) else {q.graph.outputs[0]: result}
-    _write_outputs(args.output, outputs)
+    lines = []                           # before writing: a label error writes nothing
     for name, y in outputs.items():
         line = f"{name}: shape {y.shape}, {'raw ' + str(q.types[name]) if args.raw else 'real'}"
         if labels is not None and len(outputs) == 1 and len(q.graph.inputs) == 1:
             real = to_float(y, q.types[name]) if args.raw else y
             line += _task_line(q.graph, x, labels, real)
-        print(line)
+        lines.append(line)
+    _write_outputs(args.output, outputs)
+    print("\n".join(lines))
     _print_range_excess(q, x)
     return 0
 

@@ -48,6 +48,17 @@ def test_run_reports_accuracy_and_writes_outputs(zoo_dir, tmp_path):
     assert accuracy == pytest.approx(np.mean(y.argmax(1) == data["y"]), abs=1e-4)
 
 
+def test_run_refuses_labels_that_fit_no_task_and_writes_nothing(zoo_dir, tmp_path):
+    data = np.load(os.path.join(zoo_dir, "mlp", "test.npz"))
+    path = os.path.join(tmp_path, "xy.npz")
+    np.savez(path, x=data["x"][:10], y=np.full(10, 42))        # no class 42 of 10 outputs
+    out = os.path.join(tmp_path, "y.npy")
+    result = fxq_cli("run", os.path.join(zoo_dir, "mlp", "model.onnx"), "--input", path,
+                     "--output", out)
+    assert result.returncode == 2 and "neither class indices" in result.stderr
+    assert not os.path.exists(out)
+
+
 @pytest.mark.parametrize("x, expected", [
     (np.zeros((3, 65), np.float32), "input 'x' has shape (3, 65), expected (N, 64)"),
     (np.zeros(64, np.float32), "has shape (64,) with no batch axis"),
