@@ -364,8 +364,8 @@ class _Builder:
     @rule("hls", Op.CONCAT)
     def _concat(self, node, fx):
         ins = self.g.activation_inputs(node)
-        if len(ins) != 2:
-            self.fail(node, f"concatenation of {len(ins)} tensors; hls4ml joins two")
+        if len(ins) < 2:
+            self.fail(node, "concatenation of one tensor (fxq keeps it as a node)")
         rank = len(self.shape(ins[0]))
         axis = node.attrs["axis"]
         for t in ins:
@@ -376,8 +376,15 @@ class _Builder:
         cl_axis = axis if rank == 1 else (rank if axis == 1 else axis - 1)
         out = self.shape(node.output)
         order = channels_last_order(out) if rank >= 2 else np.arange(out[0])
-        self.add(node, {"class_name": "Concatenate", "op": f"concatenate{rank}d",
-                        "axis": cl_axis}, _types(result=fx.result), order)
+        layer = {"class_name": "Concatenate", "op": f"concatenate{rank}d", "axis": cl_axis}
+        # hls4ml joins two tensors: more are joined left to right, each partial result in
+        # the result type (a cast to it is idempotent, so the values are the same)
+        joined = self.e.layer_of[ins[0]]
+        for i, t in enumerate(ins[1:-1], start=1):
+            joined = self.add(node, dict(layer), _types(result=fx.result), order,
+                              inputs=[joined, self.e.layer_of[t]], internal=f"join{i}")
+        self.add(node, layer, _types(result=fx.result), order,
+                 inputs=[joined, self.e.layer_of[ins[-1]]])
 
     @rule("hls", Op.FLATTEN)
     def _flatten(self, node, fx):
