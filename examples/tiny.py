@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from zoo import Dataset as Data   # the same six arrays
+from zoo import train
 
 SEED = 0
 
@@ -129,22 +130,6 @@ TINY: dict[str, Entry] = {
                        io_type="io_stream"),
     "autoencoder": Entry(autoencoder, anomalies, epochs=20, io_type="io_parallel"),
 }
-
-
-def train(model: nn.Module, data: Data, epochs: int, reconstruct: bool) -> None:
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-    gen = torch.Generator().manual_seed(SEED)
-    model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x), generator=gen).split(64):
-            out = model(x[idx])
-            loss = nn.functional.mse_loss(out, x[idx]) if reconstruct else \
-                nn.functional.cross_entropy(out, y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
 
 
 def metric(name: str, model: nn.Module, data: Data) -> float:

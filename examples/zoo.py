@@ -133,8 +133,9 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
-def train(model: nn.Module, data: Dataset, epochs: int) -> None:
-    """Adam on cross-entropy, minibatches of 64. A trailing Softmax is skipped in training."""
+def train(model: nn.Module, data: Dataset, epochs: int, reconstruct: bool = False) -> None:
+    """Adam, minibatches of 64: on cross-entropy (a trailing Softmax is skipped in
+    training), or with `reconstruct` on the mean squared error of output against input."""
     torch.manual_seed(SEED)
     logits_model = model[:-1] if isinstance(model, nn.Sequential) and \
         isinstance(model[-1], nn.Softmax) else model
@@ -145,7 +146,10 @@ def train(model: nn.Module, data: Dataset, epochs: int) -> None:
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=gen).split(64):
             opt.zero_grad()
-            nn.functional.cross_entropy(logits_model(x[idx]), y[idx]).backward()
+            out = logits_model(x[idx])
+            loss = nn.functional.mse_loss(out, x[idx]) if reconstruct else \
+                nn.functional.cross_entropy(out, y[idx])
+            loss.backward()
             opt.step()
     model.eval()
 

@@ -67,25 +67,29 @@ def gate_check(x_t: FixedType, layer: LayerTypes) -> str | None:
     return None
 
 
-def gate_raw(fx, x: np.ndarray) -> tuple[np.ndarray, int]:
-    """(raw values, fractional bits) of clamp(slope * x + shift, 0, 1) in the sum's type."""
+def _gate_terms(fx) -> tuple[FixedType, int, int, int]:
+    """(the sum's type, raw slope, the product's left shift to the sum's fraction, raw
+    shift aligned to it): slope * x + shift as integers in the sum's type."""
     x_t, slope_t, shift_t = fx.inputs[0], fx.layer.param("slope"), fx.layer.param("shift")
-    frac = gate_sum_type(x_t, slope_t, shift_t).frac
+    sum_t = gate_sum_type(x_t, slope_t, shift_t)
     slope = int(quantize(fx.node.attrs["slope"], slope_t))
     shift = int(quantize(fx.node.attrs["shift"], shift_t))
-    total = (x * slope << (frac - x_t.frac - slope_t.frac)) + (shift << (frac - shift_t.frac))
-    return np.clip(total, 0, 1 << frac), frac
+    return (sum_t, slope, sum_t.frac - x_t.frac - slope_t.frac,
+            shift << (sum_t.frac - shift_t.frac))
+
+
+def gate_raw(fx, x: np.ndarray) -> tuple[np.ndarray, FixedType]:
+    """(raw values, the sum's type) of clamp(slope * x + shift, 0, 1) in the sum's type."""
+    sum_t, slope, left, shift = _gate_terms(fx)
+    return np.clip((x * slope << left) + shift, 0, 1 << sum_t.frac), sum_t
 
 
 def gate_cpp(fx, x: str) -> tuple[str, int]:
     """gate_raw's C++ for the raw input expression `x`: (expression, fractional bits)."""
-    x_t, slope_t, shift_t = fx.inputs[0], fx.layer.param("slope"), fx.layer.param("shift")
-    frac = gate_sum_type(x_t, slope_t, shift_t).frac
-    slope = int(quantize(fx.node.attrs["slope"], slope_t))
-    shift = int(quantize(fx.node.attrs["shift"], shift_t))
-    total = (f"(({x} * {lit(slope)}) << {frac - x_t.frac - slope_t.frac}) + "
-             f"{lit(shift << (frac - shift_t.frac))}")
-    return (f"std::min<fxq::i64>(std::max<fxq::i64>({total}, 0), {lit(1 << frac)})", frac)
+    sum_t, slope, left, shift = _gate_terms(fx)
+    total = f"(({x} * {lit(slope)}) << {left}) + {lit(shift)}"
+    return (f"std::min<fxq::i64>(std::max<fxq::i64>({total}, 0), {lit(1 << sum_t.frac)})",
+            sum_t.frac)
 
 
 def constant_types(search, node, widths) -> dict[str, FixedType]:
@@ -112,9 +116,8 @@ def emit_gate(builder, node, fx, result: FixedType, internal: str | None = None)
 
 @rule("fixed", HARD_SIGMOID)
 def hard_sigmoid_fixed(fx, x):
-    raw, frac = gate_raw(fx, x)
-    return requantize(raw, frac, fx.result, gate_sum_type(fx.inputs[0], fx.layer.param("slope"),
-                                                         fx.layer.param("shift")).width)
+    raw, sum_t = gate_raw(fx, x)
+    return requantize(raw, sum_t.frac, fx.result, sum_t.width)
 
 
 @rule("check", HARD_SIGMOID)

@@ -16,7 +16,7 @@ from fxq.layer import LayerTypes
 from fxq.native.cpp import NativeUnsupported, at, elementwise, rq
 from fxq.op import Op
 from fxq.ops.hard_sigmoid import (constant_types, emit_gate, gate_check, gate_cpp, gate_raw,
-                                  gate_sum_type, hard_sigmoid)
+                                  hard_sigmoid)
 from fxq.ops.registry import converter, rule
 
 HARD_SWISH = Op.define("HARD_SWISH", kind="activation", constants=("slope", "shift", "gate"))
@@ -42,9 +42,8 @@ def hard_swish(x, *, slope, shift):
 
 def _gate(fx, x: np.ndarray) -> np.ndarray:
     """The gate's raw values in its own type (the HardActivation layer's output)."""
-    raw, frac = gate_raw(fx, x)
-    sum_t = gate_sum_type(fx.inputs[0], fx.layer.param("slope"), fx.layer.param("shift"))
-    return requantize(raw, frac, fx.layer.param("gate"), sum_t.width)
+    raw, sum_t = gate_raw(fx, x)
+    return requantize(raw, sum_t.frac, fx.layer.param("gate"), sum_t.width)
 
 
 @rule("fixed", HARD_SWISH)

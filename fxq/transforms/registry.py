@@ -158,10 +158,11 @@ class LayerTransform(Transform):
 def check_layers(graph, transform: str, layers, ops, what: str) -> None:
     """Refuse `layers` naming no node of `graph`, or a node whose op is not in `ops`."""
     for layer in layers or ():
-        node = next((n for n in graph.nodes if n.name == layer), None)
-        if node is None:
+        try:
+            node = graph.node(layer)
+        except KeyError:
             raise TransformError(f"transform {transform}: layer {layer!r} is not a node of "
-                                 "the graph")
+                                 "the graph") from None
         if node.op not in ops:
             raise TransformError(f"transform {transform}: layer {layer!r} is a "
                                  f"{node.op.name}; {what}")
