@@ -87,7 +87,7 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> 
     csim_rate = rate(lambda: model.predict(xin), samples, min_seconds=0.5)
     csim_y = np.asarray(model.predict(xin)).reshape(samples, -1)
     agree = all(np.array_equal(csim_y, to_hls(q.simulate(x, engine=engine),
-                                              e.order_of[graph.outputs[0]]))
+                                              e.order(graph.outputs[0])))
                 for engine in ("native", "numpy"))
     return {"model": name, "native": native_rate, "numpy": numpy_rate, "csim": csim_rate,
             "ort": ort_rate, "compile_s": compile_s, "native_build_s": native_build_s,

@@ -95,11 +95,9 @@ def convert_conv(ctx, node):
     kernel = tuple(int(k) for k in attrs.get("kernel_shape", w.shape[2:]))
     if kernel != w.shape[2:]:
         raise refuse(ctx, node, f"kernel_shape {list(kernel)} disagrees with weight {w.shape}")
-    if groups != 1 and not (groups == channels and w.shape[1] == 1):
-        raise refuse(ctx, node, f"group={groups} with {channels} input channels; only group=1 "
-                     "and depthwise (group = channels) are supported")
-    if w.shape[1] * groups != channels:
-        raise refuse(ctx, node, f"weight {w.shape} does not fit {channels} input channels")
+    if groups < 1 or w.shape[1] * groups != channels or w.shape[0] % groups:
+        raise refuse(ctx, node, f"weight {w.shape} in {groups} groups does not fit "
+                     f"{channels} input channels")
     strides, pads = _window_attrs(ctx, node, attrs, kernel)
     inputs = [node.input[0], ctx.param(node, w, "weight")]
     if len(present(node.input)) == 3:

@@ -41,11 +41,11 @@ class _Builder:
         self.rng, self.name = rng, name
         self.nodes, self.tensors, self.params, self.layers = [], {}, {}, {}
 
-    def node(self, op, inputs, shape, layer, **attrs):
+    def node(self, op, inputs, out_shape, layer, **attrs):
         name = f"n{len(self.nodes)}_{op.name.lower()}"
         out = f"t{len(self.nodes)}"
         self.nodes.append(Node(name, op, tuple(inputs), (out,), attrs))
-        self.tensors[out] = Tensor(out, tuple(shape))
+        self.tensors[out] = Tensor(out, tuple(out_shape))
         self.layers[name] = layer
         return out
 
@@ -69,10 +69,17 @@ def _dense(b: _Builder, x, x_t, n_in, n_out, narrow):
     return b.node(Op.DENSE, [x, w, bias], (n_out,), layer), layer.result
 
 
+def _bounds(rng) -> tuple[float, float]:
+    """Clip bounds: finite or not, on a fine grid or not, possibly beyond any type's range."""
+    lo = float(rng.choice([-np.inf, -1e9, rng.uniform(-3, 0.5), -0.25]))
+    hi = float(rng.choice([np.inf, 1e9, rng.uniform(0.5, 3), 1.5]))
+    return lo, hi
+
+
 def mlp_with_activations(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
-    """Dense layers (accumulators that round and wrap), ReLU, LeakyReLU, ReLU6, Sigmoid,
-    Tanh, a standalone scale-and-shift, a product merge and Softmax (ReLU6 only for
-    io_parallel: hls4ml has no streaming ReLU6)."""
+    """Dense layers (accumulators that round and wrap), ReLU, LeakyReLU, Sigmoid, Tanh, a
+    standalone scale-and-shift, a product merge, ReLU6 or a Clip of random bounds, and
+    Softmax."""
     b = _Builder(rng, "mlp_random")
     n = [int(v) for v in rng.integers(3, 20, 4)]
     x_t = _result(rng, integer=(2, 5))
@@ -92,11 +99,9 @@ def mlp_with_activations(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     h = b.node(Op.BATCH_NORM, [prod, scale, shift], (n[2],), bn)
     th = b.node(Op.TANH, [h], (n[2],), LayerTypes(result=_result(rng),
                                                  table=_result(rng, (8, 19), (1, 3))))
-    r6_t = _result(rng)
-    if io_type == "io_parallel":
-        th = b.node(Op.CLIP, [th], (n[2],), LayerTypes(result=r6_t), lo=0.0, hi=6.0)
-    else:
-        th = b.node(Op.RELU, [th], (n[2],), LayerTypes(result=r6_t))
+    lo, hi = (0.0, 6.0) if rng.integers(2) else _bounds(rng)
+    r6_t = _result(rng, signed=lo < 0)
+    th = b.node(Op.CLIP, [th], (n[2],), LayerTypes(result=r6_t), lo=lo, hi=hi)
     h, h_t = _dense(b, th, r6_t, n[2], n[3], narrow=True)
     if rng.integers(2):
         soft = LayerTypes(result=FixedType(16, 12, False), table=DEFAULT_SOFTMAX_TABLE,
@@ -259,5 +264,51 @@ def pads_and_constants(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     return b.finish(["x"], {"x": x_t}, y, io_type), x
 
 
+def layouts_and_broadcasts(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
+    """Grouped Conv -> Transpose (H and W swapped) -> Mul by its own global average after a
+    Sigmoid (a squeeze-and-excite broadcast over the map) -> Clip of random bounds -> Add of
+    a one-channel map broadcast over the channels -> Reshape to (channels, H*W) -> Conv1d:
+    layouts, broadcasts and clips of random types."""
+    b = _Builder(rng, "layouts_random")
+    c, f = 2 * int(rng.integers(1, 3)), 2 * int(rng.integers(1, 3))
+    h, w = int(rng.integers(3, 6)), int(rng.integers(3, 6))
+    x_t = _result(rng, integer=(2, 4))
+    b.tensors["x"] = Tensor("x", (c, h, w))
+    w_t = _weight(rng)
+    conv = LayerTypes(result=_result(rng), params={"weight": w_t, "bias": _weight(rng)},
+                      accum=_accum(rng, x_t, w_t, narrow=bool(rng.integers(2))))
+    t = b.node(Op.CONV, ["x", b.param(rng.normal(0, 0.5, (f, c // 2, 3, 3))),
+                         b.param(rng.normal(0, 0.5, f))], (f, h, w), conv, strides=(1, 1),
+               pads=(1, 1, 1, 1), groups=2)
+    t_t = conv.result
+    t = b.node(Op.TRANSPOSE, [t], (f, w, h), LayerTypes(result=t_t), perm=(0, 1, 3, 2))
+    g = b.node(Op.GLOBAL_AVG_POOL, [t], (f, 1, 1),
+               LayerTypes(result=_result(rng), accum=FixedType(24, 12)))
+    g = b.node(Op.SIGMOID, [g], (f, 1, 1), LayerTypes(
+        result=_result(rng), table=_result(rng, (8, 19), (1, 3)), table_size=1024))
+    t = b.node(Op.MUL, [t, g] if rng.integers(2) else [g, t], (f, w, h),
+               LayerTypes(result=_result(rng)))
+    lo, hi = _bounds(rng)
+    t = b.node(Op.CLIP, [t], (f, w, h), LayerTypes(result=_result(rng, signed=lo < 0)),
+               lo=lo, hi=hi)
+    one = b.node(Op.CONV, ["x", b.param(rng.normal(0, 0.5, (1, c, 1, 1)))], (1, h, w),
+                 LayerTypes(result=_result(rng), params={"weight": w_t},
+                            accum=_accum(rng, x_t, w_t, narrow=False)),
+                 strides=(1, 1), pads=(0, 0, 0, 0), groups=1)
+    one = b.node(Op.TRANSPOSE, [one], (1, w, h), LayerTypes(result=b.layers[
+        b.nodes[-1].name].result), perm=(0, 1, 3, 2))
+    t = b.node(Op.ADD, [t, one], (f, w, h), LayerTypes(result=_result(rng)))
+    t = b.node(Op.RESHAPE, [t], (f, w * h), LayerTypes(result=b.layers[b.nodes[-1].name]
+                                                         .result), shape=(f, w * h))
+    r_t = b.layers[b.nodes[-1].name].result
+    conv1 = LayerTypes(result=_result(rng), params={"weight": w_t},
+                       accum=_accum(rng, r_t, w_t, narrow=False))
+    y = b.node(Op.CONV, [t, b.param(rng.normal(0, 0.5, (2, f, 2)))], (2, w * h - 1), conv1,
+               strides=(1,), pads=(0, 0), groups=1)
+    x = rng.normal(0, 1.5, (32, c, h, w))
+    return b.finish(["x"], {"x": x_t}, y, io_type), x
+
+
 BUILDERS = {"mlp": mlp_with_activations, "cnn": cnn_with_pooling, "conv1d": conv1d_chain,
-            "added_ops": added_ops, "pads_and_constants": pads_and_constants}
+            "added_ops": added_ops, "pads_and_constants": pads_and_constants,
+            "layouts_and_broadcasts": layouts_and_broadcasts}

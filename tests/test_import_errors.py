@@ -87,9 +87,10 @@ CASES = {
     "non_constant_weight": (lambda t: save(make_model(
         [N("MatMul", ["x", "z"], ["y"])], {"x": ("N", 4), "z": ("N", 4)}, ["y"]), t),
         "the second operand 'z' is not a constant"),
-    "grouped_conv": (lambda t: save(make_model(
-        [N("Conv", ["x", "w"], ["y"], group=2)], {"x": ("N", 4, 5, 5)}, ["y"],
-        {"w": np.ones((4, 2, 3, 3), np.float32)}), t), "group=2 with 4 input channels"),
+    "groups_not_fitting": (lambda t: save(make_model(
+        [N("Conv", ["x", "w"], ["y"], group=3)], {"x": ("N", 6, 5, 5)}, ["y"],
+        {"w": np.ones((4, 2, 3, 3), np.float32)}), t),
+        "weight (4, 2, 3, 3) in 3 groups does not fit 6 input channels"),
 }
 
 

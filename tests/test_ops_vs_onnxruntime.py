@@ -52,6 +52,8 @@ CASES = [
          {"x": ("N", 4, 6, 6)}, {"w": rand(4, 1, 3, 3), "b": rand(4)}),
     Case("conv2d_depthwise_multiplier2", [N("Conv", ["x", "w"], ["y"], group=3)],
          {"x": ("N", 3, 5, 5)}, {"w": rand(6, 1, 3, 3)}),
+    Case("conv2d_grouped", [N("Conv", ["x", "w", "b"], ["y"], group=2, pads=[1, 0, 1, 0])],
+         {"x": ("N", 4, 6, 5)}, {"w": rand(6, 2, 3, 3), "b": rand(6)}),
     Case("conv1d", [N("Conv", ["x", "w", "b"], ["y"], pads=[2, 1], strides=[2])],
          {"x": ("N", 3, 17)}, {"w": rand(4, 3, 5), "b": rand(4)}),
     Case("conv1d_depthwise", [N("Conv", ["x", "w"], ["y"], group=3, pads=[1, 1])],

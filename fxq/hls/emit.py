@@ -15,7 +15,8 @@ import numpy as np
 
 from fxq.errors import FxqError
 from fxq.fixed import FixedType, quantize, to_float
-from fxq.hls.layout import channels_last_order, channels_last_shape
+from fxq.hls.extensions import clip_layer, gather_layer, register
+from fxq.hls.layout import Layout, channels_last, row_major
 from fxq.ir import Node, Op
 from fxq.ops.registry import lookup, rule
 from fxq.ops.activation import softmax_table_sizes
@@ -32,15 +33,19 @@ class EmitError(FxqError):
 @dataclass
 class Emission:
     """What the emitter built: the layer dicts, the hls4ml config, and for every IR tensor
-    the hls4ml layer holding it and the IR element order of that layer's output."""
+    the hls4ml layer holding it and how the tensor lies in that layer's output."""
 
     layers: list[dict] = field(default_factory=list)
     precisions: dict[str, dict[str, str]] = field(default_factory=dict)
     extra_config: dict[str, dict] = field(default_factory=dict)
     layer_of: dict[str, str] = field(default_factory=dict)      # IR tensor -> hls4ml layer
-    order_of: dict[str, np.ndarray] = field(default_factory=dict)
+    layout_of: dict[str, Layout] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     node_of: dict[str, str] = field(default_factory=dict)       # hls4ml layer -> IR node
+
+    def order(self, tensor: str) -> np.ndarray:
+        """The IR element (flat index) at each position of `tensor`'s hls4ml layer output."""
+        return self.layout_of[tensor].order
 
 
 CPP_KEYWORDS = frozenset("""
@@ -104,14 +109,13 @@ class _Builder:
     def shape(self, tensor: str) -> tuple[int, ...]:
         return self.g.shape(tensor)
 
-    def is_channels_last(self, tensor: str) -> bool:
-        order = self.e.order_of[tensor]
-        return np.array_equal(order, channels_last_order(self.shape(tensor)))
+    def layout(self, tensor: str) -> Layout:
+        return self.e.layout_of[tensor]
 
-    def add(self, node: Node, layer: dict, precision: dict[str, str], order: np.ndarray,
+    def add(self, node: Node, layer: dict, precision: dict[str, str], layout: Layout,
             extra: dict | None = None, *, inputs: list[str] | None = None,
             internal: str | None = None) -> str:
-        """Add one hls4ml layer computing `node`'s output (laid out in `order`); its name.
+        """Add one hls4ml layer computing `node`'s output (laid out as `layout`); its name.
         `internal` names a layer computing an intermediate value of the node instead (one
         op emitted as several layers): it takes its inputs from `inputs` (layer names) and
         is neither traced against an IR tensor nor read by later nodes."""
@@ -124,9 +128,60 @@ class _Builder:
         self.e.extra_config[name] = extra or {}
         if internal is None:
             self.e.layer_of[node.output] = name
-            self.e.order_of[node.output] = order
+            self.e.layout_of[node.output] = layout
             self.e.node_of[name] = node.name
         return name
+
+    def arrange(self, node: Node, tensor: str, source: tuple[int, ...], perm: tuple[int, ...],
+                shape: tuple[int, ...] | None = None) -> str:
+        """The hls4ml layer holding `tensor` laid out as (source, perm) and, where given,
+        as an array of `shape`: its layer if it already is, else layers appended after it
+        (hls4ml's Transpose where the element order changes, its Reshape where only the
+        array's shape does; copies, no arithmetic). Later readers of `tensor` share them."""
+        if not self.layout(tensor).same_order(Layout(source, perm, ())):
+            cur = self.layout(tensor)
+            if cur.source != tuple(source):
+                self._permute(node, tensor, tuple(range(len(cur.source))))
+                # now in the IR's own order, which any source of its size holds unpermuted
+                self.e.layout_of[tensor] = Layout(tuple(source), tuple(range(len(source))),
+                                                  self.layout(tensor).shape)
+            self._permute(node, tensor, tuple(perm))
+        if shape is not None and self.layout(tensor).shape != tuple(shape):
+            self._relayout(node, tensor, {"class_name": "Reshape", "target_shape": list(shape)},
+                           self.layout(tensor).with_shape(tuple(shape)), "reshape")
+        return self.e.layer_of[tensor]
+
+    def _permute(self, node: Node, tensor: str, perm: tuple[int, ...]) -> bool:
+        """Transpose `tensor`'s hls4ml array to `perm` of its layout's source (reshaping it
+        to the transposed source first where its shape differs); False if nothing moves."""
+        cur = self.layout(tensor)
+        want = Layout(cur.source, perm, tuple(cur.source[p] for p in perm))
+        if want.same_order(cur):
+            return False
+        if cur.shape != cur.arranged:
+            self._relayout(node, tensor, {"class_name": "Reshape",
+                                          "target_shape": list(cur.arranged)},
+                           cur.with_shape(cur.arranged), "reshape")
+        axes = [cur.perm.index(p) for p in perm]
+        self._relayout(node, tensor, {"class_name": "Transpose", "perm": axes}, want,
+                       "transpose")
+        return True
+
+    def _relayout(self, node: Node, tensor: str, layer: dict, layout: Layout, what: str):
+        name = self.add(node, layer, _types(result=self.q.types[tensor]), layout,
+                        inputs=[self.e.layer_of[tensor]], internal=f"{what}_{tensor}")
+        self.e.layer_of[tensor] = name
+        self.e.layout_of[tensor] = layout
+
+    def as_channels_last(self, node: Node, tensor: str) -> str:
+        """`tensor` (a feature map) in hls4ml's channels-last layout: its layer."""
+        want = channels_last(self.shape(tensor))
+        return self.arrange(node, tensor, want.source, want.perm, want.shape)
+
+    def as_vector(self, node: Node, tensor: str) -> str:
+        """`tensor` (IR rank 1) as a vector in hls4ml, in any element order: its layer."""
+        cur = self.layout(tensor)
+        return self.arrange(node, tensor, cur.source, cur.perm, (int(cur.order.size),))
 
     @staticmethod
     def precisions(**named: FixedType | None) -> dict[str, str]:
@@ -144,11 +199,11 @@ class _Builder:
             # hls4ml names the top function's input argument after this layer
             layer = _layer_name(name, self.taken, prefix="input_")
             self.e.layers.append({"name": layer, "class_name": "InputLayer",
-                                  "input_shape": list(channels_last_shape(self.shape(name)))})
+                                  "input_shape": list(channels_last(self.shape(name)).shape)})
             self.e.precisions[layer] = _types(result=self.q.inputs[name])
             self.e.extra_config[layer] = {}
             self.e.layer_of[name] = layer
-            self.e.order_of[name] = channels_last_order(self.shape(name))
+            self.e.layout_of[name] = channels_last(self.shape(name))
         for node in self.g.nodes:
             lookup("hls", node.op, node.name)(self, node, self.q.fixed_node(node))
         self.e.outputs = [self.e.layer_of[t] for t in self.g.outputs]
@@ -162,18 +217,18 @@ class _Builder:
         if len(self.shape(x)) != 1:
             self.fail(node, f"Dense over a tensor of shape {self.shape(x)}; hls4ml's Dense "
                       "takes vectors")
-        w = self.param(node.inputs[1])[self.e.order_of[x]]       # rows in hls4ml's order
+        self.as_vector(node, x)
+        w = self.param(node.inputs[1])[self.e.order(x)]          # rows in hls4ml's order
         n_out = w.shape[1]
         b = self.param(node.inputs[2]) if len(node.inputs) > 2 else np.zeros(n_out)
         layer = {"class_name": "Dense", "n_in": w.shape[0], "n_out": n_out,
                  "weight_data": w, "bias_data": b}
-        self.add(node, layer, _weighted_sum_types(fx),
-                 np.arange(n_out))
+        self.add(node, layer, _weighted_sum_types(fx), row_major((n_out,)))
 
     @rule("hls", Op.CONV)
     def _conv(self, node, fx):
         x = self.g.activation_inputs(node)[0]
-        self.require_channels_last(node, x)
+        self.as_channels_last(node, x)
         w = self.param(node.inputs[1])
         a = node.attrs
         c, spatial = self.shape(x)[0], self.shape(x)[1:]
@@ -189,13 +244,21 @@ class _Builder:
             kernel = np.transpose(w, tuple(range(2, 2 + nd)) + (0, 1))     # *k, C, 1
             data = {"depthwise_data": kernel, "weight_data": kernel, "depth_multiplier": 1}
         else:
-            self.fail(node, f"grouped convolution with {a['groups']} groups; hls4ml implements "
-                      "groups=1 and depthwise (groups = channels, one filter each)")
+            # hls4ml has no grouped Conv: one Conv over all channels whose weights are zero
+            # between groups. The zero products add exact zeros to the same sums, so the
+            # accumulator and result types fxq chose for the groups hold (the latency
+            # strategy's constant zero products synthesize to nothing)
+            groups = a["groups"]
+            dense = np.zeros((o, c) + w.shape[2:])
+            og, cg = o // groups, c // groups
+            for i in range(groups):
+                dense[i * og:(i + 1) * og, i * cg:(i + 1) * cg] = w[i * og:(i + 1) * og]
+            kind = "Conv"
+            data = {"weight_data": np.transpose(dense, tuple(range(2, 2 + nd)) + (1, 0))}
         layer = {"class_name": f"{kind}{nd}D", "n_chan": c, "n_filt": o, "bias_data": b,
                  **data, **self._window_attrs(nd, spatial, out_shape[1:], w.shape[2:],
                                               a["strides"], a["pads"], prefix="filt")}
-        self.add(node, layer, _weighted_sum_types(fx),
-                 channels_last_order(out_shape))
+        self.add(node, layer, _weighted_sum_types(fx), channels_last(out_shape))
 
     @staticmethod
     def _window_attrs(nd, spatial, out, kernel, strides, pads, prefix):
@@ -211,14 +274,9 @@ class _Builder:
                     "pad_bottom": pads[2], "pad_right": pads[3]}
         raise EmitError(f"{nd}-D windows: hls4ml implements 1-D and 2-D")
 
-    def require_channels_last(self, node, tensor):
-        if len(self.shape(tensor)) < 2 or not self.is_channels_last(tensor):
-            self.fail(node, f"input {tensor!r} of shape {self.shape(tensor)} is not a "
-                      "channels-first feature map")
-
     def _pool(self, node, fx, kind):
         x = self.g.activation_inputs(node)[0]
-        self.require_channels_last(node, x)
+        self.as_channels_last(node, x)
         a = node.attrs
         nd = len(a["kernel"])
         shape, out_shape = self.shape(x), self.shape(node.output)
@@ -231,7 +289,7 @@ class _Builder:
         layer = {"class_name": f"{kind}Pooling{nd}D", "n_filt": shape[0],
                  "count_pad": bool(a.get("count_include_pad", False)), **attrs}
         self.add(node, layer, _types(accum=fx.layer.accum or fx.inputs[0], result=fx.result),
-                 channels_last_order(out_shape))
+                 channels_last(out_shape))
 
     @rule("hls", Op.MAX_POOL)
     def _max_pool(self, node, fx):
@@ -243,7 +301,7 @@ class _Builder:
 
     def _global_pool(self, node, fx, kind):
         x = self.g.activation_inputs(node)[0]
-        self.require_channels_last(node, x)
+        self.as_channels_last(node, x)
         shape = self.shape(x)
         nd = len(shape) - 1
         attrs = {"n_in": shape[1]} if nd == 1 else {"in_height": shape[1], "in_width": shape[2]}
@@ -251,7 +309,7 @@ class _Builder:
             self.fail(node, f"{nd}-D global pooling: hls4ml implements 1-D and 2-D")
         layer = {"class_name": f"Global{kind}Pooling{nd}D", "n_filt": shape[0], **attrs}
         self.add(node, layer, _types(accum=fx.layer.accum or fx.inputs[0], result=fx.result),
-                 np.arange(shape[0]))
+                 row_major((shape[0],)))
 
     @rule("hls", Op.GLOBAL_AVG_POOL)
     def _global_avg_pool(self, node, fx):
@@ -269,8 +327,7 @@ class _Builder:
         if "table" in extra_types:
             # hls4ml takes table types from the layer config's "*_t" keys, not "Precision"
             extra = {"TableSize": fx.layer.table_size, "table_t": extra_types["table"].hls()}
-        self.add(node, layer, _types(result=fx.result, **extra_types), self.e.order_of[x],
-                 extra)
+        self.add(node, layer, _types(result=fx.result, **extra_types), self.layout(x), extra)
 
     @rule("hls", Op.RELU)
     def _relu(self, node, fx):
@@ -286,12 +343,16 @@ class _Builder:
 
     @rule("hls", Op.CLIP)
     def _clip(self, node, fx):
+        """hls4ml's ReLU1/ReLU6 where it has them (io_parallel), else fxq's own FxqClip."""
         lo, hi = node.attrs["lo"], node.attrs["hi"]
-        if lo != 0 or hi not in (1, 6):
-            self.fail(node, f"Clip({lo}, {hi}): hls4ml implements ReLU1 and ReLU6 only")
-        if self.settings.io_type == "io_stream":
-            self.fail(node, "hls4ml has no io_stream ReLU1/ReLU6")
-        self._activation(node, fx, f"relu{int(hi)}")
+        if lo == 0 and hi in (1, 6) and self.settings.io_type == "io_parallel":
+            return self._activation(node, fx, f"relu{int(hi)}")
+        x = self.g.activation_inputs(node)[0]
+        if fx.inputs[0].width > 53:
+            self.fail(node, f"Clip of a {fx.inputs[0].width}-bit input: fxq writes the bounds "
+                      "as doubles, exact up to 53 bits")
+        layer = clip_layer(lo, hi, fx.inputs[0], fx.result, int(np.prod(self.shape(x))))
+        self.add(node, layer, _types(result=fx.result), self.layout(x))
 
     @rule("hls", Op.LEAKY_RELU)
     def _leaky_relu(self, node, fx):
@@ -300,8 +361,7 @@ class _Builder:
         layer = {"class_name": "LeakyReLU", "activation": "leaky_relu",
                  "activ_param": float(to_float(quantize(node.attrs["alpha"], alpha_t), alpha_t)),
                  "n_in": int(np.prod(self.shape(x)))}
-        self.add(node, layer, _types(result=fx.result, param=alpha_t),
-                 self.e.order_of[x])
+        self.add(node, layer, _types(result=fx.result, param=alpha_t), self.layout(x))
 
     @rule("hls", Op.SOFTMAX)
     def _softmax(self, node, fx):
@@ -316,23 +376,41 @@ class _Builder:
         self.add(node, layer, _types(result=fx.result, exp_table=layer_t.table,
                                      inv_table=layer_t.inv_table, accum=layer_t.accum,
                                      inv_inp=layer_t.inv_inp),
-                 self.e.order_of[x],
+                 self.layout(x),
                  {"TableSize": size, "Implementation": "stable",
                   # hls4ml reads these from the layer config's "*_t" keys only
                   "exp_table_t": layer_t.table.hls(), "inv_table_t": layer_t.inv_table.hls(),
                   "inv_inp_t": layer_t.inv_inp.hls(), "accum_t": layer_t.accum.hls()})
 
     def _merge(self, node, fx, op):
+        """hls4ml's Merge of two maps in one layout: to the channels-last input's where there
+        is one (what a feature map's readers take), else the first full-shape input's. An
+        input broadcast over the other's shape is first gathered to the full shape (FxqGather:
+        wires in io_parallel)."""
         ins = self.g.activation_inputs(node)
         if len(ins) == 1:
             return self._constant_operand(node, fx, op)
-        if len(ins) != 2 or self.shape(ins[0]) != self.shape(ins[1]):
-            self.fail(node, "hls4ml merges two feature maps of the same shape; "
-                      "broadcasting one over the other is not emitted yet")
-        if not np.array_equal(self.e.order_of[ins[0]], self.e.order_of[ins[1]]):
-            self.fail(node, "its inputs are laid out differently in the hls4ml project")
-        self.add(node, {"class_name": "Merge", "op": op}, _types(result=fx.result),
-                 self.e.order_of[ins[0]])
+        out = self.shape(node.output)
+        full = [t for t in ins if self.shape(t) == out]
+        cl = channels_last(out)
+        keep = next((t for t in full if self.layout(t).same_order(cl)), full[0] if full else None)
+        want = self.layout(keep) if keep is not None else cl
+        sources = [self.arrange(node, t, want.source, want.perm, want.shape) if t in full
+                   else self._broadcast(node, t, want) for t in ins]
+        self.add(node, {"class_name": "Merge", "op": op}, _types(result=fx.result), want,
+                 inputs=sources)
+
+    def _broadcast(self, node, tensor, want: Layout) -> str:
+        """An internal layer holding `tensor` broadcast (numpy's rule) to `want`'s source
+        shape, laid out as `want`: its name."""
+        shape = self.shape(tensor)
+        size = int(np.prod(shape, dtype=np.int64))
+        spread = np.broadcast_to(np.arange(size).reshape(shape), want.source).ravel()
+        position = np.argsort(self.e.order(tensor))       # IR element -> hls4ml position
+        index = position[spread[want.order]]
+        return self.add(node, gather_layer(index, size, want.shape),
+                        _types(result=self.q.types[tensor]), want,
+                        inputs=[self.e.layer_of[tensor]], internal=f"broadcast_{tensor}")
 
     def _constant_operand(self, node, fx, op):
         """x + c or x * c with a constant c of any shape that broadcasts to x: hls4ml's
@@ -343,7 +421,7 @@ class _Builder:
         name = next(n for n in node.inputs if n in self.q.params)
         c_t = fx.layer.param("operand")
         shape = self.shape(x)
-        c = np.broadcast_to(self.param(name), (1,) + shape).reshape(-1)[self.e.order_of[x]]
+        c = np.broadcast_to(self.param(name), (1,) + shape).reshape(-1)[self.e.order(x)]
         one = FixedType(2, 0, signed=False)
         if op == "add":
             scale, bias, types = np.ones_like(c), c, _types(scale=one, bias=c_t)
@@ -351,7 +429,7 @@ class _Builder:
             scale, bias, types = c, np.zeros_like(c), _types(scale=c_t, bias=c_t)
         layer = {"class_name": "BatchNormalization", "n_in": int(c.size), "n_filt": -1,
                  "scale_data": scale, "bias_data": bias}
-        self.add(node, layer, {**types, **_types(result=fx.result)}, self.e.order_of[x])
+        self.add(node, layer, {**types, **_types(result=fx.result)}, self.layout(x))
 
     @rule("hls", Op.ADD)
     def _add(self, node, fx):
@@ -368,14 +446,10 @@ class _Builder:
             self.fail(node, "concatenation of one tensor (fxq keeps it as a node)")
         rank = len(self.shape(ins[0]))
         axis = node.attrs["axis"]
-        for t in ins:
-            if rank >= 2:
-                self.require_channels_last(node, t)
-            elif not np.array_equal(self.e.order_of[t], np.arange(self.shape(t)[0])):
-                self.fail(node, f"input {t!r} is laid out differently in the hls4ml project")
+        for t in ins:       # vectors joined in the IR's order, feature maps channels-last
+            self.as_channels_last(node, t)
         cl_axis = axis if rank == 1 else (rank if axis == 1 else axis - 1)
-        out = self.shape(node.output)
-        order = channels_last_order(out) if rank >= 2 else np.arange(out[0])
+        order = channels_last(self.shape(node.output))
         layer = {"class_name": "Concatenate", "op": f"concatenate{rank}d", "axis": cl_axis}
         # hls4ml joins two tensors: more are joined left to right, each partial result in
         # the result type (a cast to it is idempotent, so the values are the same)
@@ -391,20 +465,42 @@ class _Builder:
         x = self.g.activation_inputs(node)[0]
         size = int(np.prod(self.shape(x)))
         self.add(node, {"class_name": "Reshape", "target_shape": [size]},
-                 _types(result=fx.result), self.e.order_of[x])
+                 _types(result=fx.result), self.layout(x).with_shape((size,)))
 
     @rule("hls", Op.RESHAPE)
     def _reshape(self, node, fx):
-        if len(self.shape(node.output)) != 1:
-            self.fail(node, f"reshape to {self.shape(node.output)}; fxq emits reshapes to a "
-                      "vector (flatten) only")
-        self._flatten(node, fx)
+        """To a vector: a flatten (the element order kept). To any other shape: the IR's
+        element order first (a transpose where the layout differs), then hls4ml's Reshape,
+        whose output is the new shape in the IR's order."""
+        out = self.shape(node.output)
+        if len(out) == 1:
+            return self._flatten(node, fx)
+        x = self.g.activation_inputs(node)[0]
+        shape = self.shape(x)
+        self.arrange(node, x, shape, tuple(range(len(shape))))
+        self.add(node, {"class_name": "Reshape", "target_shape": list(out)},
+                 _types(result=fx.result), row_major(out))
+
+    @rule("hls", Op.TRANSPOSE)
+    def _transpose(self, node, fx):
+        """No layer: the output is the input's hls4ml array, read in another order (a
+        transpose is synthesized only where a reader needs another layout)."""
+        x = self.g.activation_inputs(node)[0]
+        shape = self.shape(x)
+        if self.layout(x).source != shape:
+            self.arrange(node, x, shape, tuple(range(len(shape))))
+        cur = self.layout(x)
+        inverse = np.argsort([p - 1 for p in node.attrs["perm"][1:]])
+        self.e.layer_of[node.output] = self.e.layer_of[x]
+        self.e.layout_of[node.output] = Layout(self.shape(node.output),
+                                               tuple(int(inverse[p]) for p in cur.perm),
+                                               cur.shape)
 
     @rule("hls", Op.IDENTITY)
     def _identity(self, node, fx):
         x = self.g.activation_inputs(node)[0]
         self.e.layer_of[node.output] = self.e.layer_of[x]
-        self.e.order_of[node.output] = self.e.order_of[x]
+        self.e.layout_of[node.output] = self.layout(x)
 
     @rule("hls", Op.PAD)
     def _pad(self, node, fx):
@@ -415,7 +511,7 @@ class _Builder:
         if nd not in (2, 3):
             self.fail(node, f"padding of a tensor of shape {shape}; hls4ml pads 1D and 2D "
                       "feature maps only")
-        self.require_channels_last(node, x)
+        self.as_channels_last(node, x)
         if pads[0] or pads[nd]:
             self.fail(node, f"pads {list(pads)} pad the channel axis; hls4ml pads spatial "
                       "axes only")
@@ -430,7 +526,7 @@ class _Builder:
                      "in_width": shape[2], "n_chan": shape[0], "out_height": out[1],
                      "out_width": out[2], "pad_top": pads[1], "pad_bottom": pads[4],
                      "pad_left": pads[2], "pad_right": pads[5]}
-        self.add(node, layer, _types(result=fx.result), channels_last_order(out))
+        self.add(node, layer, _types(result=fx.result), channels_last(out))
 
     @rule("hls", Op.BATCH_NORM)
     def _batch_norm(self, node, fx):
@@ -438,16 +534,16 @@ class _Builder:
         shape = self.shape(x)
         scale, shift = (self.param(n) for n in node.inputs[1:])
         if len(shape) == 1:
-            order = self.e.order_of[x]
+            order = self.e.order(x)
             scale, shift, n_filt = scale[order], shift[order], -1
         else:
-            self.require_channels_last(node, x)
+            self.as_channels_last(node, x)
             n_filt = shape[0]
         layer = {"class_name": "BatchNormalization", "n_in": int(np.prod(shape)),
                  "n_filt": n_filt, "scale_data": scale, "bias_data": shift}
         self.add(node, layer, _types(scale=fx.layer.param("scale"),
                                      bias=fx.layer.param("shift"),
-                                     result=fx.result), self.e.order_of[x])
+                                     result=fx.result), self.layout(x))
 
 
 def plan(q: QuantizedGraph, settings: Target) -> Emission:
@@ -493,6 +589,7 @@ def build_model_graph(q: QuantizedGraph, out_dir: str, settings: Target, *,
     """The hls4ml ModelGraph of `q` (not yet written) and the Emission behind it."""
     from hls4ml.model.graph import ModelGraph
 
+    register()
     e = plan(q, settings)
     config = hls_config(e, settings, out_dir, trace=trace)
     with warnings.catch_warnings():

@@ -162,7 +162,7 @@ def _compare(layer: str, tensor: str, ours: np.ndarray, theirs: np.ndarray) -> L
 
 def hls_inputs(q: QuantizedGraph, e, raw: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The project's inputs: raw input values as doubles, in hls4ml's element order."""
-    return [np.ascontiguousarray(to_hls(to_float(raw[n], q.types[n]), e.order_of[n]))
+    return [np.ascontiguousarray(to_hls(to_float(raw[n], q.types[n]), e.order(n)))
             for n in q.graph.inputs]
 
 
@@ -202,12 +202,12 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
     n = inputs[0].shape[0]
     compared = mismatches = 0
     for t, theirs in zip(q.graph.outputs, outputs):
-        report = _compare(e.layer_of[t], t, to_hls(real[t], e.order_of[t]),
+        report = _compare(e.layer_of[t], t, to_hls(real[t], e.order(t)),
                           np.asarray(theirs, dtype=np.float64).reshape(n, -1))
         compared += report.compared
         mismatches += report.mismatches
     by_layer = {layer: t for t, layer in e.layer_of.items() if t not in q.graph.inputs}
-    layers = [_compare(layer, t, to_hls(real[t], e.order_of[t]),
+    layers = [_compare(layer, t, to_hls(real[t], e.order(t)),
                        np.asarray(trace[layer], dtype=np.float64).reshape(n, -1))
               for layer, t in by_layer.items() if layer in trace]
     uncompared = []

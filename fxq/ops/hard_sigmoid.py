@@ -109,7 +109,7 @@ def emit_gate(builder, node, fx, result: FixedType, internal: str | None = None)
              "shift": float(to_float(quantize(node.attrs["shift"], shift_t), shift_t)),
              "slope_prec": builder.hls_type(slope_t), "shift_prec": builder.hls_type(shift_t)}
     return builder.add(node, layer, builder.precisions(result=result),
-                       builder.e.order_of[x], internal=internal)
+                       builder.layout(x), internal=internal)
 
 
 # -- the stages ------------------------------------------------------------------------------

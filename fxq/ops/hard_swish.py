@@ -80,7 +80,7 @@ def hard_swish_hls(builder, node, fx):
     x = builder.g.activation_inputs(node)[0]
     gate = emit_gate(builder, node, fx, fx.layer.param("gate"), internal="gate")
     builder.add(node, {"class_name": "Merge", "op": "multiply"},
-                builder.precisions(result=fx.result), builder.e.order_of[x],
+                builder.precisions(result=fx.result), builder.layout(x),
                 inputs=[builder.e.layer_of[x], gate])
 
 

@@ -83,12 +83,12 @@ def prelu_types(search, node, ins, widths):
 def prelu_hls(builder, node, fx):
     x, slope_name = node.inputs
     shape = builder.shape(x)
-    order = builder.e.order_of[x]
+    order = builder.e.order(x)
     slope = np.broadcast_to(builder.param(slope_name), shape).ravel()[order]
     layer = {"class_name": "PReLU", "activation": "prelu", "n_in": int(slope.size),
              "param_data": slope}
     builder.add(node, layer, builder.precisions(result=fx.result, param=fx.param("slope")[1]),
-                order)
+                builder.layout(x))
 
 
 @rule("native", PRELU)

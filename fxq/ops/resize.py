@@ -125,10 +125,10 @@ def hls4ml_index(size: int, new_size: int, io_type: str) -> tuple[int, ...] | No
 
 @rule("hls", RESIZE)
 def resize_hls(builder, node, fx):
-    from fxq.hls.layout import channels_last_order    # (fxq.hls imports the ops)
+    from fxq.hls.layout import channels_last    # (fxq.hls imports the ops)
 
     x = node.inputs[0]
-    builder.require_channels_last(node, x)
+    builder.as_channels_last(node, x)
     c, *spatial = builder.shape(x)
     index = fx.node.attrs["index"]
     io = str(builder.settings.io_type)
@@ -143,7 +143,7 @@ def resize_hls(builder, node, fx):
     layer = {"class_name": "Resize", "algorithm": "nearest", "align_corners": False,
              "in_height": h, "in_width": w, "out_height": nh, "out_width": nw, "n_chan": c}
     builder.add(node, layer, builder.precisions(result=fx.result),
-                channels_last_order(builder.shape(node.output)))
+                channels_last(builder.shape(node.output)))
 
 
 # -- native and cost ---------------------------------------------------------------------------
