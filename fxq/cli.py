@@ -105,6 +105,11 @@ def _progress_bar():
     return Progress(transient=True, console=Console(stderr=True))
 
 
+def _say(message: str) -> None:
+    """A progress line on stderr (the long steps of verify: the g++ build, the batches)."""
+    print(f"fxq: {message}", file=sys.stderr, flush=True)
+
+
 def _compile(args: argparse.Namespace) -> int:
     from fxq.analysis import BitConfig, check_bits, load_config
     from fxq.compile import compile as compile_model
@@ -135,7 +140,7 @@ def _compile(args: argparse.Namespace) -> int:
                              target=target, labels=labels, progress=progress,
                              source=args.model, transforms=transforms, fit=args.fit,
                              max_util=args.max_util, allow_overfit=args.allow_overfit,
-                             task=args.task)
+                             task=args.task, fit_vary=tuple(args.fit_vary or ()))
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -145,7 +150,8 @@ def _compile(args: argparse.Namespace) -> int:
     print(result.report.markdown(), end="")
     if args.fit:
         chosen = ", ".join(f"{k} {v}" for k, v in result.target.layer_reuse.items())
-        print(f"\nfit: reuse factors {chosen}")
+        print(f"\nfit: {result.target.strategy} strategy, {result.target.io_type}, "
+              f"reuse factors {chosen}")
     if result.overuse:
         from fxq.fit import describe
         print(f"\nwarning: {describe(result.estimate, args.max_util, list(result.overuse))}",
@@ -209,7 +215,7 @@ def _verify(args: argparse.Namespace) -> int:
     if args.samples:
         x = {k: v[:args.samples] for k, v in x.items()}
     result = verify(q, os.path.join(args.out, "csim"), x, target=settings, overwrite=True,
-                    engine=args.engine)
+                    engine=args.engine, progress=_say)
     print(result)
     _print_range_excess(q, x)
     return 0 if result.ok else 1
@@ -326,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the labels y measure (default: inferred from them)")
     p.add_argument("--fit", action="store_true", help="choose per-layer reuse factors "
                    "whose estimate fits the part (at --max-util)")
+    p.add_argument("--fit-vary", action="append", choices=("strategy", "io_type"),
+                   help="with --fit, also try hls4ml's resource strategy (strategy) or "
+                   "io_stream (io_type) where the given settings cannot fit (repeatable)")
     p.add_argument("--max-util", type=float, default=1.0, metavar="FRACTION",
                    help="the share of each resource of the part a design may use (1.0)")
     p.add_argument("--allow-overfit", action="store_true",

@@ -54,7 +54,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             progress: Callable[[str], None] | None = None,
             source: str | os.PathLike | None = None, fit: bool = False,
             max_util: float = 1.0, allow_overfit: bool = False,
-            task: str | None = None) -> CompileResult:
+            task: str | None = None, fit_vary: tuple[str, ...] = ()) -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
@@ -64,7 +64,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     `source` names the model file in the report when `model` is a Graph loaded from it.
     A design whose estimate exceeds `max_util` of the part's resources is refused (FitError
     naming them) unless `allow_overfit`; `fit` first chooses per-layer reuse factors that
-    make it fit (fxq.fit), and the target returned holds them."""
+    make it fit (fxq.fit; `fit_vary` lets it change the strategy and io type too), and the
+    target returned holds them."""
     from fxq.plots import write_plots
 
     target = target or Target()
@@ -77,7 +78,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
                             io_type=str(target.io_type), progress=progress)
     q = result.q
     if fit:
-        target, cost = fit_target(q, target, max_util)
+        target, cost = fit_target(q, target, max_util, vary=fit_vary)
+        q = q.with_io_type(str(target.io_type))
     else:
         cost = estimate(q, target=target)
     over = overuse(cost, max_util)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from fxq.errors import FxqError
 from fxq.estimate import Estimate, estimate
+from fxq.layer import QuantizationError
 from fxq.quantized import QuantizedGraph
 from fxq.reuse import REUSABLE, built_reuse, reuse_choices
 from fxq.target import Target
@@ -24,7 +25,12 @@ from fxq.target import Target
 RESOURCES = ("dsp", "lut", "ff", "bram18")
 NAMES = {"dsp": "DSP", "lut": "LUT", "ff": "FF", "bram18": "BRAM18"}
 class FitError(FxqError):
-    """The design does not fit the part (or cannot be made to)."""
+    """The design does not fit the part (or cannot be made to); `need` says what is over
+    in a few words."""
+
+    def __init__(self, message: str, need: str = ""):
+        super().__init__(message)
+        self.need = need or message
 
 
 @dataclass(frozen=True)
@@ -63,11 +69,43 @@ def describe(est: Estimate, max_util: float, over: list[Overuse]) -> str:
             + ", ".join(map(str, over)))
 
 
-def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0) -> tuple[Target, Estimate]:
+VARIES = ("strategy", "io_type")
+
+
+def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0, *,
+        vary: tuple[str, ...] = ()) -> tuple[Target, Estimate]:
     """A Target with per-layer reuse factors whose estimate uses at most `max_util` of every
-    resource of the part, and that estimate; FitError when none exists."""
+    resource of the part, and that estimate; FitError when none exists.
+
+    `vary` lets the fit change more than reuse factors where the given settings cannot fit:
+    "strategy" tries hls4ml's resource strategy after the given one, "io_type" io_stream
+    after io_parallel; the settings are tried in order of lower latency (the given ones,
+    then another strategy, then another io type) and the first that fits is returned."""
     if not 0 < max_util <= 1:
         raise FitError(f"max_util {max_util!r}: expected a fraction in (0, 1]")
+    unknown = sorted(set(vary) - set(VARIES))
+    if unknown:
+        raise FitError(f"cannot vary {', '.join(unknown)}: expected some of {VARIES}")
+    settings = [target]
+    if "strategy" in vary and str(target.strategy) != "resource":
+        settings.append(replace(target, strategy="resource"))
+    if "io_type" in vary and str(target.io_type) != "io_stream":
+        settings += [replace(t, io_type="io_stream") for t in list(settings)]
+    failures = []
+    for t in settings:
+        try:
+            return _fit_reuse(q.with_io_type(str(t.io_type)), t, max_util)
+        except (FitError, QuantizationError) as exc:    # (a type the io type refuses)
+            failures.append((t, exc))
+    if len(failures) == 1:
+        raise failures[0][1]
+    tried = "; ".join(f"{t.strategy} strategy, {t.io_type}: {getattr(exc, 'need', exc)}"
+                      for t, exc in failures)
+    raise FitError(f"no setting tried fits {target.part}{_at(max_util)}: {tried}", tried)
+
+
+def _fit_reuse(q: QuantizedGraph, target: Target, max_util: float) -> tuple[Target, Estimate]:
+    """The fit of reuse factors alone, for the strategy and io type of `target`."""
     layers = [n for n in q.graph.nodes if n.op in REUSABLE]
     choices = {n.name: reuse_choices(q, n, target.strategy) for n in layers}
     reuse = {n.name: built_reuse(q, n, target.strategy, target.reuse_for(n.name))
@@ -79,9 +117,9 @@ def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0) -> tuple[Targe
     floor = _over({r: sum(getattr(e.cost, r) for e in fixed) for r in RESOURCES},
                   base.device, max_util)
     if floor:
-        raise FitError(f"the design cannot fit {base.device.part}{_at(max_util)}: its layers "
-                       "without reuse factors alone need " + ", ".join(map(str, floor))
-                       + " (try --strategy resource, --io stream or fewer bits)")
+        need = "the layers without reuse factors alone need " + ", ".join(map(str, floor))
+        raise FitError(f"the design cannot fit {base.device.part}{_at(max_util)}: {need} "
+                       "(try --strategy resource, --io stream or fewer bits)", need)
     while True:
         current = replace(target, layer_reuse={**target.layer_reuse, **reuse})
         est = estimate(q, target=current)
@@ -100,7 +138,8 @@ def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0) -> tuple[Targe
         else:
             raise FitError(describe(est, max_util, over) + "; no reuse factor of the Dense "
                            f"and Conv layers lowers the {NAMES[worst]} further (try "
-                           "--strategy resource, --io stream or fewer bits)")
+                           "--strategy resource, --io stream or fewer bits)",
+                           ", ".join(map(str, over)) + " at the largest reuse factors")
 
 
 __all__ = ["FitError", "Overuse", "describe", "fit", "overuse"]

@@ -1,7 +1,8 @@
 """Memory planning: refuse work that would exhaust memory, with an estimate of its need.
 
-The analysis, the report and `verify` hold every feature map of the whole batch at once
-(float64 and int64 raw values); `simulate` runs in chunks and needs little. A run whose
+The analysis and the report hold every feature map of the whole batch at once (float64 and
+int64 raw values); `simulate` runs in chunks and needs little; `verify` runs in batches
+sized to the memory (`batch_size`). A run whose
 estimate exceeds the memory fxq may use is refused before it starts, naming what it would
 need and how to bring it down. `FXQ_MEMORY_BYTES` sets that memory (default: 3/4 of the
 machine's physical memory).
@@ -53,3 +54,14 @@ def check_batch_fits(graph: Graph, inputs: Mapping[str, np.ndarray], bytes_per_v
 
 def _size(n: float) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / (1 << 20):.1f} MiB"
+
+
+def batch_size(graph: Graph, bytes_per_value: int, what: str) -> int:
+    """How many samples at once fit in the usable memory when every tensor of each is held
+    (bytes_per_value per value, working copies included); refuses when one does not fit."""
+    per_sample = values_per_sample(graph) * bytes_per_value
+    have = usable_bytes()
+    if per_sample > have:
+        raise DataError(f"{what} of one sample needs about {_size(per_sample)} "
+                        f"({values_per_sample(graph):,} values); fxq may use {_size(have)}")
+    return max(1, have // per_sample)

@@ -1,7 +1,7 @@
 """The float reference: run a Graph with the float kernels, batch-vectorized, in float64."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -31,6 +31,27 @@ def evaluate(graph: Graph, x: Any) -> dict[str, np.ndarray]:
     for node in graph.nodes:
         values[node.output] = run_node(graph, node, values)
     return values
+
+
+def walk(graph: Graph, x: Any) -> Iterator[tuple[str, np.ndarray]]:
+    """Every activation tensor's float value (inputs first, then each node's output in
+    order), each dropped once its last reader has run: the memory follows the widest cut
+    of the graph, not the sum of its tensors."""
+    values = bind_inputs(graph, x)
+    last = {}
+    for i, node in enumerate(graph.nodes):
+        for name in graph.activation_inputs(node):
+            last[name] = i
+    keep = set(graph.outputs)
+    yield from values.items()
+    for i, node in enumerate(graph.nodes):
+        values[node.output] = run_node(graph, node, values)
+        yield node.output, values[node.output]
+        for name in graph.activation_inputs(node):
+            if last[name] == i and name not in keep:
+                values.pop(name, None)
+        if node.output not in last and node.output not in keep:
+            values.pop(node.output)
 
 
 def run_graph(graph: Graph, x: Any) -> np.ndarray | dict[str, np.ndarray]:

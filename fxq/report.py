@@ -20,11 +20,13 @@ import numpy as np
 from fxq.data import bind_inputs
 from fxq.task import METRIC, infer_task, quality
 from fxq.fixed import FixedType, to_float
-from fxq.memory import check_batch_fits
+from fxq.memory import batch_size, check_batch_fits
 from fxq.model_file import type_to_json
 from fxq.quantized import QuantizedGraph
 from fxq.reference import evaluate as float_evaluate
+from fxq.reference import walk as float_walk
 
+RANGE_BATCH = 512                         # samples per pass of the range check at most
 TYPE_FIELDS = ("accum", "result")        # besides the parameters, by role
 
 
@@ -189,17 +191,19 @@ def range_excess(q: QuantizedGraph, x: Any) -> list[RangeExcess]:
     past either end), judged by the float model: where data goes beyond the calibration
     range, the hardware saturates or wraps them, and this says how often."""
     bound = bind_inputs(q.graph, x)
-    check_batch_fits(q.graph, bound, 8 * 2, "the range check")
-    floats = float_evaluate(q.graph, bound)
-    places = [(f"input {n}", n) for n in q.graph.inputs]
-    places += [(node.name, node.output) for node in q.graph.nodes]
-    out = []
-    for where, tensor in places:
-        t, f = q.types[tensor], floats[tensor]
-        outside = int(np.count_nonzero(outside_range(f, t)))
-        if outside:
-            out.append(RangeExcess(where, tensor, t, outside, int(f.size)))
-    return out
+    n = next(iter(bound.values())).shape[0]
+    batch = min(batch_size(q.graph, 8 * 2, "the range check"), RANGE_BATCH)
+    where = {name: f"input {name}" for name in q.graph.inputs}
+    where.update({node.output: node.name for node in q.graph.nodes})
+    outside = dict.fromkeys(where, 0)
+    total = dict.fromkeys(where, 0)
+    for start in range(0, n, batch):
+        part = {k: v[start:start + batch] for k, v in bound.items()}
+        for tensor, f in float_walk(q.graph, part):    # each tensor freed after its readers
+            outside[tensor] += int(np.count_nonzero(outside_range(f, q.types[tensor])))
+            total[tensor] += int(f.size)
+    return [RangeExcess(where[t], t, q.types[t], outside[t], total[t])
+            for t in where if outside[t]]
 
 
 def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,

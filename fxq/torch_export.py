@@ -12,6 +12,8 @@ import tempfile
 import warnings
 from typing import Any
 
+import numpy as np
+
 from fxq.errors import ModelError
 from fxq.ir import Graph
 
@@ -28,6 +30,9 @@ def export_onnx(module: Any, example_input: Any, path: str | os.PathLike, *,
 
     module = module.eval()
     args = example_input if isinstance(example_input, tuple) else (example_input,)
+    # arrays (numpy, or anything array-like) as float32 tensors of the module's inputs
+    args = tuple(a if isinstance(a, torch.Tensor) else torch.as_tensor(
+        np.asarray(a, dtype=np.float32)) for a in args)
     names = ["x"] if len(args) == 1 else [f"x{i}" for i in range(len(args))]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -55,7 +60,7 @@ def from_torch(module: Any, example_input: Any, *, opset: int | None = None,
     """An fxq Graph of a torch.nn.Module, exported through torch.onnx (`dynamo` picks the
     torch.export-based exporter).
 
-    `example_input` is a tensor (or tuple of tensors) with a batch axis first; the batch
+    `example_input` is a tensor or array (or a tuple of them) with a batch axis first; the batch
     axis is exported as dynamic. Export failures become a ModelError naming the cause.
     """
     from fxq.onnx_import import load

@@ -42,9 +42,26 @@ def test_fit_gives_a_design_within_the_limit(zoo_dir, name, strategy):
 
 def test_a_design_no_reuse_factor_fits_is_refused_naming_the_resource(zoo_dir):
     q = _q(zoo_dir, "resnet")
-    with pytest.raises(FitError, match=r"cannot fit xc7z020clg400-1 at 80% utilization: its "
+    with pytest.raises(FitError, match=r"cannot fit xc7z020clg400-1 at 80% utilization: the "
                        r"layers without reuse factors alone need LUT [\d,]+ of 53,200"):
         fit(q, fxq.Target(part=SMALL), max_util=0.8)
+
+
+def test_fit_may_change_strategy_and_io_type_when_asked(zoo_dir):
+    """The residual CNN cannot fit xc7z020 in io_parallel in any strategy (its merges and
+    activations alone are over); allowed to vary the io type, the fit streams it."""
+    q = _q(zoo_dir, "resnet")
+    target = fxq.Target(part=SMALL)
+    with pytest.raises(FitError, match=r"no setting tried fits xc7z020clg400-1 at 80% "
+                       r"utilization: latency strategy, io_parallel: .*; resource strategy, "
+                       r"io_parallel: the layers without reuse factors alone need LUT"):
+        fit(q, target, max_util=0.8, vary=("strategy",))
+    fitted, est = fit(q, target, max_util=0.8, vary=("strategy", "io_type"))
+    assert str(fitted.io_type) == "io_stream"
+    assert all(u <= 0.8 for u in est.utilization().values())
+    assert est.to_json() == estimate(q.with_io_type("io_stream"), target=fitted).to_json()
+    with pytest.raises(FitError, match="cannot vary clock"):
+        fit(q, target, vary=("clock",))
 
 
 def test_resource_strategy_reuse_is_snapped_as_hls4ml_snaps_it(zoo_dir):
@@ -74,7 +91,7 @@ def test_compile_refuses_an_overfull_design_and_fits_it_when_asked(zoo_dir, tmp_
     fitted = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "b"),
                      "--bits", "16", "--part", SMALL, "--fit", "--max-util", "0.8")
     assert fitted.returncode == 0, fitted.stderr
-    assert "fit: reuse factors" in fitted.stdout
+    assert "fit: latency strategy, io_parallel, reuse factors" in fitted.stdout
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert all(u <= 0.8 for u in report["estimate"]["utilization"].values())
     chosen = report["settings"]["fit"]["layer_reuse"]

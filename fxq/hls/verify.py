@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -24,11 +24,13 @@ from fxq.errors import FxqError
 from fxq.fixed import to_float
 from fxq.hls.emit import build_model_graph, prepare_dir
 from fxq.hls.layout import to_hls
-from fxq.memory import check_batch_fits
+from fxq.memory import batch_size
+from fxq.ir import Op
 from fxq.quantized import QuantizedGraph
 from fxq.target import Target
 
 CSIM_TIMEOUT_S = 1800
+VERIFY_BATCH = 256            # samples per C simulation call at most (progress, memory)
 
 
 class CSimulationError(FxqError):
@@ -160,6 +162,49 @@ def _compare(layer: str, tensor: str, ours: np.ndarray, theirs: np.ndarray) -> L
     return LayerReport(layer, tensor, ours.size, len(bad), first)
 
 
+# hls4ml's io_parallel convolution compiles in g++ in a time that grows faster than its
+# outputs. Measured on this 2-core machine, one layer per project (build_lib.sh, 3.2 s of it
+# the rest of the project), at 2,048 and 8,192 outputs: 3x3 Conv 8 -> 8 channels 17 and
+# 81 s, 3x3 16 -> 8 38 s (2,048), 1x1 8 -> 8 5 and 41 s, depthwise 3x3 20 and 65 s, 2x2
+# max pooling 0.2 s. The model below follows those points within about 1.6x; io_stream
+# builds do not grow with the maps.
+GXX_BASE_S = 3.2
+GXX_LIMIT_S = 3600.0
+WINDOWED = (Op.CONV, Op.MAX_POOL, Op.AVG_POOL)
+
+
+def _layer_gxx_seconds(q: QuantizedGraph, node) -> float:
+    outputs = int(np.prod(q.graph.shape(node.output))) / 2048
+    if node.op is not Op.CONV:
+        return 0.5 * outputs
+    w = q.graph.params[node.inputs[1]]
+    if node.attrs["groups"] == w.shape[0] == q.graph.shape(node.inputs[0])[0]:
+        return 20.0 * outputs ** 0.86                         # depthwise
+    macs = int(np.prod(w.shape[1:]))                          # per output
+    return (3.4 + 0.2 * macs) * outputs ** 1.2
+
+
+def gxx_seconds(q: QuantizedGraph, settings: Target) -> tuple[float, str | None]:
+    """The estimated g++ time of the project's C simulation, and its slowest windowed layer
+    (io_parallel only; io_stream builds take seconds)."""
+    if str(settings.io_type) != "io_parallel":
+        return 0.0, None
+    layers = [(_layer_gxx_seconds(q, n), n.name) for n in q.graph.nodes if n.op in WINDOWED]
+    total = GXX_BASE_S + sum(t for t, _ in layers)
+    return total, max(layers)[1] if layers else None
+
+
+def refuse_unbuildable(q: QuantizedGraph, settings: Target) -> None:
+    seconds, largest = gxx_seconds(q, settings)
+    if seconds > GXX_LIMIT_S:
+        size = int(np.prod(q.graph.shape(q.graph.node(largest).output)))
+        raise CSimulationError(
+            f"the io_parallel C simulation would take g++ about {seconds / 60:.0f} min to "
+            f"build (its slowest windowed layer, {largest!r}, has {size:,} outputs; fxq "
+            f"refuses above {GXX_LIMIT_S / 60:.0f} min): verify the design in io_stream "
+            "(--io stream), whose build does not grow with the feature maps")
+
+
 def hls_inputs(q: QuantizedGraph, e, raw: dict[str, np.ndarray]) -> list[np.ndarray]:
     """The project's inputs: raw input values as doubles, in hls4ml's element order."""
     return [np.ascontiguousarray(to_hls(to_float(raw[n], q.types[n]), e.order(n)))
@@ -169,54 +214,86 @@ def hls_inputs(q: QuantizedGraph, e, raw: dict[str, np.ndarray]) -> list[np.ndar
 def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
            io_type: str | None = None, strategy: str = "latency", reuse_factor: int = 1,
            overwrite: bool = False, engine: str = "numpy",
-           target: Target | None = None) -> VerifyResult:
+           target: Target | None = None,
+           progress: Callable[[str], None] | None = None) -> VerifyResult:
     """Emit `q` to `out_dir`, C-simulate it on `x` and compare every traced layer and every
     output with `q.simulate` bit for bit. Values are compared as the doubles the C
     simulation returns, which hold every fixed-point value up to 53 bits exactly.
     `engine` is the simulate engine whose outputs are compared ("numpy", the reference,
-    or "native"); the traced inner layers always come from NumPy."""
+    or "native"); the traced inner layers always come from NumPy. The samples run in
+    batches whose size follows the memory fxq may use; `progress(message)` is told of the
+    build and of each batch."""
+    say = progress or (lambda _: None)
     settings = target or Target(backend=backend, io_type=io_type or q.io_type,
                                 strategy=strategy, reuse_factor=reuse_factor)
     q = q.with_io_type(str(settings.io_type))
     bound = bind_inputs(q.graph, x)
-    # fxq's raw and real values of every tensor, and the C simulation's trace of each
-    check_batch_fits(q.graph, bound, 8 * 4, "verify")
+    n = next(iter(bound.values())).shape[0]
+    # per sample: fxq's raw and real values of every tensor, the C simulation's trace of
+    # each, and working copies
+    batch = min(batch_size(q.graph, 8 * 5, "verify"), VERIFY_BATCH)
+    refuse_unbuildable(q, settings)
     out_dir = os.fspath(out_dir)
     model, e = build_model_graph(q, out_dir, settings, trace=True)
     prepare_dir(out_dir, overwrite)
+    seconds, _ = gxx_seconds(q, settings)
+    say("building the C simulation (hls4ml's build_lib.sh, g++; cached by its sources"
+        + (f"; estimated {seconds / 60:.0f} min" if seconds > 120 else "") + ")")
     try:
         compile_cached(model)                         # in this process: g++ and dlopen
     except Exception as exc:                          # hls4ml raises a bare Exception
         raise CSimulationError(f"{out_dir}: the C simulation failed: "
                                f"{type(exc).__name__}: {exc}") from None
     model.compile = lambda: None                      # trace() would compile again
-    raw = q.evaluate(bound)
-    if engine != "numpy":
-        outputs = q.simulate(bound, raw=True, engine=engine)
-        raw.update(outputs if isinstance(outputs, dict) else {q.graph.outputs[0]: outputs})
-    real = {t: to_float(v, q.types[t]) for t, v in raw.items()}
-    inputs = hls_inputs(q, e, raw)
-    y, trace = _isolated(lambda: model.trace(inputs[0] if len(inputs) == 1 else inputs),
-                         out_dir)
-    outputs = y if isinstance(y, list) else [y]
-    n = inputs[0].shape[0]
-    compared = mismatches = 0
-    for t, theirs in zip(q.graph.outputs, outputs):
-        report = _compare(e.layer_of[t], t, to_hls(real[t], e.order(t)),
-                          np.asarray(theirs, dtype=np.float64).reshape(n, -1))
-        compared += report.compared
-        mismatches += report.mismatches
     by_layer = {layer: t for t, layer in e.layer_of.items() if t not in q.graph.inputs}
-    layers = [_compare(layer, t, to_hls(real[t], e.order(t)),
-                       np.asarray(trace[layer], dtype=np.float64).reshape(n, -1))
-              for layer, t in by_layer.items() if layer in trace]
+    outputs = {t: LayerReport(e.layer_of[t], t, 0, 0) for t in q.graph.outputs}
+    layers: dict[str, LayerReport] = {}
+    traced: set[str] = set()
+    for start in range(0, n, batch):
+        stop = min(n, start + batch)
+        say(f"C simulation: samples {start + 1}-{stop} of {n}")
+        part = {k: v[start:stop] for k, v in bound.items()}
+        raw = q.evaluate(part)
+        if engine != "numpy":
+            out = q.simulate(part, raw=True, engine=engine)
+            raw.update(out if isinstance(out, dict) else {q.graph.outputs[0]: out})
+        inputs = hls_inputs(q, e, raw)
+        y, trace = _isolated(lambda: model.trace(inputs[0] if len(inputs) == 1 else inputs),
+                             out_dir)
+        ys = y if isinstance(y, list) else [y]
+        m = stop - start
+        for t, theirs in zip(q.graph.outputs, ys):
+            _merge(outputs[t], _compare(e.layer_of[t], t, _ours(q, e, raw, t),
+                                        np.asarray(theirs, np.float64).reshape(m, -1)), start)
+        for layer, t in by_layer.items():
+            if layer in trace:
+                traced.add(layer)
+                report = _compare(layer, t, _ours(q, e, raw, t),
+                                  np.asarray(trace[layer], np.float64).reshape(m, -1))
+                _merge(layers.setdefault(layer, LayerReport(layer, t, 0, 0)), report, start)
+        del raw, trace, y, ys, inputs
     uncompared = []
     for node in q.graph.nodes:
         layer = e.layer_of[node.output]
-        if layer in trace or node.output in q.graph.outputs:
+        if layer in traced or node.output in q.graph.outputs:
             continue
         why = (f"an alias of graph input {layer!r}" if layer not in by_layer else
                f"hls4ml's trace has no output for its layer {layer!r} (hls4ml removes "
                "or inlines such layers); its values reach the next traced layer")
         uncompared.append((node.output, why))
-    return VerifyResult(n, compared, mismatches, layers, uncompared)
+    out_reports = list(outputs.values())
+    return VerifyResult(n, sum(r.compared for r in out_reports),
+                        sum(r.mismatches for r in out_reports), list(layers.values()),
+                        uncompared)
+
+
+def _ours(q: QuantizedGraph, e, raw, tensor: str) -> np.ndarray:
+    return to_hls(to_float(raw[tensor], q.types[tensor]), e.order(tensor))
+
+
+def _merge(total: LayerReport, part: LayerReport, offset: int) -> None:
+    """Add one batch's comparison (its samples from `offset`) to the running report."""
+    total.compared += part.compared
+    total.mismatches += part.mismatches
+    room = 5 - len(total.first)
+    total.first.extend((s + offset, i, a, b) for s, i, a, b in part.first[:max(room, 0)])

@@ -30,27 +30,42 @@ def conv_shape(x, w, b=None, *, strides, pads, groups):
 
 @float_kernel(Op.CONV)
 def conv(x, w, b=None, *, strides, pads, groups):
-    """Grouped N-d convolution (cross-correlation, as ONNX) by sliding windows."""
-    nd = w.ndim - 2
-    win = windows(pad_spatial(x, pads), w.shape[2:], strides)     # N, C, *out, *k
-    out_spatial = win.shape[2:2 + nd]
+    """Grouped N-d convolution (cross-correlation, as ONNX) in float64, channels-last, one
+    pass per kernel offset over strided input slices: a product per channel for depthwise,
+    else a matmul per group (few input channels: one matmul over the gathered patches)."""
     n, c = x.shape[:2]
     o = w.shape[0]
-    k_axes = tuple(range(2 + nd, 2 + 2 * nd))
-    if groups == 1:
-        y = np.tensordot(win, w, axes=((1,) + k_axes, (1,) + tuple(range(2, 2 + nd))))
-        y = np.moveaxis(y, -1, 1)                                  # N, O, *out
+    out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
+    xl = _channels_last_float(x, pads, np.float64)
+    offsets = list(np.ndindex(*w.shape[2:]))
+    slices = [(slice(None),) + offset_slices(k, strides, out_spatial) for k in offsets]
+    wk = [w[(slice(None), slice(None)) + k].astype(np.float64) for k in offsets]   # O, C/G
+    shape = (n,) + out_spatial + (o,)
+    if groups == c == o:                                   # depthwise
+        total = np.zeros(shape)
+        part = np.empty(shape)
+        for where, wo in zip(slices, wk):
+            total += np.multiply(xl[where], wo[:, 0], out=part)
     else:
-        # (N, G, C/G, *out, *k) x (G, O/G, C/G, *k) -> (N, G, O/G, *out)
-        win = win.reshape((n, groups, c // groups) + win.shape[2:])
-        wg = w.reshape((groups, o // groups) + w.shape[1:])
-        letters = "xyz"[:nd]          # disjoint from n, g, c, o and the kernel letters
-        kl = "ijk"[:nd]
-        y = np.einsum(f"ngc{letters}{kl},goc{kl}->ngo{letters}", win, wg, optimize=True)
-        y = y.reshape((n, o) + out_spatial)
+        rows = n * int(np.prod(out_spatial, dtype=np.int64))
+        cg, og = c // groups, o // groups
+        total = np.zeros((rows, o))
+        for g in range(groups):
+            ci, co = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+            if cg * len(offsets) <= 64:                    # few inputs: one matmul
+                patches = np.empty((rows, len(offsets), cg))
+                for i, where in enumerate(slices):
+                    patches[:, i, :] = xl[where + (ci,)].reshape(rows, cg)
+                kernel = np.stack([wo[co].T for wo in wk])                 # k, C/G, O/G
+                total[:, co] = patches.reshape(rows, -1) @ kernel.reshape(-1, og)
+            else:
+                for where, wo in zip(slices, wk):
+                    win = np.ascontiguousarray(xl[where + (ci,)]).reshape(rows, cg)
+                    total[:, co] += win @ wo[co].T
+        total = total.reshape(shape)
     if b is not None:
-        y = y + b.reshape((1, o) + (1,) * nd)
-    return y
+        total += b
+    return np.moveaxis(total, -1, 1)
 
 
 @shape_rule(Op.BATCH_NORM)
