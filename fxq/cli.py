@@ -222,25 +222,23 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from fxq.memory import check_batch_fits
+    from fxq.analysis.stats import float_stats
     from fxq.onnx_import import load
     from fxq.plots import write_plots
-    from fxq.reference import evaluate as float_evaluate
 
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + "_profile"
     _refuse_existing(out, args.force, "exists and is not empty")
     graph = load(args.model)
     calib, _ = _read_inputs(args.calib, graph)
-    check_batch_fits(graph, calib, 8 * 2, "profiling")
-    floats = float_evaluate(graph, calib)
-    paths = write_plots(graph, floats, None, None, out)
+    stats = float_stats(graph, calib)
+    paths = write_plots(graph, stats, None, None, out)
     print(f"{'layer':30s} {'min':>12s} {'max':>12s} {'integer bits':>12s}")
     rows = [(f"input {n}", n) for n in graph.inputs] + [(n.name, n.output) for n in graph.nodes]
     for label, tensor in rows:
-        v = floats[tensor]
-        top = float(np.max(np.abs(v), initial=0.0))
+        v = stats[tensor]
+        top = v.max_abs
         bits = int(np.floor(np.log2(top))) + 1 if top > 0 else 0       # excluding the sign
-        print(f"{label[:30]:30s} {float(v.min()):12.4g} {float(v.max()):12.4g} {bits:12d}")
+        print(f"{label[:30]:30s} {v.low:12.4g} {v.high:12.4g} {bits:12d}")
     print(f"\nwrote {', '.join(paths)}")
     return 0
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fxq.analysis import BitConfig, quantize_graph
+from fxq.analysis.stats import TensorStats
 from fxq.estimate import Estimate, estimate
 from fxq.fit import FitError, describe, overuse
 from fxq.fit import fit as fit_target
@@ -35,7 +36,7 @@ class CompileResult:
     target: Target
     changes: tuple[Change, ...]        # what the transforms changed
     out: str | None                    # the output directory, when one was written
-    floats: dict[str, np.ndarray]      # the float model's every tensor on the calibration data
+    stats: dict[str, TensorStats]      # every tensor's statistics on the calibration data
     overuse: tuple = ()                # resources over max_util (with allow_overfit only)
 
     @property
@@ -98,7 +99,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         shown["fit"] = {"max_util": max_util, "layer_reuse": dict(target.layer_reuse)}
     report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
                           settings={**run, **shown},
-                          estimate=cost, floats=result.floats, task=task)
+                          estimate=cost, stats=result.stats, task=task)
     report.transforms = [asdict(c) for c in changes]
     if out is not None:
         out = os.fspath(out)
@@ -106,8 +107,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         save(q, os.path.join(out, "fxq_model.json"), {"compile": {**run, "hls": hls}})
         emit_hls(q, os.path.join(out, "hls"), target=target, overwrite=True)
         report.write(out)
-        write_plots(graph, result.floats, q.types, report.to_json(), os.path.join(out, "plots"))
-    return CompileResult(q, report, cost, target, tuple(changes), out, result.floats,
+        write_plots(graph, result.stats, q.types, report.to_json(), os.path.join(out, "plots"))
+    return CompileResult(q, report, cost, target, tuple(changes), out, dict(result.stats),
                          tuple(over))
 
 

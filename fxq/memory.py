@@ -65,3 +65,46 @@ def batch_size(graph: Graph, bytes_per_value: int, what: str) -> int:
         raise DataError(f"{what} of one sample needs about {_size(per_sample)} "
                         f"({values_per_sample(graph):,} values); fxq may use {_size(have)}")
     return max(1, have // per_sample)
+
+
+def last_readers(graph: Graph) -> dict[str, int]:
+    """The index of the last node reading each activation tensor (tensors no node reads
+    are absent)."""
+    last = {}
+    for i, node in enumerate(graph.nodes):
+        for name in graph.activation_inputs(node):
+            last[name] = i
+    return last
+
+
+def live_values_per_sample(graph: Graph) -> tuple[int, int]:
+    """(the most elements of one sample live at once when each tensor is dropped after its
+    last reader, the elements of the widest tensor)."""
+    last = last_readers(graph)
+    size = {n: int(np.prod(graph.shape(n), dtype=np.int64))
+            for n in list(graph.inputs) + [node.output for node in graph.nodes]}
+    live = {n: size[n] for n in graph.inputs}
+    peak = sum(live.values())
+    for i, node in enumerate(graph.nodes):
+        live[node.output] = size[node.output]
+        peak = max(peak, sum(live.values()))
+        for name in graph.activation_inputs(node) + [node.output]:
+            if last.get(name, -1) <= i:
+                live.pop(name, None)
+    return peak, max(size.values())
+
+
+def check_live_fits(graph: Graph, inputs: Mapping[str, np.ndarray], bytes_live: int,
+                    bytes_widest: int, what: str) -> None:
+    """Refuse work holding the live tensors of the batch `inputs` (bytes_live per value)
+    and a few copies of the widest (bytes_widest per value) when that exceeds the usable
+    memory."""
+    samples = next(iter(inputs.values())).shape[0]
+    live, widest = live_values_per_sample(graph)
+    per_sample = live * bytes_live + widest * bytes_widest
+    need, have = samples * per_sample, usable_bytes()
+    if need > have:
+        most = max(0, have // max(per_sample, 1))
+        raise DataError(f"{what} on {samples} samples needs about {_size(need)} "
+                        f"({live:,} values per sample live at once); fxq may use "
+                        f"{_size(have)}: use at most {most} samples")

@@ -1,7 +1,8 @@
 """Plots of what the formats hold: per-layer value histograms with the fixed-point window
 drawn on them, and per-layer SQNR (matplotlib, written as PNG files).
 
-A histogram shows log2 |value| of a layer's float output on the calibration data; the
+A histogram shows log2 |value| of a layer's float output on the calibration data (in
+quarter octaves, gathered by fxq.analysis.stats as the values pass); the
 window is the chosen type's range, from its resolution (one LSB) to its largest magnitude:
 values left of it round to zero, values right of it saturate or wrap.
 """
@@ -13,6 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
+from fxq.analysis.stats import LOG2_EDGES, TensorStats
 from fxq.fixed import FixedType
 from fxq.ir import Graph
 
@@ -26,13 +28,7 @@ def _pyplot():
     return plt
 
 
-def _log2_magnitudes(values: np.ndarray) -> np.ndarray:
-    v = np.abs(np.ravel(values))
-    v = v[v > 0]
-    return np.log2(v)
-
-
-def plot_ranges(graph: Graph, floats: Mapping[str, np.ndarray], path: str,
+def plot_ranges(graph: Graph, stats: Mapping[str, TensorStats], path: str,
                 types: Mapping[str, FixedType] | None = None) -> str:
     """One histogram per non-layout node output (and each input) in a grid, written to
     `path`; with `types`, each panel shows the type's window [LSB, max]."""
@@ -43,10 +39,11 @@ def plot_ranges(graph: Graph, floats: Mapping[str, np.ndarray], path: str,
     rows = math.ceil(len(tensors) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
     for ax, tensor in zip(axes.flat, tensors):
-        logs = _log2_magnitudes(floats[tensor])
-        if logs.size:
-            ax.hist(logs, bins=60, color="#4477aa")
-        zeros = int(np.size(floats[tensor]) - logs.size)
+        s = stats[tensor]
+        used = np.flatnonzero(s.hist)
+        if used.size:
+            lo, hi = used[0], used[-1] + 1
+            ax.stairs(s.hist[lo:hi], LOG2_EDGES[lo:hi + 1], fill=True, color="#4477aa")
         title = labels.get(tensor, f"input {tensor}")
         if types is not None and tensor in types:
             t = types[tensor]
@@ -55,7 +52,7 @@ def plot_ranges(graph: Graph, floats: Mapping[str, np.ndarray], path: str,
             ax.axvline(-t.frac, color="#ee6677", lw=1)
             ax.axvline(math.log2(max(t.max, t.resolution)), color="#ee6677", lw=1)
             ax.legend(fontsize=6, loc="upper left")
-        ax.set_title(f"{title}" + (f" ({zeros} zeros)" if zeros else ""), fontsize=8)
+        ax.set_title(f"{title}" + (f" ({s.zeros} zeros)" if s.zeros else ""), fontsize=8)
         ax.set_xlabel("log2 |value|", fontsize=7)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(tensors):]:
@@ -85,11 +82,11 @@ def plot_sqnr(report_doc: dict, path: str) -> str:
     return path
 
 
-def write_plots(graph: Graph, floats: Mapping[str, np.ndarray],
+def write_plots(graph: Graph, stats: Mapping[str, TensorStats],
                 types: Mapping[str, FixedType] | None, report_doc: dict | None,
                 out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
-    paths = [plot_ranges(graph, floats, os.path.join(out_dir, "ranges.png"), types)]
+    paths = [plot_ranges(graph, stats, os.path.join(out_dir, "ranges.png"), types)]
     if report_doc is not None:
         paths.append(plot_sqnr(report_doc, os.path.join(out_dir, "sqnr.png")))
     return paths

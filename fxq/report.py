@@ -20,10 +20,10 @@ import numpy as np
 from fxq.data import bind_inputs
 from fxq.task import METRIC, infer_task, quality
 from fxq.fixed import FixedType, to_float
-from fxq.memory import batch_size, check_batch_fits
+from fxq.analysis.stats import TensorStats, outside_range, tensor_stats
+from fxq.memory import batch_size
 from fxq.model_file import type_to_json
 from fxq.quantized import QuantizedGraph
-from fxq.reference import evaluate as float_evaluate
 from fxq.reference import walk as float_walk
 
 RANGE_BATCH = 512                         # samples per pass of the range check at most
@@ -36,12 +36,6 @@ def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float | None:
         return None
     signal = float(np.sum(reference ** 2))
     return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
-
-
-def outside_range(reference: np.ndarray, t: FixedType) -> np.ndarray:
-    """Where float values lie beyond half an LSB past either end of t's range."""
-    half = t.resolution / 2
-    return (reference < t.min - half) | (reference > t.max + half)
 
 
 def clipped_fraction(reference: np.ndarray, t: FixedType) -> float:
@@ -208,32 +202,29 @@ def range_excess(q: QuantizedGraph, x: Any) -> list[RangeExcess]:
 
 def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,
                  settings: dict[str, Any] | None = None, estimate: Any = None,
-                 floats: Mapping[str, np.ndarray] | None = None,
+                 stats: Mapping[str, TensorStats] | None = None,
                  task: str | None = None) -> Report:
     """Per-layer SQNR and clipping of `q` on `calib`; with `labelled` = (inputs, labels),
     float and fixed figures of the model's task (fxq.task: top-1 accuracy, ROC AUC or MSE;
     `task` None infers it from the labels) for single-output, single-input models.
-    `floats`: the float model's tensors on `calib` when the caller already has them."""
+    `stats`: every tensor's statistics on `calib` when the caller already has them (the
+    analysis gathers them); else they are gathered here, in batches."""
     g = q.graph
     bound = bind_inputs(g, calib, source="calibration data")
-    check_batch_fits(g, bound, 8 * 3, "the report")
-    if floats is None:
-        floats = float_evaluate(g, bound)
-    raws = q.evaluate(bound)
+    if stats is None:
+        stats = tensor_stats(q, bound)
     layers = []
     for node in g.nodes:
-        t = q.types[node.output]
         layer = q.layers[node.name]
-        f = floats[node.output]
+        s = stats[node.output]
         layers.append(LayerReport(
             name=node.name, op=node.op.name,
             input_shapes=[list(g.shape(n)) for n in g.activation_inputs(node)],
             output_shape=list(g.shape(node.output)),
             types={**layer.params, **{k: getattr(layer, k) for k in TYPE_FIELDS
                                       if getattr(layer, k) is not None}},
-            sqnr_db=sqnr_db(f, to_float(raws[node.output], t)),
-            clipped=clipped_fraction(f, t)))
-    samples = next(iter(floats.values())).shape[0]
+            sqnr_db=s.sqnr_db, clipped=s.clipped))
+    samples = next(iter(bound.values())).shape[0]
     report = Report(g.name, layers, samples, settings=dict(settings or {}), estimate=estimate)
     if labelled is not None and len(g.outputs) == 1 and len(g.inputs) == 1:
         x, labels = labelled

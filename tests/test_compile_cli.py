@@ -153,8 +153,10 @@ def test_work_that_would_exhaust_memory_is_refused_with_an_estimate(zoo_dir, tmp
                              "-o", str(tmp_path / "o")], capture_output=True, text=True,
                             env=env)
     assert result.returncode == 2
-    assert "needs about 56.8 MiB (7,274 values per sample)" in result.stderr
-    assert "use at most 4 samples" in result.stderr
+    # the live tensors (3,072 values of 7,274 per sample) in float and raw, and copies of
+    # the widest (1,024): 256 x (3,072 x 16 + 1,024 x 24) bytes
+    assert "needs about 18.0 MiB (3,072 values per sample live at once)" in result.stderr
+    assert "use at most 13 samples" in result.stderr
     assert not (tmp_path / "o").exists()
 
 

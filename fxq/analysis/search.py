@@ -28,16 +28,19 @@ from fxq.errors import FxqError
 from fxq.fixed import MAX_WIDTH, FixedType, Overflow, Rounding, quantize, to_float
 from fxq.ir import Graph, Node, Op
 from fxq.layer import IO_TYPES, LayerTypes, QuantizationError, fixed_node
-from fxq.memory import check_batch_fits
+from fxq.analysis.stats import TensorStats
+from fxq.memory import check_live_fits, last_readers
 from fxq.ops.fixed_math import raw_bound
 from fxq.ops.registry import lookup
 from fxq.quantized import QuantizedGraph
-from fxq.reference import evaluate as float_evaluate
+from fxq.reference import run_node
+from fxq.reference import walk as float_walk
 
 METHODS = ("dynamic", "static")
 BELOW, ABOVE = 1, 4           # candidates: from 1 fractional bit coarser than the range
                               # needs, to 4 finer (saturating the largest values)
 AP_WIDTH_LIMIT = MAX_WIDTH     # the widest ap_fixed fxq's int64 arithmetic holds
+SAMPLE_BLOCK = 64              # samples per kernel call and error sum in the search
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class NodeChoice:
 class SearchResult:
     q: QuantizedGraph
     choices: tuple[NodeChoice, ...]
-    floats: Mapping[str, np.ndarray]      # the float model's every tensor on the calibration data
+    stats: Mapping[str, TensorStats]      # every tensor's float range, SQNR and histogram
 
 
 def frac_to_hold(magnitude: float, width: int, signed: bool) -> int:
@@ -72,6 +75,31 @@ def frac_to_hold(magnitude: float, width: int, signed: bool) -> int:
 def _error(a: np.ndarray, b: np.ndarray, objective: str) -> float:
     d = a - b
     return float(np.mean(np.abs(d)) if objective == "l1" else np.mean(d * d))
+
+
+def blockwise(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+    """fn over `arrays` (batch first, each sample independent), SAMPLE_BLOCK samples at a
+    time, into one output: the temporaries of fn follow the block, not the batch."""
+    n = arrays[0].shape[0]
+    if n <= SAMPLE_BLOCK:
+        return fn(*arrays)
+    out = None
+    for start in range(0, n, SAMPLE_BLOCK):
+        y = fn(*(a[start:start + SAMPLE_BLOCK] for a in arrays))
+        if out is None:
+            out = np.empty((n,) + y.shape[1:], dtype=y.dtype)
+        out[start:start + len(y)] = y
+    return out
+
+
+def _output_error(raw: np.ndarray, t: FixedType, target: np.ndarray, objective: str) -> float:
+    """_error of raw values of type t against the float target, a block of samples at a
+    time (the temporaries stay small; the sum is the whole one's up to rounding)."""
+    total = 0.0
+    for start in range(0, raw.shape[0], SAMPLE_BLOCK):
+        d = to_float(raw[start:start + SAMPLE_BLOCK], t) - target[start:start + SAMPLE_BLOCK]
+        total += float(np.sum(np.abs(d)) if objective == "l1" else np.sum(d * d))
+    return total / max(raw.size, 1)
 
 
 def best_param_type(values: np.ndarray, width: int, objective: str = "l1") -> FixedType:
@@ -101,11 +129,14 @@ class _Search:
         self.graph, self.config, self.method, self.io_type = graph, config, method, io_type
         self.progress = progress or (lambda _: None)
         bound = bind_inputs(graph, calib, source="calibration data")
-        # float values and raw values of every tensor, and a few candidates' working copies
-        check_batch_fits(graph, bound, 8 * 4, "the analysis")
-        self.floats = float_evaluate(graph, bound)
-        if next(iter(self.floats.values())).shape[0] == 0:
+        if next(iter(bound.values())).shape[0] == 0:
             raise FxqError("calibration data holds no samples")
+        # the float and raw values of the tensors live at once, and a candidate's and the
+        # best one's outputs: each tensor is dropped after its last reader
+        check_live_fits(graph, bound, 8 * 2, 8 * 3, "the analysis")
+        self.floats: dict[str, np.ndarray] = dict(bound)
+        self.last = last_readers(graph)
+        self.stats: dict[str, TensorStats] = {}
         self.raw: dict[str, np.ndarray] = {}
         self.types: dict[str, FixedType] = {}
         self.layers: dict[str, LayerTypes] = {}
@@ -114,8 +145,11 @@ class _Search:
                                        if n.op is Op.MAX_POOL and any(n.attrs["pads"])}
         if method == "static":
             self.static_weight_frac = self._static_weight_frac()
-            self.static_act_magnitude = max(float(np.max(np.abs(v), initial=0.0))
-                                            for v in self.floats.values())
+            # one format for every feature map: the largest magnitude of any (a float pass
+            # of its own, tensor by tensor)
+            self.static_act_magnitude = max(
+                (float(np.max(np.abs(v), initial=0.0)) for _, v in float_walk(graph, bound)),
+                default=0.0)
 
     # -- per tensor ------------------------------------------------------------------
 
@@ -165,17 +199,30 @@ class _Search:
         for frac in candidates:
             t = self.result_type(width, frac, signed)
             raw = run(t)
-            errors[frac] = _error(to_float(raw, t), target, self.config.objective)
+            errors[frac] = _output_error(raw, t, target, self.config.objective)
             if best is None or errors[frac] < errors[best[1].frac]:
                 best = (raw, t)
+            del raw                        # only the best candidate's values are kept
         self.raw[name], self.types[name] = best
         self.choices.append(NodeChoice(name, errors, best[1].frac))
+        self._observe(name)
         return best[1]
+
+    def _observe(self, name: str) -> None:
+        """The statistics of tensor `name`, once its type and raw values are fixed."""
+        t = self.types[name]
+        stats = self.stats.setdefault(name, TensorStats())
+        f, raw = self.floats[name], self.raw[name]
+        for start in range(0, max(len(f), 1), SAMPLE_BLOCK):
+            block = slice(start, start + SAMPLE_BLOCK)
+            stats.add(f[block], t, to_float(raw[block], t))
 
     def needs_signed(self, tensor: str) -> bool:
         """A tensor read by hls4ml's padded max pooling must be signed (it pads with the
         sign bit, which unsigned types do not have), whatever its values."""
         return tensor in self.padded_max_pool_inputs
+
+    blockwise = staticmethod(blockwise)     # for the ops' type rules
 
     def params_of(self, node: Node) -> dict[str, np.ndarray]:
         """The float value of each parameter input of `node`, by role."""
@@ -197,19 +244,37 @@ class _Search:
             f = self.floats[name]
             signed = bool(np.min(f, initial=0.0) < 0) or self.needs_signed(name)
             self.choose_output(name, self.config.act_bits, signed,
-                               lambda t, f=f: quantize(f, t))
+                               lambda t, f=f: blockwise(lambda v: quantize(v, t), f))
+            del f                          # (the input's values go after its last reader)
         inputs = {name: self.types[name] for name in g.inputs}
-        for node in g.nodes:
+        last = self.last
+        for i, node in enumerate(g.nodes):
             self.progress(node.name)
+            self.floats[node.output] = self.float_output(node)
             self.layers[node.name] = self.node_types(node)
             self.types[node.output] = self.layers[node.name].result
+            # float and raw values are only read by later nodes: each is dropped after
+            # its last reader
+            for name in g.activation_inputs(node) + [node.output]:
+                if last.get(name, -1) <= i:
+                    self.raw.pop(name, None)
+                    self.floats.pop(name, None)
         q = QuantizedGraph(g, inputs, self.layers, self.io_type)
-        return SearchResult(q, tuple(self.choices), self.floats)
+        return SearchResult(q, tuple(self.choices), self.stats)
+
+    def float_output(self, node: Node) -> np.ndarray:
+        """The node's float kernel on the calibration data, a block of samples at a time."""
+        names = self.graph.activation_inputs(node)
+        return blockwise(lambda *a: run_node(self.graph, node, dict(zip(names, a))),
+                         *(self.floats[n] for n in names))
 
     def kernel_output(self, node: Node, ins: list[FixedType], layer: LayerTypes) -> np.ndarray:
+        """The node's fixed kernel on the calibration data, a block of samples at a time
+        (each sample is independent; a kernel's temporaries follow the block)."""
         fx = fixed_node(self.graph, node, tuple(ins), layer, self.io_type)
         kernel = lookup("fixed", node.op, node.name)
-        return kernel(fx, *(self.raw[n] for n in self.graph.activation_inputs(node)))
+        return blockwise(lambda *a: kernel(fx, *a),
+                         *(self.raw[n] for n in self.graph.activation_inputs(node)))
 
     def node_types(self, node: Node) -> LayerTypes:
         """The types of `node`: layout ops keep their input's; every other op's own type
@@ -218,6 +283,8 @@ class _Search:
         if node.op.is_layout:
             layer = LayerTypes(result=ins[0])
             self.raw[node.output] = self.kernel_output(node, ins, layer)
+            self.types[node.output] = ins[0]
+            self._observe(node.output)
             return layer
         rule = lookup("types", node.op, node.name)
         return rule(self, node, ins, self.config.widths(node))

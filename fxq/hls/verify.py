@@ -30,7 +30,7 @@ from fxq.quantized import QuantizedGraph
 from fxq.target import Target
 
 CSIM_TIMEOUT_S = 1800
-VERIFY_BATCH = 256            # samples per C simulation call at most (progress, memory)
+VERIFY_BATCH = 64             # samples per C simulation call at most (progress, memory)
 
 
 class CSimulationError(FxqError):

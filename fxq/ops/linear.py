@@ -298,8 +298,8 @@ def weighted_sum_types(search, node, ins, widths):
     types = {"weight": w_t} if bias_t is None else {"weight": w_t, "bias": bias_t}
     partial = LayerTypes(result=accum, params=types, accum=accum)
     acc = search.kernel_output(node, ins, partial)        # result = accum: the raw sums
-    result = search.choose_output(node.output, widths.act, True,
-                                  lambda t: requantize(acc, accum.frac, t, accum.width))
+    result = search.choose_output(node.output, widths.act, True, lambda t: search.blockwise(
+        lambda a: requantize(a, accum.frac, t, accum.width), acc))
     return LayerTypes(result=result, params=types, accum=accum)
 
 
