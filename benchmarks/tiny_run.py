@@ -1,9 +1,10 @@
 """One MLPerf Tiny model end to end in a process of its own, so its peak memory is its own:
-compile (8 bits, fit to the part at 80 % where the estimate allows, else written anyway),
+compile (8 bits, fit to the part at 80 % where the estimate allows, varying the reuse
+factors, strategy and io type; else written anyway),
 simulate N samples with the native engine, verify a few samples against the C simulation,
 and the task metric float vs fixed on the test set. Prints one JSON line.
 
-    python benchmarks/tiny_run.py NAME TINY_DIR PART SAMPLES WORKDIR
+    python benchmarks/tiny_run.py NAME TINY_DIR PART SAMPLES WORKDIR [CALIB_SAMPLES]
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def main() -> int:
     name, tiny_dir, part, samples, workdir = sys.argv[1:6]
     d = os.path.join(tiny_dir, name)
     calib = np.load(os.path.join(d, "calib.npz"))["x"]
+    if len(sys.argv) > 6:                      # a larger calibration set: the set repeated
+        n = int(sys.argv[6])
+        calib = np.concatenate([calib] * -(-n // len(calib)))[:n]
     test = np.load(os.path.join(d, "test.npz"))
     io = TINY[name].io_type
     target = fxq.Target(io_type=io, part=part)
@@ -37,11 +41,11 @@ def main() -> int:
     start = time.perf_counter()
     try:
         result = fxq.compile(model, calib, config=config, target=target, fit=True,
-                             max_util=0.8)
-        fit = "fits"
+                             max_util=0.8, fit_vary=("strategy", "io_type"))
+        fit = f"fits ({result.target.strategy}, {result.target.io_type})"
     except FitError as exc:
         result = fxq.compile(model, calib, config=config, target=target, allow_overfit=True)
-        fit = "refused: " + str(exc).split(": ", 1)[1].split(" (try")[0]
+        fit = "refused: " + exc.need
     compile_s = time.perf_counter() - start
     q = result.q
     reps = -(-int(samples) // len(test["x"]))

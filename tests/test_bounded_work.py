@@ -80,3 +80,15 @@ def test_from_torch_takes_numpy_examples():
     module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
     graph = fxq.from_torch(module, np.ones((2, 4)))
     assert graph.shape(graph.inputs[0]) == (4,)
+
+
+@pytest.mark.parametrize("name", ["resnet", "conv1d", "dwsep"])
+def test_the_fast_float32_model_agrees_with_the_exact_one(zoo_dir, name):
+    """The range check's float32 model (torch's convolutions) against the float64
+    reference: the same values to float32's precision."""
+    graph, x = _zoo(zoo_dir, name)
+    exact = dict(walk(graph, x))
+    for tensor, fast in walk(graph, x, np.float32):
+        assert fast.dtype == np.float32
+        scale = max(1.0, float(np.max(np.abs(exact[tensor]))))
+        assert np.max(np.abs(fast - exact[tensor])) <= 1e-5 * scale, tensor
