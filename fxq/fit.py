@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from fxq.errors import FxqError
 from fxq.estimate import Estimate, estimate
+from fxq.hls.emit import EmitError, plan
 from fxq.layer import QuantizationError
 from fxq.quantized import QuantizedGraph
 from fxq.reuse import REUSABLE, built_reuse, reuse_choices
@@ -94,8 +95,11 @@ def fit(q: QuantizedGraph, target: Target, max_util: float = 1.0, *,
     failures = []
     for t in settings:
         try:
-            return _fit_reuse(q.with_io_type(str(t.io_type)), t, max_util)
-        except (FitError, QuantizationError) as exc:    # (a type the io type refuses)
+            qt = q.with_io_type(str(t.io_type))
+            if len(settings) > 1:
+                plan(qt, t)               # a setting hls4ml cannot build is not a choice
+            return _fit_reuse(qt, t, max_util)
+        except (FitError, QuantizationError, EmitError) as exc:
             failures.append((t, exc))
     if len(failures) == 1:
         raise failures[0][1]

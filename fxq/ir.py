@@ -192,6 +192,15 @@ class Graph:
     def activation_inputs(self, node: Node) -> list[str]:
         return [name for name in node.inputs if name not in self.params]
 
+    def last_readers(self) -> dict[str, int]:
+        """The index of the last node reading each activation tensor (a tensor no node
+        reads is absent): where a walk in node order may drop it."""
+        last = {}
+        for i, node in enumerate(self.nodes):
+            for name in self.activation_inputs(node):
+                last[name] = i
+        return last
+
     def param_inputs(self, node: Node) -> list[tuple[str, str]]:
         """(role, tensor name) of each parameter input of `node`, roles from its op."""
         names = [name for name in node.inputs if name in self.params]

@@ -1,11 +1,11 @@
 """Memory planning: refuse work that would exhaust memory, with an estimate of its need.
 
-The analysis and the report hold every feature map of the whole batch at once (float64 and
-int64 raw values); `simulate` runs in chunks and needs little; `verify` runs in batches
-sized to the memory (`batch_size`). A run whose
-estimate exceeds the memory fxq may use is refused before it starts, naming what it would
-need and how to bring it down. `FXQ_MEMORY_BYTES` sets that memory (default: 3/4 of the
-machine's physical memory).
+The analysis holds the tensors live at once (each dropped after its last reader) for the
+whole calibration set (`check_live_fits`); `verify`, the report's statistics and the range
+check run in batches sized by `batch_size`; `simulate` runs in chunks and needs little. A
+run whose estimate exceeds the memory fxq may use is refused before it starts, naming what
+it would need and how to bring it down. `FXQ_MEMORY_BYTES` sets that memory (default: 3/4
+of the machine's physical memory).
 """
 from __future__ import annotations
 
@@ -37,21 +37,6 @@ def values_per_sample(graph: Graph) -> int:
     return int(sum(int(np.prod(graph.shape(n), dtype=np.int64)) for n in names))
 
 
-def check_batch_fits(graph: Graph, inputs: Mapping[str, np.ndarray], bytes_per_value: int,
-                     what: str) -> None:
-    """Refuse holding every tensor of the batch `inputs` (bound input arrays, batch first;
-    bytes_per_value per value, working copies included) when that exceeds the usable
-    memory."""
-    samples = next(iter(inputs.values())).shape[0]
-    per_sample = values_per_sample(graph) * bytes_per_value
-    need, have = samples * per_sample, usable_bytes()
-    if need > have:
-        most = max(0, have // max(per_sample, 1))
-        raise DataError(f"{what} on {samples} samples needs about {_size(need)} "
-                        f"({values_per_sample(graph):,} values per sample); fxq may use "
-                        f"{_size(have)}: use at most {most} samples")
-
-
 def _size(n: float) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / (1 << 20):.1f} MiB"
 
@@ -67,20 +52,10 @@ def batch_size(graph: Graph, bytes_per_value: int, what: str) -> int:
     return max(1, have // per_sample)
 
 
-def last_readers(graph: Graph) -> dict[str, int]:
-    """The index of the last node reading each activation tensor (tensors no node reads
-    are absent)."""
-    last = {}
-    for i, node in enumerate(graph.nodes):
-        for name in graph.activation_inputs(node):
-            last[name] = i
-    return last
-
-
 def live_values_per_sample(graph: Graph) -> tuple[int, int]:
     """(the most elements of one sample live at once when each tensor is dropped after its
     last reader, the elements of the widest tensor)."""
-    last = last_readers(graph)
+    last = graph.last_readers()
     size = {n: int(np.prod(graph.shape(n), dtype=np.int64))
             for n in list(graph.inputs) + [node.output for node in graph.nodes]}
     live = {n: size[n] for n in graph.inputs}

@@ -47,10 +47,7 @@ def walk_bound(graph: Graph, bound: dict[str, np.ndarray],
                dtype=np.float64) -> Iterator[tuple[str, np.ndarray]]:
     """`walk` of inputs already bound and checked (fxq.data.bind_inputs)."""
     values = {k: v.astype(dtype, copy=False) for k, v in bound.items()}
-    last = {}
-    for i, node in enumerate(graph.nodes):
-        for name in graph.activation_inputs(node):
-            last[name] = i
+    last = graph.last_readers()
     keep = set(graph.outputs)
     yield from values.items()
     for i, node in enumerate(graph.nodes):

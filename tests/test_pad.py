@@ -72,3 +72,46 @@ def test_a_nonzero_pad_is_simulated_but_refused_at_emission(tmp_path):
     q = fxq.quantize(_load_and_check(model, tmp_path, x), calib=x, bits=8)
     with pytest.raises(EmitError, match="padding with 1.0; hls4ml pads with zeros"):
         emit_hls(q, tmp_path / "hls")
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_padded_pooling_branches_of_a_relu_map(tmp_path, hls_dir, io_type):
+    """A ReLU map pooled with padding, max and average counting the padding, added:
+    io_stream's pooling ignores padding, so fxq puts hls4ml's ZeroPadding before it (zeros
+    are fxq's padding for an unsigned max and a counted average); the max's input is
+    unsigned in io_stream, signed in io_parallel (hls4ml pads with the sign bit there)."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("AveragePool", ["r"], ["a"], kernel_shape=[2, 2], strides=[2, 2],
+                              pads=[1, 1, 1, 1], count_include_pad=1),
+             helper.make_node("Conv", ["a", "v"], ["b"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["m", "b"], ["y"])]
+    model = make_model(nodes, {"x": ("N", 2, 6, 6)}, ["y"],
+                       {"w": RNG.normal(size=(3, 2, 1, 1)).astype(np.float32),
+                        "v": RNG.normal(size=(3, 3, 1, 1)).astype(np.float32)})
+    x = RNG.normal(size=(24, 2, 6, 6))
+    graph = _load_and_check(model, tmp_path, x)
+    q = fxq.quantize(graph, calib=x, bits=8, io_type=io_type)
+    relu = next(n for n in graph.nodes if n.op is fxq.Op.RELU)
+    assert q.types[relu.output].signed == (io_type == "io_parallel")
+    assert_exact(verify(q, hls_dir, x, overwrite=True))
+
+
+@pytest.mark.parametrize("pool, why", [
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2], pads=[1, 1]),
+     r"padded max pooling of the signed type .* in io_stream: hls4ml's streaming pooling "
+     r"ignores padding"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3], pads=[1, 1]),
+     r"pooling windows \[3\] with strides \[1\] in io_stream: hls4ml's streaming pooling "
+     r"takes non-overlapping windows"),
+    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2], strides=[2], pads=[1, 1]),
+     r"padded average pooling that does not count the padding, in io_stream")])
+def test_pooling_hls4ml_cannot_stream_is_refused_naming_why(tmp_path, pool, why):
+    model = make_model([pool], {"x": ("N", 2, 7)}, ["y"])
+    x = RNG.normal(size=(8, 2, 7))
+    q = fxq.quantize(fxq.load(save(model, tmp_path)), calib=x, bits=8, io_type="io_stream")
+    with pytest.raises(EmitError, match=why):
+        emit_hls(q, tmp_path / "hls")
+    assert not (tmp_path / "hls").exists()

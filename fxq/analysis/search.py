@@ -14,6 +14,10 @@ Per node, in topological order:
 
 `method="static"` gives one fractional length to every weight and one to every feature map
 (the baseline the paper improves on); accumulators and biases are sized the same way.
+
+Memory: the walk holds the float and raw values of the tensors live at once (each dropped
+after its last reader) and runs kernels SAMPLE_BLOCK samples at a time; what the report
+needs of each tensor is gathered as it passes (fxq.analysis.stats).
 """
 from __future__ import annotations
 
@@ -23,13 +27,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from fxq.analysis.bits import BitConfig
+from fxq.analysis.stats import TensorStats
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.fixed import MAX_WIDTH, FixedType, Overflow, Rounding, quantize, to_float
 from fxq.ir import Graph, Node, Op
 from fxq.layer import IO_TYPES, LayerTypes, QuantizationError, fixed_node
-from fxq.analysis.stats import TensorStats
-from fxq.memory import check_live_fits, last_readers
+from fxq.memory import check_live_fits
 from fxq.ops.fixed_math import raw_bound
 from fxq.ops.registry import lookup
 from fxq.quantized import QuantizedGraph
@@ -135,7 +139,7 @@ class _Search:
         # best one's outputs: each tensor is dropped after its last reader
         check_live_fits(graph, bound, 8 * 2, 8 * 3, "the analysis")
         self.floats: dict[str, np.ndarray] = dict(bound)
-        self.last = last_readers(graph)
+        self.last = graph.last_readers()
         self.stats: dict[str, TensorStats] = {}
         self.raw: dict[str, np.ndarray] = {}
         self.types: dict[str, FixedType] = {}
@@ -218,9 +222,10 @@ class _Search:
             stats.add(f[block], t, to_float(raw[block], t))
 
     def needs_signed(self, tensor: str) -> bool:
-        """A tensor read by hls4ml's padded max pooling must be signed (it pads with the
-        sign bit, which unsigned types do not have), whatever its values."""
-        return tensor in self.padded_max_pool_inputs
+        """A tensor read by hls4ml's io_parallel padded max pooling must be signed (it pads
+        with the sign bit, which unsigned types do not have), whatever its values. (In
+        io_stream the padding is a ZeroPadding layer, exact for unsigned types.)"""
+        return self.io_type == "io_parallel" and tensor in self.padded_max_pool_inputs
 
     blockwise = staticmethod(blockwise)     # for the ops' type rules
 

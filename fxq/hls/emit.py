@@ -91,6 +91,19 @@ def _weighted_sum_types(fx) -> dict[str, str]:
                   result=fx.result)
 
 
+def _zero_padding(shape: tuple[int, ...], begin, end) -> dict:
+    """hls4ml's ZeroPadding1D/2D layer dict padding a feature map of IR shape (C, *spatial)
+    by `begin` and `end` per spatial axis."""
+    out = [s + b + e for s, b, e in zip(shape[1:], begin, end)]
+    if len(shape) == 2:
+        return {"class_name": "ZeroPadding1D", "in_width": shape[1], "n_chan": shape[0],
+                "out_width": out[0], "pad_left": begin[0], "pad_right": end[0]}
+    return {"class_name": "ZeroPadding2D", "in_height": shape[1], "in_width": shape[2],
+            "n_chan": shape[0], "out_height": out[0], "out_width": out[1],
+            "pad_top": begin[0], "pad_bottom": end[0], "pad_left": begin[1],
+            "pad_right": end[1]}
+
+
 class _Builder:
     def __init__(self, q: QuantizedGraph, settings: Target):
         self.q, self.g, self.settings = q, q.graph, settings
@@ -280,16 +293,49 @@ class _Builder:
         a = node.attrs
         nd = len(a["kernel"])
         shape, out_shape = self.shape(x), self.shape(node.output)
-        if any(a["pads"]) and self.settings.io_type == "io_stream":
-            self.fail(node, "padded pooling: hls4ml's io_stream pooling ignores padding")
+        pads, sources = a["pads"], None
+        if self.settings.io_type == "io_stream" and tuple(a["kernel"]) != tuple(a["strides"]):
+            self.fail(node, f"pooling windows {list(a['kernel'])} with strides "
+                      f"{list(a['strides'])} in io_stream: hls4ml's streaming pooling takes "
+                      "non-overlapping windows (strides equal to the window) only")
+        if any(pads) and self.settings.io_type == "io_stream":
+            sources = [self._stream_pool_padding(node, fx, kind, x)]
+            shape, pads = self._padded_shape(shape, pads), (0,) * len(pads)
+        elif any(pads) and kind == "Max" and not fx.inputs[0].signed:
+            self.fail(node, f"padded max pooling of the unsigned type {fx.inputs[0]}: "
+                      "hls4ml's io_parallel pooling pads with the sign bit set, a large "
+                      "positive value for unsigned types")
         attrs = self._window_attrs(nd, shape[1:], out_shape[1:], a["kernel"], a["strides"],
-                                   a["pads"], prefix="pool")
+                                   pads, prefix="pool")
         if nd == 1:   # Pooling1D names its widths n_in / n_out
             attrs["n_in"], attrs["n_out"] = attrs.pop("in_width"), attrs.pop("out_width")
         layer = {"class_name": f"{kind}Pooling{nd}D", "n_filt": shape[0],
                  "count_pad": bool(a.get("count_include_pad", False)), **attrs}
         self.add(node, layer, _types(accum=fx.layer.accum or fx.inputs[0], result=fx.result),
-                 channels_last(out_shape))
+                 channels_last(out_shape), inputs=sources)
+
+    def _stream_pool_padding(self, node, fx, kind, x) -> str:
+        """hls4ml's streaming pooling ignores padding: an internal ZeroPadding layer before
+        it (its name), where zeros are what fxq pads with: an average counting the padding,
+        a max of an unsigned type (whose least value is zero)."""
+        pads, x_t = node.attrs["pads"], fx.inputs[0]
+        if kind == "Max" and x_t.signed:
+            self.fail(node, f"padded max pooling of the signed type {x_t} in io_stream: "
+                      "hls4ml's streaming pooling ignores padding, and a ZeroPadding layer "
+                      "pads with zeros, not the type's least value (fxq's padding)")
+        if kind == "Average" and not node.attrs.get("count_include_pad", False):
+            self.fail(node, "padded average pooling that does not count the padding, in "
+                      "io_stream: hls4ml's streaming pooling ignores padding")
+        shape = self.shape(x)
+        nd = len(shape) - 1
+        return self.add(node, _zero_padding(shape, pads[:nd], pads[nd:]), _types(result=x_t),
+                        channels_last(self._padded_shape(shape, pads)),
+                        inputs=[self.e.layer_of[x]], internal="pad")
+
+    @staticmethod
+    def _padded_shape(shape, pads):
+        nd = len(shape) - 1
+        return (shape[0],) + tuple(shape[1 + i] + pads[i] + pads[i + nd] for i in range(nd))
 
     @rule("hls", Op.MAX_POOL)
     def _max_pool(self, node, fx):
@@ -517,16 +563,8 @@ class _Builder:
                       "axes only")
         if quantize(node.attrs["value"], fx.result) != 0:
             self.fail(node, f"padding with {node.attrs['value']}; hls4ml pads with zeros")
-        out = self.shape(node.output)
-        if nd == 2:
-            layer = {"class_name": "ZeroPadding1D", "in_width": shape[1], "n_chan": shape[0],
-                     "out_width": out[1], "pad_left": pads[1], "pad_right": pads[3]}
-        else:
-            layer = {"class_name": "ZeroPadding2D", "in_height": shape[1],
-                     "in_width": shape[2], "n_chan": shape[0], "out_height": out[1],
-                     "out_width": out[2], "pad_top": pads[1], "pad_bottom": pads[4],
-                     "pad_left": pads[2], "pad_right": pads[5]}
-        self.add(node, layer, _types(result=fx.result), channels_last(out))
+        layer = _zero_padding(shape, pads[1:nd], pads[nd + 1:])
+        self.add(node, layer, _types(result=fx.result), channels_last(self.shape(node.output)))
 
     @rule("hls", Op.BATCH_NORM)
     def _batch_norm(self, node, fx):

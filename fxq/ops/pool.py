@@ -181,14 +181,6 @@ def average_check(node, ins, layer, graph):
     return None if layer.accum is not None else "no accumulator type"
 
 
-@rule("check", Op.MAX_POOL)
-def max_pool_check(node, ins, layer, graph):
-    if any(node.attrs["pads"]) and not ins[0].signed:
-        return (f"padded max pooling of the unsigned type {ins[0]}: hls4ml pads with the sign "
-                "bit set, a large positive value for unsigned types")
-    return None
-
-
 # -- the search's type rules ---------------------------------------------------------------
 
 def pool_accumulator(count: int, x_t: FixedType) -> FixedType:
