@@ -80,7 +80,12 @@ def bind_inputs(graph: Graph, x: Any, *, source: str = "input") -> dict[str, np.
         if array.shape[1:] != expected or array.ndim != len(expected) + 1:
             raise DataError(f"{source}: input {name!r} has shape {array.shape}, expected "
                             f"(N, {', '.join(map(str, expected))})".replace(", )", ")"))
-        bound[name] = array.astype(np.float64)
+        if array.dtype == np.float64:      # no copy: a read-only view of the caller's array
+            view = array.view()
+            view.flags.writeable = False
+            bound[name] = view
+        else:
+            bound[name] = array.astype(np.float64)
     batches = {a.shape[0] for a in bound.values()}
     if len(batches) > 1:
         raise DataError(f"{source}: inputs have different batch sizes {sorted(batches)}")

@@ -295,6 +295,34 @@ class _Estimator:
                     ff=channels * s["fifo_ctrl_ff"])
 
 
+def _copies(q: QuantizedGraph, target: Target) -> list[LayerEstimate]:
+    """The layers the emitter adds to move a tensor's elements (fxq.hls.emit: Transpose,
+    Reshape, FxqGather). io_parallel: wires. io_stream: a Transpose or gather holds the
+    whole tensor in registers (hls4ml partitions it completely) and writes it out after
+    reading it, a cycle per pixel each way; a Reshape repacks the stream, a cycle per
+    pixel, holding nothing."""
+    from fxq.hls.emit import EmitError, plan
+
+    if str(target.io_type) != "io_stream":
+        return []
+    try:
+        copies = plan(q, target).copies
+    except EmitError:                  # refused where the design is written, not here
+        return []
+    out = []
+    for layer, (tensor, kind) in copies.items():
+        shape = q.graph.shape(tensor)
+        size = elements(shape)
+        pixels = size // shape[0] if len(shape) > 1 else 1
+        width = q.types[tensor].width
+        if kind == "Reshape":
+            cost = Cost(latency=pixels, ii=pixels, ff=shape[0] * width)
+        else:
+            cost = Cost(latency=2 * pixels, ii=2 * pixels, ff=size * width, lut=size * width)
+        out.append(LayerEstimate(layer, kind.upper(), cost))
+    return out
+
+
 def estimate(q: QuantizedGraph, *, io_type: str | None = None, strategy: str = "latency",
              reuse_factor: int = 1, part: str = "xcvu13p-flga2577-2-e",
              clock_ns: float = 5.0, target: Target | None = None) -> Estimate:
@@ -306,6 +334,7 @@ def estimate(q: QuantizedGraph, *, io_type: str | None = None, strategy: str = "
     q = q.with_io_type(io_type)
     e = _Estimator(q, target)
     layers = [LayerEstimate(n.name, n.op.name, e.layer(n)) for n in q.graph.nodes]
+    layers += _copies(q, target)
     total = Cost()
     for layer in layers:
         total.add_resources(layer.cost)

@@ -10,6 +10,7 @@ from onnx import helper
 
 import fxq
 from fxq.hls import verify
+from fxq.estimate import estimate
 from fxq.hls.emit import plan
 from fxq.target import Target
 from helpers import assert_exact, make_model, run_reference_f64, save
@@ -99,3 +100,25 @@ def test_flattened_map_concatenated_with_a_vector(tmp_path, hls_dir, io_type):
     model = make_model(nodes, {"x": ("N", 2, 4, 4)}, ["y"],
                        {"w": _w(3, 2, 3, 3), "d": _w(32, 6), "e": _w(18, 3)})
     _check(model, tmp_path, hls_dir, io_type, RNG.normal(size=(20, 2, 4, 4)), transposes=1)
+
+
+def test_the_estimate_counts_the_copies_io_stream_holds(tmp_path):
+    """In io_stream a synthesized Transpose holds its whole tensor: the estimate adds a
+    layer for it (registers for every element); io_parallel's are wires."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Transpose", ["c"], ["t"], perm=[0, 1, 3, 2]),
+             helper.make_node("Conv", ["t", "v"], ["y"], kernel_shape=[1, 1])]
+    model = make_model(nodes, {"x": ("N", 2, 5, 4)}, ["y"], {"w": _w(3, 2, 1, 1),
+                                                              "v": _w(2, 3, 1, 1)})
+    x = RNG.normal(size=(20, 2, 5, 4))
+    graph = fxq.load(save(model, tmp_path))
+    for io_type in ("io_parallel", "io_stream"):
+        q = fxq.quantize(graph, calib=x, bits=8, io_type=io_type)
+        nodes = {n.name for n in graph.nodes}
+        copies = [e for e in estimate(q, io_type=io_type).layers if e.name not in nodes]
+        if io_type == "io_parallel":
+            assert copies == []
+        else:
+            (copy,) = copies
+            t = q.types[graph.nodes[1].output]
+            assert copy.cost.ff == 3 * 5 * 4 * t.width

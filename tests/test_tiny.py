@@ -32,13 +32,14 @@ def test_both_exports_import_and_agree(tiny_dir, name):
     assert ort_error(outs[0], outs[1]) <= ORT_TOLERANCE
 
 
+@pytest.mark.parametrize("export", EXPORTS)
 @pytest.mark.parametrize("name", list(TINY))
-def test_compiles_fits_and_verifies(tiny_dir, name, hls_dir):
+def test_compiles_fits_and_verifies(tiny_dir, name, export, hls_dir):
     d = os.path.join(tiny_dir, name)
     calib = np.load(os.path.join(d, "calib.npz"))["x"]
     test = np.load(os.path.join(d, "test.npz"))
     target = fxq.Target(io_type=TINY[name].io_type, part=PART)
-    model = os.path.join(d, "model_dynamo.onnx")
+    model = os.path.join(d, export)
     config = fxq.analysis.BitConfig.of(8)
     if FITS[name]:
         result = fxq.compile(model, calib, config=config, target=target, fit=True,

@@ -42,6 +42,9 @@ class Emission:
     layout_of: dict[str, Layout] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     node_of: dict[str, str] = field(default_factory=dict)       # hls4ml layer -> IR node
+    # the layers that only move a tensor's elements (Transpose, Reshape, FxqGather), each
+    # with the IR tensor it copies and its hls4ml class: what the estimate adds for them
+    copies: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def order(self, tensor: str) -> np.ndarray:
         """The IR element (flat index) at each position of `tensor`'s hls4ml layer output."""
@@ -183,6 +186,7 @@ class _Builder:
     def _relayout(self, node: Node, tensor: str, layer: dict, layout: Layout, what: str):
         name = self.add(node, layer, _types(result=self.q.types[tensor]), layout,
                         inputs=[self.e.layer_of[tensor]], internal=f"{what}_{tensor}")
+        self.e.copies[name] = (tensor, layer["class_name"])
         self.e.layer_of[tensor] = name
         self.e.layout_of[tensor] = layout
 
@@ -454,9 +458,11 @@ class _Builder:
         spread = np.broadcast_to(np.arange(size).reshape(shape), want.source).ravel()
         position = np.argsort(self.e.order(tensor))       # IR element -> hls4ml position
         index = position[spread[want.order]]
-        return self.add(node, gather_layer(index, size, want.shape),
+        name = self.add(node, gather_layer(index, size, want.shape),
                         _types(result=self.q.types[tensor]), want,
                         inputs=[self.e.layer_of[tensor]], internal=f"broadcast_{tensor}")
+        self.e.copies[name] = (tensor, "FxqGather")
+        return name
 
     def _constant_operand(self, node, fx, op):
         """x + c or x * c with a constant c of any shape that broadcasts to x: hls4ml's

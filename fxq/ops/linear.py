@@ -78,9 +78,11 @@ def _conv_float32(x, w, b, strides, pads, groups):
 
     nd = w.ndim - 2
     begin, end = pads[:nd], pads[nd:]
-    xt = torch.from_numpy(np.ascontiguousarray(x))
+    xt = torch.from_numpy(x)          # (any strides: a channels-last result stays one)
     if any(pads):          # F.pad takes (last axis begin, end, the one before, ...)
         xt = F.pad(xt, [p for i in reversed(range(nd)) for p in (begin[i], end[i])])
+    if nd == 2:            # oneDNN's fast path: channels-last (its output stays so)
+        xt = xt.contiguous(memory_format=torch.channels_last)
     conv = F.conv1d if nd == 1 else F.conv2d
     with torch.no_grad():
         y = conv(xt, torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)),
