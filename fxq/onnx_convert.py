@@ -140,11 +140,14 @@ def convert_global_pool(ctx, node):
     ctx.emit(node, op, [node.input[0]])
 
 
-@converter("ReduceMean", "ReduceMax")
+@converter("ReduceMean", "ReduceMax", "ReduceSum")
 def convert_spatial_reduce(ctx, node):
     """A mean or max over every spatial axis is global pooling (what PyTorch's dynamo
-    exporter writes for AdaptiveAvgPool2d(1) and x.mean((2, 3))); without keepdims the
-    pooled (C, 1, ...) map is flattened to (C,). Any other axes are refused."""
+    exporter writes for AdaptiveAvgPool2d(1) and x.mean((2, 3))); a sum over them is a
+    depthwise convolution whose kernel, all ones, covers the map (hls4ml has no sum
+    pooling; ones are exact in any weight type, the products and sums exact in the
+    accumulator). Without keepdims the reduced (C, 1, ...) map is flattened to (C,). Any
+    other axes are refused."""
     attrs = attrs_of(node)
     rank = ctx.batched_rank(node.input[0])
     if len(present(node.input)) > 1:                    # opset 18: axes as an input
@@ -159,12 +162,20 @@ def convert_spatial_reduce(ctx, node):
         raise refuse(ctx, node, f"axes {axes} of the input {ctx.describe(node.input[0])}; "
                      f"only a reduction over every spatial axis ({spatial}) is supported, as"
                      " global pooling")
-    op = Op.GLOBAL_AVG_POOL if node.op_type == "ReduceMean" else Op.GLOBAL_MAX_POOL
+    inputs, reduce_attrs = [node.input[0]], {}
+    if node.op_type == "ReduceSum":
+        c, *size = ctx.shape(node.input[0])
+        op = Op.CONV
+        inputs.append(ctx.param(node, np.ones((c, 1) + tuple(size), np.float32), "weight"))
+        reduce_attrs = dict(strides=(1,) * len(size), pads=(0,) * (2 * len(size)), groups=c)
+    else:
+        op = Op.GLOBAL_AVG_POOL if node.op_type == "ReduceMean" else Op.GLOBAL_MAX_POOL
     if attrs.get("keepdims", 1):
-        ctx.emit(node, op, [node.input[0]])
+        ctx.emit(node, op, inputs, **reduce_attrs)
         return
     pooled = ctx.fresh(f"{node.output[0]}/pooled")
-    ctx.emit_part(node, op, [node.input[0]], pooled, ctx.fresh(f"{ctx.name_of(node)}/pool"))
+    ctx.emit_part(node, op, inputs, pooled, ctx.fresh(f"{ctx.name_of(node)}/pool"),
+                  **reduce_attrs)
     ctx.emit(node, Op.FLATTEN, [pooled])
 
 

@@ -27,7 +27,8 @@ MIN_MATCHED = 114
 # Ops whose operands after the first fxq compiles as constants (weights, bounds, pads):
 # the backend cases feed them as graph inputs, so the harness bakes the case's values in.
 CONSTANT_OPERANDS = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Clip", "Dropout",
-                     "Sub", "Div", "Pad", "Reshape", "PRelu", "Resize", "ReduceMean", "ReduceMax"}
+                     "Sub", "Div", "Pad", "Reshape", "PRelu", "Resize", "ReduceMean", "ReduceMax",
+                     "ReduceSum"}
 
 
 def with_constant_operands(model: onnx.ModelProto, inputs: list) -> tuple[onnx.ModelProto, list]:

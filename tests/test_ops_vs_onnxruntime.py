@@ -156,6 +156,10 @@ CASES = [
          {"x": ("N", 2, 6)}, {"a": np.array([2], np.int64)}, opset=18),
     Case("reduce_max_spatial", [N("ReduceMax", ["x", "a"], ["y"])], {"x": ("N", 3, 4, 4)},
          {"a": np.array([2, 3], np.int64)}, opset=18),
+    Case("reduce_sum_spatial", [N("ReduceSum", ["x", "a"], ["y"])], {"x": ("N", 3, 4, 5)},
+         {"a": np.array([2, 3], np.int64)}, opset=13),
+    Case("reduce_sum_1d_flat", [N("ReduceSum", ["x", "a"], ["y"], keepdims=0)],
+         {"x": ("N", 2, 7)}, {"a": np.array([-1], np.int64)}, opset=18),
     # -- batch norm
     Case("batchnorm_standalone", [N("Relu", ["x"], ["r"]),
                                   N("BatchNormalization", ["r", "s", "b", "m", "v"], ["y"],
