@@ -60,9 +60,20 @@ def walk_bound(graph: Graph, bound: dict[str, np.ndarray],
             values.pop(node.output)
 
 
+RUN_BATCH = 256        # samples per pass of run_graph (its memory follows the batch)
+
+
 def run_graph(graph: Graph, x: Any) -> np.ndarray | dict[str, np.ndarray]:
-    """Graph outputs (float64, exact reference): one array for single-output graphs, else a dict."""
+    """Graph outputs (float64, exact reference): one array for single-output graphs, else a
+    dict. Runs RUN_BATCH samples at a time (each sample is independent)."""
+    bound = bind_inputs(graph, x)
+    n = next(iter(bound.values())).shape[0]
     wanted = set(graph.outputs)
-    outputs = {name: v for name, v in walk(graph, x) if name in wanted}
-    outputs = {name: outputs[name] for name in graph.outputs}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in graph.outputs}
+    for start in range(0, max(n, 1), RUN_BATCH):
+        part = {k: v[start:start + RUN_BATCH] for k, v in bound.items()}
+        for name, v in walk_bound(graph, part):
+            if name in wanted:
+                parts[name].append(v)
+    outputs = {name: np.concatenate(p) if len(p) > 1 else p[0] for name, p in parts.items()}
     return outputs[graph.outputs[0]] if len(outputs) == 1 else outputs
