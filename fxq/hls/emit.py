@@ -167,13 +167,13 @@ class _Builder:
                            self.layout(tensor).with_shape(tuple(shape)), "reshape")
         return self.e.layer_of[tensor]
 
-    def _permute(self, node: Node, tensor: str, perm: tuple[int, ...]) -> bool:
+    def _permute(self, node: Node, tensor: str, perm: tuple[int, ...]) -> None:
         """Transpose `tensor`'s hls4ml array to `perm` of its layout's source (reshaping it
-        to the transposed source first where its shape differs); False if nothing moves."""
+        to the transposed source first where its shape differs), where that moves any."""
         cur = self.layout(tensor)
         want = Layout(cur.source, perm, tuple(cur.source[p] for p in perm))
         if want.same_order(cur):
-            return False
+            return
         if cur.shape != cur.arranged:
             self._relayout(node, tensor, {"class_name": "Reshape",
                                           "target_shape": list(cur.arranged)},
@@ -181,7 +181,6 @@ class _Builder:
         axes = [cur.perm.index(p) for p in perm]
         self._relayout(node, tensor, {"class_name": "Transpose", "perm": axes}, want,
                        "transpose")
-        return True
 
     def _relayout(self, node: Node, tensor: str, layer: dict, layout: Layout, what: str):
         name = self.add(node, layer, _types(result=self.q.types[tensor]), layout,
