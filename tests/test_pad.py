@@ -62,18 +62,6 @@ def test_zero_pad_of_a_feature_map_is_emitted(tmp_path, hls_dir, io_type, spatia
     assert pad.output in {r.tensor for r in result.layers}
 
 
-def test_a_nonzero_pad_is_simulated_but_refused_at_emission(tmp_path):
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
-             helper.make_node("Pad", ["c", "p", "v"], ["y"])]
-    model = make_model(nodes, {"x": ("N", 2, 3, 3)}, ["y"],
-                       {"p": _pads(2, [1, 1], [1, 1]), "v": np.array(1.0, np.float32),
-                        "w": RNG.normal(size=(2, 2, 1, 1)).astype(np.float32)})
-    x = RNG.normal(size=(8, 2, 3, 3))
-    q = fxq.quantize(_load_and_check(model, tmp_path, x), calib=x, bits=8)
-    with pytest.raises(EmitError, match="padding with 1.0; hls4ml pads with zeros"):
-        emit_hls(q, tmp_path / "hls")
-
-
 @pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
 def test_padded_pooling_branches_of_a_relu_map(tmp_path, hls_dir, io_type):
     """A ReLU map pooled with padding, max and average counting the padding, added:
@@ -100,9 +88,6 @@ def test_padded_pooling_branches_of_a_relu_map(tmp_path, hls_dir, io_type):
 
 
 @pytest.mark.parametrize("pool, why", [
-    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2], pads=[1, 1]),
-     r"padded max pooling of the signed type .* in io_stream: hls4ml's streaming pooling "
-     r"ignores padding"),
     (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3], pads=[1, 1]),
      r"pooling windows \[3\] with strides \[1\] in io_stream: hls4ml's streaming pooling "
      r"takes non-overlapping windows"),
@@ -115,3 +100,57 @@ def test_pooling_hls4ml_cannot_stream_is_refused_naming_why(tmp_path, pool, why)
     with pytest.raises(EmitError, match=why):
         emit_hls(q, tmp_path / "hls")
     assert not (tmp_path / "hls").exists()
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_pads_hls4ml_has_no_layer_for_are_gathered(tmp_path, hls_dir, io_type):
+    """A Pad with a value other than zero and on the channel axis, and a signed padded max
+    pooling (padded with the type's least value): fxq's FxqGather builds the padded map."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+             helper.make_node("Pad", ["c", "p", "v"], ["q"]),
+             helper.make_node("Conv", ["q", "u"], ["d"], kernel_shape=[2, 2]),
+             helper.make_node("MaxPool", ["d"], ["y"], kernel_shape=[2, 2], strides=[2, 2],
+                              pads=[1, 0, 1, 1])]
+    model = make_model(nodes, {"x": ("N", 2, 5, 4)}, ["y"],
+                       {"w": RNG.normal(size=(3, 2, 1, 1)).astype(np.float32),
+                        "p": np.array([0, 1, 0, 2, 0, 1, 1, 0], np.int64),
+                        "v": np.array(0.75, np.float32),
+                        "u": RNG.normal(size=(2, 5, 2, 2)).astype(np.float32)})
+    x = RNG.normal(size=(24, 2, 5, 4))
+    graph = _load_and_check(model, tmp_path, x)
+    assert fxq.Op.PAD in [n.op for n in graph.nodes]
+    q = fxq.quantize(graph, calib=x, bits=8, io_type=io_type)
+    pool = graph.nodes[-1]
+    assert q.types[pool.inputs[0]].signed
+    assert_exact(verify(q, hls_dir, x, overwrite=True))
+
+
+def test_an_unsigned_padded_max_pooling_is_padded_before_in_io_parallel(tmp_path, hls_dir):
+    """hls4ml's io_parallel pooling pads with the sign bit set: an unsigned input (a
+    QuantizedGraph fxq's search would not choose, built by hand) is padded with its least
+    value, zero, by FxqGather before an unpadded pooling."""
+    from fxq.fixed import FixedType
+    from fxq.quantized import uniform
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    model = make_model(nodes, {"x": ("N", 2, 5, 4)}, ["y"])
+    x = RNG.normal(size=(16, 2, 5, 4))
+    graph = _load_and_check(model, tmp_path, x)
+    q = uniform(graph, data=FixedType(8, 4, signed=False), weight=FixedType(8, 6))
+    assert not q.types["r"].signed
+    assert_exact(verify(q, hls_dir, x, overwrite=True))
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_a_vector_is_padded(tmp_path, hls_dir, io_type):
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("Pad", ["h", "p", "v"], ["q"]),
+             helper.make_node("MatMul", ["q", "u"], ["y"])]
+    model = make_model(nodes, {"x": ("N", 6)}, ["y"],
+                       {"w": RNG.normal(size=(6, 4)).astype(np.float32),
+                        "p": np.array([0, 2, 0, 1], np.int64), "v": np.array(-0.5, np.float32),
+                        "u": RNG.normal(size=(7, 3)).astype(np.float32)})
+    x = RNG.normal(size=(24, 6))
+    graph = _load_and_check(model, tmp_path, x)
+    q = fxq.quantize(graph, calib=x, bits=8, io_type=io_type)
+    assert_exact(verify(q, hls_dir, x, overwrite=True))

@@ -305,9 +305,12 @@ class _Builder:
             sources = [self._stream_pool_padding(node, fx, kind, x)]
             shape, pads = self._padded_shape(shape, pads), (0,) * len(pads)
         elif any(pads) and kind == "Max" and not fx.inputs[0].signed:
-            self.fail(node, f"padded max pooling of the unsigned type {fx.inputs[0]}: "
-                      "hls4ml's io_parallel pooling pads with the sign bit set, a large "
-                      "positive value for unsigned types")
+            # hls4ml's io_parallel pooling pads with the sign bit set (a large value for
+            # an unsigned type); fxq pads with the least value: padded before, by FxqGather
+            nd = len(shape) - 1
+            full = (0,) + tuple(pads[:nd]) + (0,) + tuple(pads[nd:])
+            sources = [self._padded(node, x, full, fx.inputs[0].min)[0]]
+            shape, pads = self._padded_shape(shape, pads), (0,) * len(pads)
         attrs = self._window_attrs(nd, shape[1:], out_shape[1:], a["kernel"], a["strides"],
                                    pads, prefix="pool")
         if nd == 1:   # Pooling1D names its widths n_in / n_out
@@ -318,14 +321,16 @@ class _Builder:
                  channels_last(out_shape), inputs=sources)
 
     def _stream_pool_padding(self, node, fx, kind, x) -> str:
-        """hls4ml's streaming pooling ignores padding: an internal ZeroPadding layer before
-        it (its name), where zeros are what fxq pads with: an average counting the padding,
-        a max of an unsigned type (whose least value is zero)."""
+        """hls4ml's streaming pooling ignores padding: an internal layer padding its input
+        before it (its name): ZeroPadding where zeros are what fxq pads with (an average
+        counting the padding, a max of an unsigned type), else FxqGather with the signed
+        type's least value."""
         pads, x_t = node.attrs["pads"], fx.inputs[0]
         if kind == "Max" and x_t.signed:
-            self.fail(node, f"padded max pooling of the signed type {x_t} in io_stream: "
-                      "hls4ml's streaming pooling ignores padding, and a ZeroPadding layer "
-                      "pads with zeros, not the type's least value (fxq's padding)")
+            # fxq pads a max with the type's least value: FxqGather pads with it
+            nd = len(self.shape(x)) - 1
+            full = (0,) + tuple(pads[:nd]) + (0,) + tuple(pads[nd:])
+            return self._padded(node, x, full, x_t.min)[0]
         if kind == "Average" and not node.attrs.get("count_include_pad", False):
             self.fail(node, "padded average pooling that does not count the padding, in "
                       "io_stream: hls4ml's streaming pooling ignores padding")
@@ -454,14 +459,33 @@ class _Builder:
         shape, laid out as `want`: its name."""
         shape = self.shape(tensor)
         size = int(np.prod(shape, dtype=np.int64))
-        spread = np.broadcast_to(np.arange(size).reshape(shape), want.source).ravel()
+        spread = np.broadcast_to(np.arange(size).reshape(shape), want.source)
+        return self._gather(node, tensor, spread, want, "broadcast")
+
+    def _gather(self, node, tensor, where: np.ndarray, want: Layout, what: str,
+                fill: float = 0.0) -> str:
+        """An internal FxqGather layer (its name) whose output, laid out as `want`, holds at
+        each element of `want.source` the element `where` names of `tensor` (IR flat
+        index), or `fill` where `where` is negative; in `tensor`'s type."""
         position = np.argsort(self.e.order(tensor))       # IR element -> hls4ml position
-        index = position[spread[want.order]]
-        name = self.add(node, gather_layer(index, size, want.shape),
+        source = np.asarray(where).reshape(-1)[want.order]
+        index = np.where(source < 0, -1, position[np.maximum(source, 0)])
+        size = int(np.prod(self.shape(tensor), dtype=np.int64))
+        name = self.add(node, gather_layer(index, size, want.shape, fill),
                         _types(result=self.q.types[tensor]), want,
-                        inputs=[self.e.layer_of[tensor]], internal=f"broadcast_{tensor}")
+                        inputs=[self.e.layer_of[tensor]], internal=f"{what}_{tensor}")
         self.e.copies[name] = (tensor, "FxqGather")
         return name
+
+    def _padded(self, node, tensor, pads, value: float) -> tuple[str, Layout]:
+        """`tensor` padded by `pads` (ONNX order over its IR axes: begins, then ends) with
+        `value` (held exactly by its type), channels-last: an FxqGather (its name, layout)."""
+        shape = self.shape(tensor)
+        nd = len(shape)
+        where = np.pad(np.arange(int(np.prod(shape))).reshape(shape),
+                       [(pads[i], pads[i + nd]) for i in range(nd)], constant_values=-1)
+        want = channels_last(where.shape)
+        return self._gather(node, tensor, where, want, "pad", value), want
 
     def _constant_operand(self, node, fx, op):
         """x + c or x * c with a constant c of any shape that broadcasts to x: hls4ml's
@@ -559,15 +583,17 @@ class _Builder:
         x = self.g.activation_inputs(node)[0]
         pads, shape = node.attrs["pads"], self.shape(x)
         nd = len(shape)
-        if nd not in (2, 3):
-            self.fail(node, f"padding of a tensor of shape {shape}; hls4ml pads 1D and 2D "
-                      "feature maps only")
+        if nd > 3:
+            self.fail(node, f"padding of a tensor of shape {shape}; fxq pads vectors and 1D "
+                      "and 2D feature maps")
+        value = quantize(node.attrs["value"], fx.result)
+        if nd == 1 or pads[0] or pads[nd] or value != 0:
+            # another value, or the channel axis: fxq's FxqGather pads with any constant
+            name, layout = self._padded(node, x, pads, float(to_float(value, fx.result)))
+            self.e.layer_of[node.output], self.e.layout_of[node.output] = name, layout
+            self.e.node_of[name] = node.name
+            return
         self.as_channels_last(node, x)
-        if pads[0] or pads[nd]:
-            self.fail(node, f"pads {list(pads)} pad the channel axis; hls4ml pads spatial "
-                      "axes only")
-        if quantize(node.attrs["value"], fx.result) != 0:
-            self.fail(node, f"padding with {node.attrs['value']}; hls4ml pads with zeros")
         layer = _zero_padding(shape, pads[1:nd], pads[nd + 1:])
         self.add(node, layer, _types(result=fx.result), channels_last(self.shape(node.output)))
 

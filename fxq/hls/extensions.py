@@ -3,8 +3,9 @@ hls4ml's extension API: `register_layer` for the layer class, the backends' `reg
 for its C++ config and call, `register_source` for the header (cpp/nnet_fxq.h, copied into
 every project's firmware/nnet_utils).
 
-- FxqGather: out[i] = in[index[i]], a constant gather; the emitter uses it to broadcast one
-  operand of a merge over the other's shape.
+- FxqGather: out[i] = in[index[i]] or a constant, a gather; the emitter uses it to
+  broadcast one operand of a merge over the other's shape, and to pad where hls4ml's
+  ZeroPadding cannot (another value, the channel axis, a max pooling's least value).
 - FxqClip: Clip with any bounds, in both io types (hls4ml has ReLU1/ReLU6 in io_parallel).
 """
 from __future__ import annotations
@@ -54,7 +55,8 @@ def register() -> None:
             return (f"struct {name} : nnet::fxq_gather_config {{\n"
                     f"    static const unsigned n_in = {node.get_attr('n_in')};\n"
                     f"    static const unsigned n_out = {node.get_attr('n_out')};\n"
-                    f"    static const unsigned *const index;\n}};\n"
+                    f"    static const unsigned *const index;\n"
+                    f"    template <class T> static T fill() {{ return T({node.get_attr('fill')!r}); }}\n}};\n"
                     f"unsigned {name}_index[{node.get_attr('n_out')}] = {{{index}}};\n"
                     f"const unsigned *const {name}::index = {name}_index;\n")
 
@@ -95,10 +97,14 @@ def register() -> None:
     _registered = True
 
 
-def gather_layer(index: np.ndarray, n_in: int, out_shape: tuple[int, ...]) -> dict:
-    """The layer dict of out[i] = in[index[i]] (flat hls4ml positions), output `out_shape`."""
+def gather_layer(index: np.ndarray, n_in: int, out_shape: tuple[int, ...],
+                 fill: float = 0.0) -> dict:
+    """The layer dict of out[i] = in[index[i]] (flat hls4ml positions; a negative index
+    gives `fill`, a value the result type holds exactly), output `out_shape`."""
+    index = np.where(index < 0, n_in, index)
     return {"class_name": "FxqGather", "n_in": int(n_in), "n_out": int(index.size),
-            "out_shape": [int(d) for d in out_shape], "gather_index": [int(i) for i in index]}
+            "out_shape": [int(d) for d in out_shape], "gather_index": [int(i) for i in index],
+            "fill": float(fill)}
 
 
 def clip_layer(lo: float, hi: float, x_t: FixedType, result: FixedType, n_in: int) -> dict:

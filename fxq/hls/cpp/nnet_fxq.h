@@ -7,8 +7,9 @@
 
 namespace nnet {
 
-// out[i] = in[index[i]]: a constant gather (a broadcast of one operand of a merge over the
-// other's shape). Wires in io_parallel; io_stream holds the input, then writes the output.
+// out[i] = in[index[i]], or the constant fill where index[i] is n_in: a constant gather (a
+// broadcast of one operand of a merge over the other's shape, a padding with any value on
+// any axis). Wires in io_parallel; io_stream holds the input, then writes the output.
 struct fxq_gather_config {
     static const unsigned n_in;
     static const unsigned n_out;
@@ -19,7 +20,8 @@ template <class data_T, class res_T, typename CONFIG_T>
 void fxq_gather(const data_T data[CONFIG_T::n_in], res_T res[CONFIG_T::n_out]) {
     for (unsigned i = 0; i < CONFIG_T::n_out; i++) {
         #pragma HLS UNROLL
-        res[i] = data[CONFIG_T::index[i]];
+        unsigned k = CONFIG_T::index[i];
+        res[i] = k < CONFIG_T::n_in ? res_T(data[k]) : CONFIG_T::template fill<res_T>();
     }
 }
 
@@ -41,7 +43,9 @@ void fxq_gather(hls::stream<data_T> &data, hls::stream<res_T> &res) {
         PRAGMA_DATA_PACK(out_data)
         for (unsigned j = 0; j < res_T::size; j++) {
             #pragma HLS UNROLL
-            out_data[j] = typename res_T::value_type(held[CONFIG_T::index[i * res_T::size + j]]);
+            unsigned k = CONFIG_T::index[i * res_T::size + j];
+            out_data[j] = k < CONFIG_T::n_in ? typename res_T::value_type(held[k])
+                                             : CONFIG_T::template fill<typename res_T::value_type>();
         }
         res.write(out_data);
     }
