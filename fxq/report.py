@@ -10,7 +10,6 @@ the values saturation or wrapping changes.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -19,7 +18,7 @@ import numpy as np
 
 from fxq.data import bind_inputs
 from fxq.task import METRIC, infer_task, quality
-from fxq.fixed import FixedType, to_float
+from fxq.fixed import FixedType
 from fxq.analysis.stats import TensorStats, outside_range, tensor_stats
 from fxq.memory import batch_size
 from fxq.model_file import type_to_json
@@ -28,18 +27,6 @@ from fxq.reference import walk_bound
 
 RANGE_BATCH = 512                         # samples per pass of the range check at most
 TYPE_FIELDS = ("accum", "result")        # besides the parameters, by role
-
-
-def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float | None:
-    noise = float(np.sum((reference - approx) ** 2))
-    if noise == 0.0:
-        return None
-    signal = float(np.sum(reference ** 2))
-    return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
-
-
-def clipped_fraction(reference: np.ndarray, t: FixedType) -> float:
-    return float(np.mean(outside_range(reference, t))) if reference.size else 0.0
 
 
 @dataclass

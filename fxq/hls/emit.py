@@ -94,6 +94,12 @@ def _weighted_sum_types(fx) -> dict[str, str]:
                   result=fx.result)
 
 
+def _with_channels(pads) -> tuple[int, ...]:
+    """Spatial pads (begins, then ends) as pads over (C, *spatial), none on the channels."""
+    nd = len(pads) // 2
+    return (0,) + tuple(pads[:nd]) + (0,) + tuple(pads[nd:])
+
+
 def _zero_padding(shape: tuple[int, ...], begin, end) -> dict:
     """hls4ml's ZeroPadding1D/2D layer dict padding a feature map of IR shape (C, *spatial)
     by `begin` and `end` per spatial axis."""
@@ -307,9 +313,7 @@ class _Builder:
         elif any(pads) and kind == "Max" and not fx.inputs[0].signed:
             # hls4ml's io_parallel pooling pads with the sign bit set (a large value for
             # an unsigned type); fxq pads with the least value: padded before, by FxqGather
-            nd = len(shape) - 1
-            full = (0,) + tuple(pads[:nd]) + (0,) + tuple(pads[nd:])
-            sources = [self._padded(node, x, full, fx.inputs[0].min)[0]]
+            sources = [self._padded(node, x, _with_channels(pads), fx.inputs[0].min)[0]]
             shape, pads = self._padded_shape(shape, pads), (0,) * len(pads)
         attrs = self._window_attrs(nd, shape[1:], out_shape[1:], a["kernel"], a["strides"],
                                    pads, prefix="pool")
@@ -328,9 +332,7 @@ class _Builder:
         pads, x_t = node.attrs["pads"], fx.inputs[0]
         if kind == "Max" and x_t.signed:
             # fxq pads a max with the type's least value: FxqGather pads with it
-            nd = len(self.shape(x)) - 1
-            full = (0,) + tuple(pads[:nd]) + (0,) + tuple(pads[nd:])
-            return self._padded(node, x, full, x_t.min)[0]
+            return self._padded(node, x, _with_channels(pads), x_t.min)[0]
         if kind == "Average" and not node.attrs.get("count_include_pad", False):
             self.fail(node, "padded average pooling that does not count the padding, in "
                       "io_stream: hls4ml's streaming pooling ignores padding")

@@ -194,7 +194,8 @@ def gxx_seconds(q: QuantizedGraph, settings: Target) -> tuple[float, str | None]
     return total, max(layers)[1] if layers else None
 
 
-def refuse_unbuildable(q: QuantizedGraph, settings: Target) -> None:
+def refuse_unbuildable(q: QuantizedGraph, settings: Target) -> float:
+    """The estimated g++ seconds of the build; CSimulationError when over the limit."""
     seconds, largest = gxx_seconds(q, settings)
     if seconds > GXX_LIMIT_S:
         size = int(np.prod(q.graph.shape(q.graph.node(largest).output)))
@@ -203,6 +204,7 @@ def refuse_unbuildable(q: QuantizedGraph, settings: Target) -> None:
             f"build (its slowest windowed layer, {largest!r}, has {size:,} outputs; fxq "
             f"refuses above {GXX_LIMIT_S / 60:.0f} min): verify the design in io_stream "
             "(--io stream), whose build does not grow with the feature maps")
+    return seconds
 
 
 def hls_inputs(q: QuantizedGraph, e, raw: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -232,11 +234,10 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
     # per sample: fxq's raw and real values of every tensor, the C simulation's trace of
     # each, and working copies
     batch = min(batch_size(q.graph, 8 * 5, "verify"), VERIFY_BATCH)
-    refuse_unbuildable(q, settings)
+    seconds = refuse_unbuildable(q, settings)
     out_dir = os.fspath(out_dir)
     model, e = build_model_graph(q, out_dir, settings, trace=True)
     prepare_dir(out_dir, overwrite)
-    seconds, _ = gxx_seconds(q, settings)
     say("building the C simulation (hls4ml's build_lib.sh, g++; cached by its sources"
         + (f"; estimated {seconds / 60:.0f} min" if seconds > 120 else "") + ")")
     try:
@@ -258,8 +259,8 @@ def verify(q: QuantizedGraph, out_dir, x: Any, *, backend: str = "Vitis",
             out = q.simulate(part, raw=True, engine=engine)
             raw.update(out if isinstance(out, dict) else {q.graph.outputs[0]: out})
         inputs = hls_inputs(q, e, raw)
-        y, trace = _isolated(lambda: model.trace(inputs[0] if len(inputs) == 1 else inputs),
-                             out_dir)
+        y, trace = _isolated(lambda inputs=inputs: model.trace(
+            inputs[0] if len(inputs) == 1 else inputs), out_dir)
         ys = y if isinstance(y, list) else [y]
         m = stop - start
         for t, theirs in zip(q.graph.outputs, ys):
