@@ -3,7 +3,7 @@
 1. throughput of fxq's bit-accurate simulation (both engines: the generated C++ and the
    NumPy reference) against hls4ml's C simulation of the same emitted project and
    onnxruntime float, with 16-bit uniform types and with the 8-bit types the dynamic
-   analysis chooses;
+   analysis chooses; and the default engine ("auto", its build cached) at 500 samples;
 2. top-1 accuracy on the held-out test set of float, fxq dynamic fixed point at 16, 8 and 6
    bits, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6> everywhere;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
@@ -54,6 +54,7 @@ def rate(fn, samples: int, min_seconds: float = 1.0) -> float:
 
 
 TYPE_SETS = ("16-bit uniform", "8-bit dynamic")
+DEFAULT_SAMPLES = 500             # the batch at which the default engine is compared
 
 
 def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> dict:
@@ -71,6 +72,14 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> 
     native_build_s = time.perf_counter() - start
     native_rate = rate(lambda: q.simulate(x, engine="native"), samples)
     numpy_rate = rate(lambda: q.simulate(x, engine="numpy"), samples)
+    # the default engine ("auto") at 500 samples, its build cached, on a fresh graph object
+    # (as a new session would have it), against the native engine at the same size
+    fresh = quantize(graph, np.load(os.path.join(zoo, name, "calib.npz"))["x"], bits=8) \
+        if types == "8-bit dynamic" else uniform(graph, data=FixedType(16, 10),
+                                                  weight=FixedType(16, 12))
+    small = x[:DEFAULT_SAMPLES]
+    default_rate = rate(lambda: fresh.simulate(small), len(small))
+    native_small = rate(lambda: q.simulate(small, engine="native"), len(small))
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     x32 = x.astype(np.float32)
@@ -90,6 +99,7 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> 
                                               e.order(graph.outputs[0])))
                 for engine in ("native", "numpy"))
     return {"model": name, "native": native_rate, "numpy": numpy_rate, "csim": csim_rate,
+            "default": default_rate, "native_small": native_small,
             "ort": ort_rate, "compile_s": compile_s, "native_build_s": native_build_s,
             "bit_exact": agree}
 
@@ -321,8 +331,9 @@ def main(argv=None) -> int:
               f"fxq native = generated C++, numpy = the reference kernels with the PyTorch "
               f"convolution engine {engine})\n")
         header = ("model", "fxq native", "fxq numpy", "hls4ml csim", "onnxruntime",
-                  "native/csim", "native/ort", "numpy/csim", "numpy/ort", "native build s",
-                  "csim build s", "bit-exact")
+                  "native/csim", "native/ort", "numpy/csim", "numpy/ort",
+                  f"default at {DEFAULT_SAMPLES}", f"default/native at {DEFAULT_SAMPLES}",
+                  "native build s", "csim build s", "bit-exact")
         print("| " + " | ".join(header) + " |")
         print("|" + "|".join("---" for _ in header) + "|")
         for r in rows:
@@ -331,7 +342,8 @@ def main(argv=None) -> int:
             print(f"| {r['model']} | {r['native']:,.0f} | {r['numpy']:,.0f} | "
                   f"{r['csim']:,.0f} | {r['ort']:,.0f} | {r['native'] / r['csim']:.0f}x | "
                   f"{r['native'] / r['ort']:.2f}x | {r['numpy'] / r['csim']:.0f}x | "
-                  f"{r['numpy'] / r['ort']:.2f}x | {r['native_build_s']:.1f} | "
+                  f"{r['numpy'] / r['ort']:.2f}x | {r['default']:,.0f} | "
+                  f"{r['default'] / r['native_small']:.2f}x | {r['native_build_s']:.1f} | "
                   f"{r['compile_s']:.1f} | {'yes' if r['bit_exact'] else 'NO'} |")
     with tempfile.TemporaryDirectory() as workdir:
         os.environ["FXQ_BUILD_CACHE"] = os.path.join(workdir, "builds")

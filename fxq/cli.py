@@ -169,11 +169,11 @@ def _saved_settings(q, model_doc: dict):
     return Target.from_json({"io_type": q.io_type, **hls})
 
 
-def _print_range_excess(q, x) -> None:
+def _print_range_excess(q, overflows, samples: int) -> None:
     """Numerical honesty: say per layer how many values the formats could not hold."""
     from fxq.report import range_excess
 
-    excess = range_excess(q, x)
+    excess = range_excess(q, overflows, samples)
     if excess:
         print(f"{len(excess)} layer(s) see values outside the range chosen on the calibration "
               "data:")
@@ -183,6 +183,20 @@ def _print_range_excess(q, x) -> None:
         print("every value fits the formats chosen on the calibration data")
 
 
+def _prepare_native(q, engine: str) -> None:
+    """The CLI runs the native engine whenever it can ("auto" and "native"): build it now,
+    saying so; with "auto", say when NumPy runs instead and why."""
+    if engine == "numpy":
+        return
+    why = q.prepare_native(progress=_say)
+    if why is not None and engine == "auto":
+        _say(f"the native engine cannot run this design ({why}); simulating with NumPy")
+
+
+def _samples(x) -> int:
+    return next(iter(x.values())).shape[0] if isinstance(x, dict) else len(x)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from fxq.fixed import to_float
     from fxq.model_file import load_quantized
@@ -190,7 +204,8 @@ def _simulate(args: argparse.Namespace) -> int:
     q, _ = load_quantized(args.out)
     _refuse_existing(args.output, args.force)
     x, labels = _read_inputs(args.input, q.graph)
-    result = q.simulate(x, raw=args.raw, engine=args.engine)
+    _prepare_native(q, args.engine)
+    result, overflows = q.simulate_overflows(x, raw=args.raw, engine=args.engine)
     outputs = result if isinstance(result, dict) else {q.graph.outputs[0]: result}
     lines = []                           # before writing: a label error writes nothing
     for name, y in outputs.items():
@@ -201,7 +216,7 @@ def _simulate(args: argparse.Namespace) -> int:
         lines.append(line)
     _write_outputs(args.output, outputs)
     print("\n".join(lines))
-    _print_range_excess(q, x)
+    _print_range_excess(q, overflows, _samples(x))
     return 0
 
 
@@ -217,7 +232,8 @@ def _verify(args: argparse.Namespace) -> int:
     result = verify(q, os.path.join(args.out, "csim"), x, target=settings, overwrite=True,
                     engine=args.engine, progress=_say)
     print(result)
-    _print_range_excess(q, x)
+    _prepare_native(q, "auto")
+    _print_range_excess(q, q.simulate_overflows(x, engine="auto")[1], _samples(x))
     return 0 if result.ok else 1
 
 
@@ -346,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true", help="the raw integers, not real values")
     p.add_argument("--engine", choices=ENGINES, default="auto",
                    help="numpy: the reference kernels; native: the same arithmetic compiled "
-                   "with g++ (cached); auto: native for large batches (default)")
+                   "with g++ (cached); auto: native whenever it can, else numpy "
+                   "(default)")
     p.set_defaults(func=_simulate)
 
     p = sub.add_parser("verify", help="C-simulate the HLS project (hls4ml, g++) and compare "

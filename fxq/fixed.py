@@ -289,6 +289,19 @@ def requantize(raw, frac: int, dst: FixedType, bits: int = 64) -> np.ndarray:
     return _overflow(floor, dst)
 
 
+def widened(t: FixedType) -> FixedType:
+    """t's fraction and rounding in 64 saturating bits: a conversion to it gives the rounded
+    value a conversion to t would have before t's overflow mode (up to int64's range)."""
+    return FixedType(MAX_WIDTH, t.frac, True, t.rounding, Overflow.SAT)
+
+
+def outside_type(raw, t: FixedType) -> np.ndarray:
+    """Where rounded integers `raw` (e.g. values of `widened(t)`) are ones t's overflow
+    mode changes: outside its range (SAT_SYM: the signed minimum too)."""
+    raw = np.asarray(raw)
+    return (raw < _lowest(t)) | (raw > t.raw_max)
+
+
 def shift_left_wrapping(v: np.ndarray, s: int) -> np.ndarray:
     """v * 2^s modulo 2^64 (int64 two's complement)."""
     if s >= 64:

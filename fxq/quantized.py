@@ -15,7 +15,7 @@ import numpy as np
 
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
-from fxq.fixed import FixedType, quantize, to_float
+from fxq.fixed import FixedType, outside_type, quantize, to_float, widened
 from fxq.ir import FrozenMap, Graph, Node, Op
 from fxq.layer import (DEFAULT_SOFTMAX_ACCUM, DEFAULT_SOFTMAX_TABLE, DEFAULT_TABLE,  # noqa: F401
                        DEFAULT_TABLE_SIZE, IO_TYPES, FixedNode, LayerTypes, QuantizationError,
@@ -25,7 +25,8 @@ from fxq.ops.registry import find, lookup
 CHUNK_ELEMENTS = 1 << 17          # per-chunk size of the largest array simulate builds
 ENGINES = ("auto", "numpy", "native")
 NATIVE_MIN_SAMPLES = 2048         # engine="auto" compiles from this batch size on (a build
-                                  # takes about 0.5 s, NumPy ~10-100 us per sample)
+                                  # takes 0.5-4 s, NumPy ~10-1000 us per sample); it runs a
+                                  # build already cached for any batch
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,32 +138,53 @@ class QuantizedGraph:
 
     def quantize_inputs(self, x: Any) -> dict[str, np.ndarray]:
         """Raw values of the graph inputs, converted to their declared types."""
-        bound = bind_inputs(self.graph, x)
-        return {name: quantize(bound[name], self.inputs[name]) for name in self.graph.inputs}
+        return self._quantize_counting(bind_inputs(self.graph, x), None)
 
-    def evaluate(self, x: Any, keep: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    def _quantize_counting(self, bound: Mapping[str, np.ndarray],
+                           overflows: dict[str, int] | None) -> dict[str, np.ndarray]:
+        """quantize_inputs of bound inputs; with `overflows`, each input's count of values
+        its type's overflow mode changed is added there."""
+        raw = {}
+        for name in self.graph.inputs:
+            t = self.inputs[name]
+            raw[name] = quantize(bound[name], t)
+            if overflows is not None:
+                wide = quantize(bound[name], widened(t))
+                overflows[name] = overflows.get(name, 0) + int(np.count_nonzero(
+                    outside_type(wide, t)))
+        return raw
+
+    def evaluate(self, x: Any, keep: Sequence[str] | None = None,
+                 overflows: dict[str, int] | None = None) -> dict[str, np.ndarray]:
         """Raw int64 value of every activation tensor, inputs included, batch first; only
-        those named in `keep` when given. Runs the batch in chunks of `chunk_rows`."""
-        raw = self.quantize_inputs(x)
+        those named in `keep` when given. Runs the batch in chunks of `chunk_rows`.
+        overflows: a dict that gains, per tensor, the count of its values whose conversion
+        to its type overflowed (the NumPy reference of the native engine's counts; each
+        node then runs twice)."""
+        raw = self._quantize_counting(bind_inputs(self.graph, x), overflows)
         wanted = list(raw) + [n.output for n in self.graph.nodes] if keep is None \
             else list(keep)
         n = next(iter(raw.values())).shape[0]
         parts: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
         for start in range(0, max(n, 1), self.chunk_rows):
             values = self._run({k: v[start:start + self.chunk_rows] for k, v in raw.items()},
-                               set(wanted))
+                               set(wanted), overflows)
             for name in wanted:
                 parts[name].append(values[name])
         return {name: np.concatenate(p) if len(p) > 1 else p[0] for name, p in parts.items()}
 
-    def _run(self, values: dict[str, np.ndarray], keep: set[str]) -> dict[str, np.ndarray]:
+    def _run(self, values: dict[str, np.ndarray], keep: set[str],
+             overflows: dict[str, int] | None = None) -> dict[str, np.ndarray]:
         """Every node's integer kernel in order on one chunk; tensors not in `keep` are
-        dropped after their last reader."""
+        dropped after their last reader. With `overflows`, each node that converts to its
+        result type also runs with that type widened (fxq.fixed.widened: the same rounding,
+        no overflow) to count the values its overflow mode changes."""
         for i, node in enumerate(self.graph.nodes):
             fx = self._fixed_nodes[node.name]
             names = self.graph.activation_inputs(node)
             args = [values[n] for n in names]
-            y = lookup("fixed", node.op, node.name)(fx, *args)
+            kernel = lookup("fixed", node.op, node.name)
+            y = kernel(fx, *args)
             expected = (args[0].shape[0],) + self.graph.shape(node.output)
             if y.dtype != np.int64 or y.shape != expected:
                 raise AssertionError(f"fixed kernel {node.op.name} of {node.name!r} returned "
@@ -171,11 +193,19 @@ class QuantizedGraph:
             if y.size and (y.min() < t.raw_min or y.max() > t.raw_max):
                 raise AssertionError(f"fixed kernel {node.op.name} of {node.name!r} returned "
                                      f"values outside {t}")
+            if overflows is not None:
+                outside = 0 if node.op.is_layout else int(np.count_nonzero(
+                    outside_type(kernel(self._widened_node(node), *args), t)))
+                overflows[node.output] = overflows.get(node.output, 0) + outside
             values[node.output] = y
             for name in names:
                 if self._last_use[name] == i and name not in keep:
                     del values[name]
         return values
+
+    def _widened_node(self, node: Node) -> FixedNode:
+        fx = self._fixed_nodes[node.name]
+        return replace(fx, layer=replace(fx.layer, result=widened(fx.result)), derived={})
 
     def simulate(self, x: Any, raw: bool = False, engine: str = "auto") -> Any:
         """Bit-accurate outputs: real values (float64), or with raw=True the int64 integers
@@ -184,20 +214,68 @@ class QuantizedGraph:
         engine: "numpy" runs the integer kernels of fxq/ops (the reference); "native" the
         same arithmetic as generated C++, compiled with g++ and cached (fxq.native; an
         FxqError if the graph or machine does not allow it); "auto" (the default) the
-        native engine for batches of NATIVE_MIN_SAMPLES or more when it can, else NumPy.
+        native engine when its build is cached (any batch) or the batch has
+        NATIVE_MIN_SAMPLES or more (building it), when it can; else NumPy.
         Both give the same raw values (tests/test_native.py)."""
+        return self._simulate(x, raw, engine, count=False)[0]
+
+    def simulate_overflows(self, x: Any, raw: bool = False,
+                           engine: str = "auto") -> tuple[Any, dict[str, int]]:
+        """simulate's outputs, and per tensor (graph inputs and node outputs) how many of
+        its values overflowed where the hardware converts them to their type: the values
+        of `x` the formats chosen on the calibration data could not hold, which the
+        type's overflow mode saturated, wrapped or zeroed. Layout ops convert nothing.
+        The native engine counts as it simulates (at no measurable cost); NumPy runs each
+        node twice. Both give the same counts (tests/test_overflows.py)."""
+        return self._simulate(x, raw, engine, count=True)
+
+    def _simulate(self, x: Any, raw: bool, engine: str, count: bool):
         if engine not in ENGINES:
             raise FxqError(f"engine {engine!r}: expected one of {ENGINES}")
         bound = bind_inputs(self.graph, x)
-        values = None
+        values = overflows = None
         samples = next(iter(bound.values())).shape[0] if bound else 0
-        if engine == "native" or (engine == "auto" and samples >= NATIVE_MIN_SAMPLES):
-            values = self._simulate_native(bound, required=engine == "native")
+        if engine == "native" or (engine == "auto" and (
+                samples >= NATIVE_MIN_SAMPLES or self.native_is_built)):
+            run = self._simulate_native(bound, required=engine == "native")
+            if run is not None:
+                values, overflows = run.outputs, run.overflows
         if values is None:
-            values = self.evaluate(bound, keep=self.graph.outputs)
+            overflows = {} if count else None
+            values = self.evaluate(bound, keep=self.graph.outputs, overflows=overflows)
         out = {name: values[name] if raw else to_float(values[name], self.types[name])
                for name in self.graph.outputs}
-        return out[self.graph.outputs[0]] if len(out) == 1 else out
+        result = out[self.graph.outputs[0]] if len(out) == 1 else out
+        return result, overflows
+
+    @cached_property
+    def _program(self):
+        """The native engine's generated C++ of this graph, or NativeUnsupported."""
+        from fxq.native import generate
+
+        try:
+            return generate(self)
+        except FxqError as exc:
+            return exc
+
+    @property
+    def native_is_built(self) -> bool:
+        """Whether the native simulation of this graph is loaded or in the build cache (then
+        engine="auto" runs it for any batch)."""
+        if "_native" in self.__dict__:
+            return not isinstance(self._native, FxqError)
+        from fxq.native import is_built
+
+        return not isinstance(self._program, FxqError) and is_built(self._program.source)
+
+    def prepare_native(self, progress=None) -> FxqError | None:
+        """Build (or load) the native simulation now, saying so through `progress` when a
+        build is needed; the FxqError saying why there is none, else None."""
+        if progress is not None and not isinstance(self._program, FxqError) \
+                and not self.native_is_built:
+            progress(f"compiling the native simulation ({len(self.graph.nodes)} nodes, g++; "
+                     "once per design)")
+        return self._native if isinstance(self._native, FxqError) else None
 
     @cached_property
     def _native(self):
@@ -205,20 +283,26 @@ class QuantizedGraph:
         is none (built on first use, then kept)."""
         from fxq.native import native_simulator
 
+        if isinstance(self._program, FxqError):
+            return self._program
         try:
-            return native_simulator(self)
+            return native_simulator(self, self._program)
         except FxqError as exc:
             return exc
 
-    def _simulate_native(self, bound: dict[str, np.ndarray],
-                         required: bool) -> dict[str, np.ndarray] | None:
-        """The outputs from the native engine; None (NumPy then runs) when it cannot run
-        and is not `required`."""
+    def _simulate_native(self, bound: dict[str, np.ndarray], required: bool):
+        """The native engine's Run (outputs and overflow counts); None (NumPy then runs)
+        when it cannot run and is not `required`."""
         if isinstance(self._native, FxqError):
             if required:
                 raise self._native
             return None
-        return self._native.run(bound, self.quantize_inputs)
+
+        def quantize_counting(real):
+            counts: dict[str, int] = {}
+            return self._quantize_counting(real, counts), counts
+
+        return self._native.run(bound, quantize_counting)
 
     def __str__(self) -> str:
         lines = [f"quantized {self.graph.name} ({self.io_type})"]

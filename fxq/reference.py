@@ -12,12 +12,10 @@ if TYPE_CHECKING:
     from fxq.ir import Graph, Node
 
 
-def run_node(graph: Graph, node: Node, values: dict[str, np.ndarray],
-             dtype=np.float64) -> np.ndarray:
-    """Apply one node's float kernel, checking the result's shape against the IR. In
-    float64 it is the exact reference; float32 is the fast one of the range check."""
+def run_node(graph: Graph, node: Node, values: dict[str, np.ndarray]) -> np.ndarray:
+    """Apply one node's float kernel (float64), checking the result's shape against the IR."""
     args = [graph.params[n] if n in graph.params else values[n] for n in node.inputs]
-    args = [np.asarray(a, dtype=dtype) for a in args]
+    args = [np.asarray(a, dtype=np.float64) for a in args]
     y = lookup("float", node.op, node.name)(*args, **node.attrs)
     batch = next(iter(values.values())).shape[0] if values else 1
     expected = (batch,) + graph.shape(node.output)
@@ -35,23 +33,21 @@ def evaluate(graph: Graph, x: Any) -> dict[str, np.ndarray]:
     return values
 
 
-def walk(graph: Graph, x: Any, dtype=np.float64) -> Iterator[tuple[str, np.ndarray]]:
+def walk(graph: Graph, x: Any) -> Iterator[tuple[str, np.ndarray]]:
     """Every activation tensor's float value (inputs first, then each node's output in
     order), each dropped once its last reader has run: the memory follows the widest cut
-    of the graph, not the sum of its tensors. `dtype` float32 runs the fast model (a
-    convolution through torch) for checks that need no exact reference."""
-    return walk_bound(graph, bind_inputs(graph, x), dtype)
+    of the graph, not the sum of its tensors."""
+    return walk_bound(graph, bind_inputs(graph, x))
 
 
-def walk_bound(graph: Graph, bound: dict[str, np.ndarray],
-               dtype=np.float64) -> Iterator[tuple[str, np.ndarray]]:
+def walk_bound(graph: Graph, bound: dict[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
     """`walk` of inputs already bound and checked (fxq.data.bind_inputs)."""
-    values = {k: v.astype(dtype, copy=False) for k, v in bound.items()}
+    values = {k: v.astype(np.float64, copy=False) for k, v in bound.items()}
     last = graph.last_readers()
     keep = set(graph.outputs)
     yield from values.items()
     for i, node in enumerate(graph.nodes):
-        values[node.output] = run_node(graph, node, values, dtype)
+        values[node.output] = run_node(graph, node, values)
         yield node.output, values[node.output]
         for name in graph.activation_inputs(node):
             if last[name] == i and name not in keep:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from math import prod
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,13 +20,10 @@ import numpy as np
 from fxq.data import bind_inputs
 from fxq.task import METRIC, infer_task, quality
 from fxq.fixed import FixedType
-from fxq.analysis.stats import TensorStats, outside_range, tensor_stats
-from fxq.memory import batch_size
+from fxq.analysis.stats import TensorStats, tensor_stats
 from fxq.model_file import type_to_json
 from fxq.quantized import QuantizedGraph
-from fxq.reference import walk_bound
 
-RANGE_BATCH = 512                         # samples per pass of the range check at most
 TYPE_FIELDS = ("accum", "result")        # besides the parameters, by role
 
 
@@ -150,7 +148,7 @@ def _synthesis_markdown(synthesis: dict[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class RangeExcess:
-    """Values of one tensor whose float reference lies outside its fixed-point type."""
+    """Values of one tensor the hardware's conversion to its fixed-point type overflowed."""
 
     node: str
     tensor: str
@@ -167,27 +165,19 @@ class RangeExcess:
                 f"[{self.type.min:g}, {self.type.max:g}], {what}")
 
 
-def range_excess(q: QuantizedGraph, x: Any) -> list[RangeExcess]:
-    """Per node, how many values of `x` the chosen formats cannot hold (beyond half an LSB
-    past either end), judged by the float model: where data goes beyond the calibration
-    range, the hardware saturates or wraps them, and this says how often. The model runs
-    in float32 (a value within about 1e-6 of its magnitude from a bound may be judged
-    either way), so the check costs about what the native simulation does."""
-    bound = bind_inputs(q.graph, x)
-    n = next(iter(bound.values())).shape[0]
-    batch = min(batch_size(q.graph, 8 * 2, "the range check"), RANGE_BATCH)
+def range_excess(q: QuantizedGraph, overflows: Mapping[str, int],
+                 samples: int) -> list[RangeExcess]:
+    """Per tensor with any, the values the chosen formats could not hold, from the
+    overflow counts of a simulation of `samples` samples (QuantizedGraph.
+    simulate_overflows): where data goes beyond the calibration range, the hardware
+    saturates or wraps them, and this says how often. Counted by the bit-accurate
+    simulation itself, at its conversions: a value is counted where it overflows, not
+    again downstream."""
     where = {name: f"input {name}" for name in q.graph.inputs}
     where.update({node.output: node.name for node in q.graph.nodes})
-    outside = dict.fromkeys(where, 0)
-    total = dict.fromkeys(where, 0)
-    for start in range(0, n, batch):
-        part = {k: v[start:start + batch] for k, v in bound.items()}
-        # the fast float model (float32; each tensor freed after its readers)
-        for tensor, f in walk_bound(q.graph, part, np.float32):
-            outside[tensor] += int(np.count_nonzero(outside_range(f, q.types[tensor])))
-            total[tensor] += int(f.size)
-    return [RangeExcess(where[t], t, q.types[t], outside[t], total[t])
-            for t in where if outside[t]]
+    return [RangeExcess(where[t], t, q.types[t], overflows[t],
+                        samples * prod(q.graph.shape(t)))
+            for t in where if overflows.get(t)]
 
 
 def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,

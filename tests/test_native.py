@@ -8,6 +8,8 @@ test_hls_verify.py also compares the native engine with the C simulation directl
 from __future__ import annotations
 
 import os
+import re
+from math import prod
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from fxq.errors import FxqError
 from fxq.fixed import FixedType, Overflow, Rounding
 from fxq.ir import Graph, Node, Op, Tensor
 from fxq.native import NativeUnsupported, generate, native_simulator
+from fxq.native.codegen import BLOCK
 from fxq.quantized import NATIVE_MIN_SAMPLES, LayerTypes, QuantizedGraph, uniform
 from helpers import make_model, save
 from random_graphs import BUILDERS
@@ -36,8 +39,10 @@ ASSIGNMENTS = {
 
 
 def assert_same(q: QuantizedGraph, x) -> None:
-    want = q.simulate(x, raw=True, engine="numpy")
-    got = q.simulate(x, raw=True, engine="native")
+    """The same raw outputs, and the same overflow count on every tensor."""
+    want, want_counts = q.simulate_overflows(x, raw=True, engine="numpy")
+    got, got_counts = q.simulate_overflows(x, raw=True, engine="native")
+    assert got_counts == want_counts
     want = want if isinstance(want, dict) else {"y": want}
     got = got if isinstance(got, dict) else {"y": got}
     for name in want:
@@ -156,15 +161,45 @@ def test_block_tails_and_empty_batches(zoo_dir):
     assert q.simulate(x[:0], engine="native").shape == (0, 10)
 
 
-def test_auto_engine_compiles_only_for_large_batches(zoo_dir):
+def test_auto_engine_builds_for_large_batches_and_runs_a_cached_build_for_any(
+        zoo_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("FXQ_BUILD_CACHE", str(tmp_path))          # nothing built yet
     graph = fxq.load(os.path.join(zoo_dir, "mlp", "model.onnx"))
     x = np.load(os.path.join(zoo_dir, "mlp", "test.npz"))["x"]
     q = uniform(graph, data=FixedType(12, 6), weight=FixedType(10, 8))
+    assert not q.native_is_built
     q.simulate(x[:100])
-    assert "_native" not in q.__dict__
+    assert "_native" not in q.__dict__ and not os.listdir(tmp_path)
     big = np.resize(x, (NATIVE_MIN_SAMPLES,) + x.shape[1:])
     assert np.array_equal(q.simulate(big), q.simulate(big, engine="numpy"))
     assert "_native" in q.__dict__
+    again = uniform(graph, data=FixedType(12, 6), weight=FixedType(10, 8))
+    assert again.native_is_built                     # the same design: its build is cached
+    assert np.array_equal(again.simulate(x[:5]), q.simulate(x[:5], engine="numpy"))
+    assert "_native" in again.__dict__
+
+
+def _arena_bytes(q: QuantizedGraph) -> int:
+    return int(re.search(r"aligned_alloc\(64, (\d+)\)", generate(q).source).group(1))
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_buffers_are_reused_once_dead(zoo_dir, name):
+    """The per-thread arena holds the tensors live at once, not the whole graph: at most
+    the three largest and the largest padded copy (a residual block's skip, a conv's
+    input, its padded copy and its output), and for a chain of Dense layers exactly its
+    two largest."""
+    graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    q = uniform(graph, data=FixedType(8, 4), weight=FixedType(8, 6))
+    block_bytes = sorted((BLOCK * 4 * prod(graph.shape(t)) for t in
+                          list(graph.inputs) + [n.output for n in graph.nodes]), reverse=True)
+    padded = [BLOCK * 4 * prod(graph.shape(n.inputs[0])[:1]) * prod(
+        s + p[i] + p[i + len(p) // 2] for i, s in enumerate(graph.shape(n.inputs[0])[1:]))
+        for n in graph.nodes if "pads" in n.attrs for p in [n.attrs["pads"]] if any(p)]
+    arena = _arena_bytes(q)
+    assert arena <= sum(block_bytes[:3]) + max(padded, default=0) < sum(block_bytes)
+    if name == "mlp":
+        assert arena == sum(block_bytes[:2])
 
 
 def _unsupported():

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -21,6 +22,10 @@ from fxq.errors import FxqError
 from fxq.native.codegen import Program
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# OpenMP threads that finish their blocks sleep rather than spin (libgomp reads this when
+# it is first loaded, by the first simulation library): spinning threads steal the core
+# another process, or a slower thread of the same run, needs
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 CXX = os.environ.get("CXX", "g++")
 FLAGS = ["-O3", "-march=native", "-std=c++20", "-fwrapv", "-fopenmp", "-shared", "-fPIC",
          "-fno-math-errno"]
@@ -43,13 +48,22 @@ def _machine_tag() -> str:
     return hashlib.sha256(flags.encode()).hexdigest()[:12]
 
 
-def library_path(source: str) -> str:
-    """The shared library built from `source`, compiled now unless cached."""
+def cached_library(source: str) -> str:
+    """Where the shared library built from `source` is cached (it may not exist yet)."""
     with open(os.path.join(HERE, "runtime.h"), "rb") as f:
         runtime = f.read()
     h = hashlib.sha256(source.encode() + runtime + " ".join([CXX] + FLAGS).encode()
                        + _machine_tag().encode())
-    path = os.path.join(build_cache_dir(), f"native-{h.hexdigest()[:24]}.so")
+    return os.path.join(build_cache_dir(), f"native-{h.hexdigest()[:24]}.so")
+
+
+def is_built(source: str) -> bool:
+    return os.path.exists(cached_library(source))
+
+
+def library_path(source: str) -> str:
+    """The shared library built from `source`, compiled now unless cached."""
+    path = cached_library(source)
     if os.path.exists(path):
         return path
     if shutil.which(CXX) is None:
@@ -71,6 +85,15 @@ def library_path(source: str) -> str:
     return path
 
 
+@dataclass
+class Run:
+    """What one simulation gives: the raw outputs by name, and per tensor (graph inputs and
+    node outputs) how many of its values overflowed in the conversion to its type."""
+
+    outputs: dict[str, np.ndarray]
+    overflows: dict[str, int]
+
+
 class NativeSimulator:
     """A compiled simulation of one QuantizedGraph."""
 
@@ -82,36 +105,44 @@ class NativeSimulator:
         for kind in ("real", "raw"):
             fn = getattr(self._lib, f"fxq_run_{kind}")
             fn.restype = ctypes.c_int
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                           ctypes.c_void_p]
             self._entry[kind] = fn
         self._params = (ctypes.c_void_p * max(1, len(program.params)))(
             *[a.ctypes.data for a in program.params])
 
-    def run(self, real: dict[str, np.ndarray], quantize) -> dict[str, np.ndarray]:
+    def run(self, real: dict[str, np.ndarray], quantize) -> Run:
         """Raw int64 outputs, batch first, from real inputs (name -> float64 (N, *shape)),
-        quantized to their types in C++. Inputs it cannot quantize (NaN, infinities, values
-        beyond 2^62 LSBs) go through `quantize` (real -> raw inputs, the NumPy reference,
-        which refuses or handles them) and run_raw."""
+        quantized to their types in C++, and the overflow counts. Inputs it cannot quantize
+        (NaN, infinities, values beyond 2^62 LSBs) go through `quantize` (real -> (raw
+        inputs, their overflow counts), the NumPy reference, which refuses or handles
+        them) and run_raw."""
         ins = [np.ascontiguousarray(real[name], dtype=np.float64)
                for name, _ in self.program.inputs]
-        status, outs = self._call("real", ins)
+        status, run = self._call("real", ins)
         if status:
-            return self.run_raw(quantize(real))
-        return outs
+            raw, counts = quantize(real)
+            run = self.run_raw(raw)
+            run.overflows.update(counts)
+        return run
 
-    def run_raw(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Raw int64 outputs, batch first, from raw int64 inputs (name -> (N, *shape))."""
+    def run_raw(self, raw: dict[str, np.ndarray]) -> Run:
+        """Raw int64 outputs, batch first, from raw int64 inputs (name -> (N, *shape)),
+        and the overflow counts (none at the inputs)."""
         ins = [np.ascontiguousarray(raw[name], dtype=np.int64)
                for name, _ in self.program.inputs]
-        status, outs = self._call("raw", ins)
+        status, run = self._call("raw", ins)
         if status:                     # raw inputs always convert: the buffers failed
             raise NativeBuildError("the native simulation could not allocate its buffers")
-        return outs
+        return run
 
-    def _call(self, kind: str, ins: list[np.ndarray]) -> tuple[int, dict[str, np.ndarray]]:
+    def _call(self, kind: str, ins: list[np.ndarray]) -> tuple[int, Run]:
         n = ins[0].shape[0] if ins else 0
         outs = [np.empty((n,) + shape, dtype=np.int64) for _, shape in self.program.outputs]
+        counts = np.zeros(len(self.program.counted), dtype=np.int64)
         in_ptrs = (ctypes.c_void_p * max(1, len(ins)))(*[a.ctypes.data for a in ins])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[a.ctypes.data for a in outs])
-        status = self._entry[kind](in_ptrs, out_ptrs, self._params, n) if n else 0
-        return status, {name: a for (name, _), a in zip(self.program.outputs, outs)}
+        status = self._entry[kind](in_ptrs, out_ptrs, self._params, n,
+                                   counts.ctypes.data) if n else 0
+        return status, Run({name: a for (name, _), a in zip(self.program.outputs, outs)},
+                           dict(zip(self.program.counted, counts.tolist())))

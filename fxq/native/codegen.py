@@ -23,9 +23,9 @@ from math import prod
 
 import numpy as np
 
-from fxq.fixed import FixedType, quantize, requantize
+from fxq.fixed import FixedType, outside_type, quantize, requantize, widened
 from fxq.native.cpp import (FOR_B, SIMD_B, Buffer, Gen, NativeUnsupported, tree,  # noqa: F401
-                            type_args, at, broadcast_index, cast, elementwise, emitter, lit,
+                            type_args, at, broadcast_index, cast, counted, elementwise, emitter, lit,
                             rq, shift_left, storage)
 from fxq.op import Op
 from fxq.ops import tables
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from fxq.quantized import QuantizedGraph
 
 BLOCK = 16                      # samples per block: one AVX-512 vector of int32
-MAX_ARENA_BYTES = 1 << 29       # every tensor of a block, per thread (no buffer reuse yet)
+MAX_ARENA_BYTES = 1 << 29       # the tensors of a block live at once, per thread
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Program:
     params: list[np.ndarray]
     inputs: list[tuple[str, tuple[int, ...]]]        # graph inputs: name, per-sample shape
     outputs: list[tuple[str, tuple[int, ...]]]
+    counted: list[str]          # the tensor of each overflow count: the inputs, then nodes
 
 
 # -- weighted sums ---------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
     total = shift_left("sum[b]", shift) if shift >= 0 else "(fxq::i64)sum[b]"
     if b_acc is not None:
         total = f"({total} + {g.param(b_acc, 'int64_t')}[orow])"
-    out = rq(accum.frac - fx.result.frac, fx.result, rq(0, accum, total))
+    out = rq(accum.frac - fx.result.frac, fx.result, rq(0, accum, total), count=True)
     g.body.append(f"""{{ // {fx.node.op.name} {fx.node.name}
   constexpr int V = 64 / sizeof({acc_t}), P = B / V;   // P vectors of V samples per block
   typedef {acc_t} vacc __attribute__((vector_size(64)));
@@ -242,14 +243,14 @@ def batch_norm(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
     total = (f"{shift_left(f'(fxq::i64)AT({x.var}, e)[b] * {s}[ch]', frac - frac_a)} + "
              f"{shift_left(f'{t}[ch]', frac - frac_b)}")
     g.body.append(f"""for (int ch = 0, e = 0; ch < {c}; ++ch) for (int i = 0; i < {inner}; ++i, ++e) {{
-  {FOR_B} AT({y.var}, e)[b] = {rq(frac - fx.result.frac, fx.result, total)};
+  {FOR_B} AT({y.var}, e)[b] = {rq(frac - fx.result.frac, fx.result, total, count=True)};
 }}""")
 
 
 # -- element-wise ------------------------------------------------------------------------------
 @emitter(Op.RELU)
 def relu(g, fx, x, y):
-    elementwise(g, y, cast(fx.inputs[0], fx.result, f"({at(x)} > 0 ? {at(x)} : 0)"))
+    elementwise(g, y, cast(fx.inputs[0], fx.result, f"({at(x)} > 0 ? {at(x)} : 0)", count=True))
 
 
 @emitter(Op.LEAKY_RELU)
@@ -257,8 +258,9 @@ def leaky_relu(g, fx, x, y):
     alpha_t = fx.layer.param("alpha")
     alpha = int(quantize(fx.node.attrs["alpha"], alpha_t))
     scaled = rq(fx.inputs[0].frac + alpha_t.frac - fx.result.frac, fx.result,
-                f"{at(x)} * {lit(alpha)}")
-    elementwise(g, y, f"({at(x)} > 0 ? {cast(fx.inputs[0], fx.result, at(x))} : {scaled})")
+                f"{at(x)} * {lit(alpha)}", count=True)
+    elementwise(g, y, f"({at(x)} > 0 ? {cast(fx.inputs[0], fx.result, at(x), count=True)} "
+                      f": {scaled})")
 
 
 @emitter(Op.CLIP)
@@ -267,15 +269,21 @@ def clip(g, fx, x, y):
     if t.width > 53:
         raise NativeUnsupported(f"clip of the {t.width}-bit type {t}")
     lo, hi = fx.node.attrs["lo"], fx.node.attrs["hi"]
-    expr = cast(t, fx.result, at(x))
+    expr = cast(t, fx.result, at(x), count=True)
     scale = Fraction(2) ** t.frac
     if math.isfinite(lo):                         # raw r < lo * 2^frac  <=>  r <= below
         below = math.ceil(Fraction(lo) * scale) - 1
-        expr = f"({at(x)} <= {lit(below)} ? {lit(quantize(lo, fx.result))} : {expr})"
+        expr = f"({at(x)} <= {lit(below)} ? {_bound(lo, fx.result)} : {expr})"
     if math.isfinite(hi):                         # raw r > hi * 2^frac  <=>  r >= above
         above = math.floor(Fraction(hi) * scale) + 1     # (checked last: hi wins, as NumPy)
-        expr = f"({at(x)} >= {lit(above)} ? {lit(quantize(hi, fx.result))} : {expr})"
+        expr = f"({at(x)} >= {lit(above)} ? {_bound(hi, fx.result)} : {expr})"
     elementwise(g, y, expr)
+
+
+def _bound(value: float, t: FixedType) -> str:
+    """C++ of a Clip bound as the result type holds it, counted as an overflow when the
+    type cannot hold it (as fxq.quantized counts it)."""
+    return counted(int(quantize(value, t)), bool(outside_type(quantize(value, widened(t)), t)))
 
 
 def _lookup(g, fx, x, y, table: np.ndarray, input_range: int):
@@ -291,7 +299,7 @@ def _lookup(g, fx, x, y, table: np.ndarray, input_range: int):
              else f"({q} << {-t.frac})")
     tab = g.param(table, storage(fx.layer.table))
     index = f"std::min<fxq::i64>(std::max<fxq::i64>({whole} + {size // 2}, 0), {size - 1})"
-    elementwise(g, y, cast(fx.layer.table, fx.result, f"{tab}[{index}]"))
+    elementwise(g, y, cast(fx.layer.table, fx.result, f"{tab}[{index}]", count=True))
 
 
 @emitter(Op.SIGMOID)
@@ -337,7 +345,7 @@ def softmax(g, fx, x, y):
     const fxq::i64 sum = {cast(accum, layer.inv_inp, tree("ex", 0, n))};
     const fxq::i64 inv = {inv_tab}[{_top_bits("sum", layer.inv_inp, inv_bits)}];
     for (int i = 0; i < {n}; ++i)
-      AT({y.var}, row * {n} + i)[b] = {rq(accum.frac + layer.inv_table.frac - fx.result.frac, fx.result, "ex[i] * inv")};
+      AT({y.var}, row * {n} + i)[b] = {rq(accum.frac + layer.inv_table.frac - fx.result.frac, fx.result, "ex[i] * inv", count=True)};
   }}
 }}""")
 
@@ -359,10 +367,10 @@ def _max_reduce(fx, values: str, n: int) -> str:
         elem = cast(data_t, accum, values)
         return (f"fxq::i64 m = std::numeric_limits<fxq::i64>::min(); "
                 f"for (int i = 0; i < {n}; ++i) m = std::max<fxq::i64>(m, {elem}); "
-                f"const fxq::i64 out = {cast(accum, fx.result, 'm')};")
+                f"const fxq::i64 out = {cast(accum, fx.result, 'm', count=True)};")
     return (f"fxq::i64 m = std::numeric_limits<fxq::i64>::min(); "
             f"for (int i = 0; i < {n}; ++i) m = std::max<fxq::i64>(m, {values}); "
-            f"const fxq::i64 out = {cast(accum, fx.result, cast(data_t, accum, 'm'))};")
+            f"const fxq::i64 out = {cast(accum, fx.result, cast(data_t, accum, 'm'), count=True)};")
 
 
 @emitter(Op.MAX_POOL)
@@ -418,7 +426,7 @@ def avg_pool(g, fx, x, y):
     accum = fx.layer.accum
     g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) for (int pix = 0; pix < {npix}; ++pix) {{
   {FOR_B} {{ {body}
-    AT({y.var}, ch * {npix} + pix)[b] = {cast(accum, fx.result, f"total / {count}")}; }}
+    AT({y.var}, ch * {npix} + pix)[b] = {cast(accum, fx.result, f"total / {count}", count=True)}; }}
 }}""")
 
 
@@ -427,7 +435,7 @@ def global_avg_pool(g, fx, x, y):
     n = x.size // x.shape[0]
     body = _sum_reduce(fx, f"(fxq::i64)AT({x.var}, ch * {n} + i)[b]", n, global_pool=True)
     g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) {{
-  {FOR_B} {{ {body} AT({y.var}, ch)[b] = {cast(fx.layer.accum, fx.result, f"total / {n}")}; }}
+  {FOR_B} {{ {body} AT({y.var}, ch)[b] = {cast(fx.layer.accum, fx.result, f"total / {n}", count=True)}; }}
 }}""")
 
 
@@ -454,14 +462,14 @@ def add(g, fx, *args):
     (a, at), (c, ct) = _operands(g, fx, ins, y)
     frac = max(at.frac, ct.frac)
     total = f"{shift_left(a, frac - at.frac)} + {shift_left(c, frac - ct.frac)}"
-    elementwise(g, y, rq(frac - fx.result.frac, fx.result, total))
+    elementwise(g, y, rq(frac - fx.result.frac, fx.result, total, count=True))
 
 
 @emitter(Op.MUL)
 def mul(g, fx, *args):
     *ins, y = args
     (a, at), (c, ct) = _operands(g, fx, ins, y)
-    elementwise(g, y, rq(at.frac + ct.frac - fx.result.frac, fx.result, f"{a} * {c}"))
+    elementwise(g, y, rq(at.frac + ct.frac - fx.result.frac, fx.result, f"{a} * {c}", count=True))
 
 
 @emitter(Op.CONCAT)
@@ -477,7 +485,7 @@ def concat(g, fx, *args):
         start += n
         where = g.static(positions[tuple(index)].ravel())
         g.body.append(f"""for (int e = 0; e < {buf.size}; ++e) {{
-  {FOR_B} AT({y.var}, {where}[e])[b] = {cast(t, fx.result, at(buf))};
+  {FOR_B} AT({y.var}, {where}[e])[b] = {cast(t, fx.result, at(buf), count=True)};
 }}""")
 
 
@@ -508,6 +516,32 @@ def alias(g, fx, x, y):
 
 # -- the program -------------------------------------------------------------------------------
 
+def _arena_layout(arena: list[tuple[str, str, int]], live: dict[str, tuple[int, int]],
+                  block: int) -> tuple[list[str], int]:
+    """(C++ declarations placing each buffer in the per-thread arena, its size in bytes).
+    Buffers whose live ranges (first and last node position using them) overlap get
+    disjoint bytes; others share them, so the arena follows the widest set of tensors
+    live at once rather than the whole graph. Placed largest first, each at the lowest
+    offset free over its live range."""
+    sizes = {var: -(-n * block * (4 if ctype == "int32_t" else 8) // 64) * 64
+             for var, ctype, n in arena}
+    placed: list[tuple[int, int, int, int]] = []          # offset, end, first, last
+    offset_of = {}
+    for var in sorted(sizes, key=lambda v: (-sizes[v], v)):
+        first, last = live[var]
+        busy = sorted((o, e) for o, e, f, l in placed if f <= last and first <= l)
+        at = 0
+        for o, e in busy:
+            if at + sizes[var] <= o:
+                break
+            at = max(at, e)
+        offset_of[var] = at
+        placed.append((at, at + sizes[var], first, last))
+    total = max((e for _, e, _, _ in placed), default=0)
+    return ([f"{ctype}* {var}_ = ({ctype}*)(arena + {offset_of[var]});"
+             for var, ctype, _ in arena], total)
+
+
 def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
     """The C++ program simulating `q`, or NativeUnsupported."""
     graph = q.graph
@@ -521,17 +555,20 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         buffers[name] = buf
         if not -1000 < t.frac < 1000:
             raise NativeUnsupported(f"input type {t}")
-        convert = f"fxq::quantize<{t.frac}, {type_args(t)}>"
+        convert = f"fxq::quantizen<{t.frac}, {type_args(t)}>"
         loads.append(f"""for (int e = 0; e < {buf.size}; ++e) {{
   for (int b = 0; b < nb; ++b) {{
     fxq::i64 r;
-    if constexpr (std::is_same_v<In, double>) ok &= {convert}(in[{i}][(s0 + b) * {buf.size} + e], r);
-    else ok &= fxq::quantize_raw(in[{i}][(s0 + b) * {buf.size} + e], r);
-    AT({buf.var}, e)[b] = ({buf.ctype})r;
+    if constexpr (std::is_same_v<In, double>) ok &= {convert}(in[{i}][(s0 + b) * {buf.size} + e], r, cnt[{i}]);
+    else ok &= fxq::quantize_rawn(in[{i}][(s0 + b) * {buf.size} + e], r, cnt[{i}]);
+    AT({buf.var}_, e)[b] = ({buf.ctype})r;
   }}
-  for (int b = nb; b < B; ++b) AT({buf.var}, e)[b] = 0;
+  for (int b = nb; b < B; ++b) AT({buf.var}_, e)[b] = 0;
 }}""")
-    for node in graph.nodes:
+    # the node positions each buffer is used at (-1: the loads; len(nodes): the stores)
+    uses: dict[str, list[int]] = {buf.var: [-1] for buf in buffers.values()}
+    for pos, node in enumerate(graph.nodes):
+        k = len(graph.inputs) + pos
         fx = q.fixed_node(node)
         ins = [buffers[n] for n in graph.activation_inputs(node)]
         shape = graph.shape(node.output)
@@ -542,17 +579,29 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
             buffers[node.output] = Buffer(ins[0].var, ins[0].ctype, shape)
             continue
         ctype = storage(fx.result)
+        first = len(g.arena)
         y = Buffer(g.buffer("t", ctype, prod(shape)), ctype, shape)
+        # the node's code in a scope counting, per sample lane, its values whose conversion
+        # to the result type overflowed; the lanes of real samples are then summed. The
+        # scope declares the buffers it touches __restrict: none of them overlap there.
+        head = len(g.body)
+        g.body.append("")
         emit(g, fx, *ins, y)
+        touched = {b.var: b.ctype for b in ins}
+        touched.update({var: ct for var, ct, _ in g.arena[first:]})
+        for var in touched:
+            uses.setdefault(var, []).append(pos)
+        g.body[head] = (f"{{ fxq::i64 ovf[B] = {{}};   // {node.op.name} {node.name}\n  " +
+                        " ".join(f"{ct}* __restrict {v} = {v}_;" for v, ct in touched.items()))
+        g.body.append(f"for (int b = 0; b < nb; ++b) cnt[{k}] += ovf[b]; }}")
         buffers[node.output] = y
     for i, name in enumerate(graph.outputs):
         buf = buffers[name]
+        uses[buf.var].append(len(graph.nodes))
         stores.append(f"""for (int e = 0; e < {buf.size}; ++e)
-  for (int b = 0; b < nb; ++b) out[{i}][(s0 + b) * {buf.size} + e] = AT({buf.var}, e)[b];""")
-    offsets, arena = [], 0
-    for var, ctype, n in g.arena:
-        offsets.append(f"{ctype}* __restrict {var} = ({ctype}*)(arena + {arena});")
-        arena += -(-n * block * 8 // 64) * 64
+  for (int b = 0; b < nb; ++b) out[{i}][(s0 + b) * {buf.size} + e] = AT({buf.var}_, e)[b];""")
+    offsets, arena = _arena_layout(g.arena, {v: (min(u), max(u)) for v, u in uses.items()},
+                                   block)
     if arena > MAX_ARENA_BYTES:
         raise NativeUnsupported(f"its feature maps need {arena >> 20} MiB per thread")
     source = "\n".join([
@@ -564,8 +613,11 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         *g.statics,
         "// every block of the batch; In is double (real inputs, quantized here) or int64_t",
         "// (raw inputs). Returns 0, or 1 when a real input could not be quantized here.",
+        "// counts[i] gains the values of graph input i, then of node i - inputs, that",
+        "// overflowed in their conversion to its type.",
         "template <class In> static int run(const In* const* in, int64_t* const* out,",
-        "                                   const void* const* p, int64_t n) {",
+        "                                   const void* const* p, int64_t n, int64_t* counts) {",
+        f"  constexpr int NC = {len(graph.inputs) + len(graph.nodes)};",
         "  const int64_t blocks = (n + B - 1) / B;",
         "  int failed = 0;",
         "  #pragma omp parallel reduction(|:failed)",
@@ -573,7 +625,10 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         f"  char* arena = (char*)std::aligned_alloc(64, {max(arena, 64)});",
         *("  " + line for line in offsets),
         "  bool ok = arena != nullptr;",
-        "  #pragma omp for schedule(static)",
+        "  int64_t cnt[NC] = {};",
+        "  // blocks handed out one at a time: a thread sharing its core with another",
+        "  // process takes fewer, so a busy machine costs at most one block's wait",
+        "  #pragma omp for schedule(dynamic, 1)",
         "  for (int64_t blk = 0; blk < blocks; ++blk) {",
         "  if (!arena) continue;",
         "  const int64_t s0 = blk * B;",
@@ -581,18 +636,23 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         *loads, *g.body, *stores,
         "  }",
         "  std::free(arena);",
+        "  for (int i = 0; i < NC; ++i) {",
+        "    #pragma omp atomic",
+        "    counts[i] += cnt[i];",
+        "  }",
         "  failed |= !ok;",
         "  }",
         "  return failed;",
         "}",
         'extern "C" int fxq_run_real(const double* const* in, int64_t* const* out,',
-        "                            const void* const* p, int64_t n) {",
-        "  return run(in, out, p, n);",
+        "                            const void* const* p, int64_t n, int64_t* counts) {",
+        "  return run(in, out, p, n, counts);",
         "}",
         'extern "C" int fxq_run_raw(const int64_t* const* in, int64_t* const* out,',
-        "                           const void* const* p, int64_t n) {",
-        "  return run(in, out, p, n);",
+        "                           const void* const* p, int64_t n, int64_t* counts) {",
+        "  return run(in, out, p, n, counts);",
         "}", ""])
     return Program(source, g.params,
                    [(n, graph.shape(n)) for n in graph.inputs],
-                   [(n, graph.shape(n)) for n in graph.outputs])
+                   [(n, graph.shape(n)) for n in graph.outputs],
+                   list(graph.inputs) + [node.output for node in graph.nodes])

@@ -47,11 +47,26 @@ def lit(v: int) -> str:
     return f"{v}LL"
 
 
-def rq(k: int, t: FixedType, expr: str) -> str:
-    """C++ of `expr` (an exact integer with k more fractional bits than t) converted to t."""
+# the counter of a node's values its conversion to the result type changed, per sample lane
+# of the block: generate() declares it around each node's code and sums it (the range check)
+OVERFLOWS = "ovf[b]"
+
+
+def rq(k: int, t: FixedType, expr: str, count: bool = False) -> str:
+    """C++ of `expr` (an exact integer with k more fractional bits than t) converted to t.
+    count: this is the node's conversion to its result type, whose overflows are counted
+    (every emitter passes it for exactly the conversions that produce its output)."""
     if not -63 < k < 63:
         raise NativeUnsupported(f"a conversion to {t} shifts by {abs(k)} bits")
+    if count:
+        return f"fxq::rqn<{k}, {type_args(t)}>({expr}, {OVERFLOWS})"
     return f"fxq::rq<{k}, {type_args(t)}>({expr})"
+
+
+def counted(raw: int, outside: bool) -> str:
+    """C++ of a raw result value known here, counted as an overflow when `outside` (a
+    constant the result type could not hold, saturated at generation time)."""
+    return f"fxq::counted({lit(raw)}, {OVERFLOWS}, {int(outside)})"
 
 
 def type_args(t: FixedType) -> str:
@@ -60,8 +75,8 @@ def type_args(t: FixedType) -> str:
             f"{'true' if t.signed else 'false'}")
 
 
-def cast(src: FixedType, dst: FixedType, expr: str) -> str:
-    return rq(src.frac - dst.frac, dst, f"(fxq::i64)({expr})")
+def cast(src: FixedType, dst: FixedType, expr: str, count: bool = False) -> str:
+    return rq(src.frac - dst.frac, dst, f"(fxq::i64)({expr})", count)
 
 
 def shift_left(expr: str, s: int) -> str:

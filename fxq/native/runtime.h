@@ -72,6 +72,36 @@ template <int K, int R, int O, int W, bool S> inline i64 rq(i64 v) {
     }
 }
 
+// 1 when the rounded value of v (as in rq) lies outside the type, i.e. when its overflow mode
+// changes it (SAT_SYM: also the signed minimum itself); else 0. What the range check counts.
+template <int K, int R, int O, int W, bool S> inline i64 outside(i64 v) {
+    constexpr i64 hi = raw_max<W, S>();
+    constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
+    if constexpr (K == 0) {
+        return (i64)((v < lo) | (v > hi));
+    } else if constexpr (K < 0) {                    // v * 2^-K outside [lo, hi], exactly
+        constexpr i128 below = -((-(i128)lo) >> -K), above = (i128)hi >> -K;
+        return (i64)(((i128)v < below) | ((i128)v > above));
+    } else {
+        // rq with an overflow mode that never changes a value, then the comparison
+        constexpr int WIDE = 64;
+        const i64 r = rq<K, R, WRAP, WIDE, true>(v);
+        return (i64)((r < lo) | (r > hi));
+    }
+}
+
+// rq, adding to `count` 1 when the overflow mode changed the value
+template <int K, int R, int O, int W, bool S> inline i64 rqn(i64 v, i64& count) {
+    count += outside<K, R, O, W, S>(v);
+    return rq<K, R, O, W, S>(v);
+}
+
+// a value known at generation time, with its overflow flag (0 or 1) added to `count`
+inline i64 counted(i64 value, i64& count, i64 flag) {
+    count += flag;
+    return value;
+}
+
 // x converted to the type, as ap_fixed's double constructor (fxq.fixed.quantize): rounding
 // on the exact x * 2^F, then overflow. False when x is not finite or x * 2^F is beyond 2^62
 // (the caller then quantizes in NumPy, which refuses or handles those).
@@ -95,7 +125,19 @@ template <int F, int R, int O, int W, bool S> inline bool quantize(double x, i64
     return true;
 }
 
+// quantize, adding to `count` 1 when the overflow mode changed the value
+template <int F, int R, int O, int W, bool S> inline bool quantizen(double x, i64& out,
+                                                                    i64& count) {
+    constexpr i64 hi = raw_max<W, S>();
+    constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
+    i64 r;
+    const bool ok = quantize<F, R, WRAP, 64, true>(x, r);   // rounded, unchanged
+    count += ok & ((r < lo) | (r > hi));
+    return quantize<F, R, O, W, S>(x, out) & ok;
+}
+
 // raw input values given as raw values
 inline bool quantize_raw(int64_t x, i64& out) { out = x; return true; }
+inline bool quantize_rawn(int64_t x, i64& out, i64&) { out = x; return true; }
 
 }  // namespace fxq

@@ -143,7 +143,7 @@ def hard_sigmoid_native(g, fx, x, y):
     if why:
         raise NativeUnsupported(why)
     expr, frac = gate_cpp(fx, at(x))
-    elementwise(g, y, rq(frac - fx.result.frac, fx.result, expr))
+    elementwise(g, y, rq(frac - fx.result.frac, fx.result, expr, count=True))
 
 
 @rule("cost", HARD_SIGMOID)

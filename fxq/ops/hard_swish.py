@@ -93,7 +93,7 @@ def hard_swish_native(g, fx, x, y):
     expr, frac = gate_cpp(fx, at(x))
     gate = rq(frac - gate_t.frac, gate_t, expr)
     elementwise(g, y, rq(fx.inputs[0].frac + gate_t.frac - fx.result.frac, fx.result,
-                         f"{at(x)} * (fxq::i64){gate}"))
+                         f"{at(x)} * (fxq::i64){gate}", count=True))
 
 
 @rule("cost", HARD_SWISH)

@@ -33,8 +33,6 @@ def conv(x, w, b=None, *, strides, pads, groups):
     """Grouped N-d convolution (cross-correlation, as ONNX) in float64, channels-last, one
     pass per kernel offset over strided input slices: a product per channel for depthwise,
     else a matmul per group (few input channels: one matmul over the gathered patches)."""
-    if x.dtype == np.float32 and w.ndim in (3, 4):
-        return _conv_float32(x, w, b, strides, pads, groups)
     n, c = x.shape[:2]
     o = w.shape[0]
     out_spatial = spatial_output_shape(x.shape[2:], w.shape[2:], strides, pads)
@@ -68,27 +66,6 @@ def conv(x, w, b=None, *, strides, pads, groups):
     if b is not None:
         total += b
     return np.moveaxis(total, -1, 1)
-
-
-def _conv_float32(x, w, b, strides, pads, groups):
-    """The fast float model's convolution (float32, torch's CPU kernels): not the exact
-    reference, which is the float64 one above."""
-    import torch
-    import torch.nn.functional as F
-
-    nd = w.ndim - 2
-    begin, end = pads[:nd], pads[nd:]
-    xt = torch.from_numpy(x)          # (any strides: a channels-last result stays one)
-    if any(pads):          # F.pad takes (last axis begin, end, the one before, ...)
-        xt = F.pad(xt, [p for i in reversed(range(nd)) for p in (begin[i], end[i])])
-    if nd == 2:            # oneDNN's fast path: channels-last (its output stays so)
-        xt = xt.contiguous(memory_format=torch.channels_last)
-    conv = F.conv1d if nd == 1 else F.conv2d
-    with torch.no_grad():
-        y = conv(xt, torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)),
-                 None if b is None else torch.from_numpy(np.asarray(b, dtype=np.float32)),
-                 stride=tuple(strides), groups=groups)
-    return y.numpy()
 
 
 @shape_rule(Op.BATCH_NORM)

@@ -99,8 +99,9 @@ def prelu_native(g, fx, x, y):
     slope = g.param(raw.ravel(), "int64_t")
     index = broadcast_index(g, raw.size, raw.shape, y.shape)
     scaled = rq(fx.inputs[0].frac + slope_t.frac - fx.result.frac, fx.result,
-                f"{at(x)} * {slope}[{index}]")
-    elementwise(g, y, f"({at(x)} > 0 ? {cast_cpp(fx.inputs[0], fx.result, at(x))} : {scaled})")
+                f"{at(x)} * {slope}[{index}]", count=True)
+    elementwise(g, y, f"({at(x)} > 0 ? {cast_cpp(fx.inputs[0], fx.result, at(x), count=True)} "
+                      f": {scaled})")
 
 
 @rule("cost", PRELU)
