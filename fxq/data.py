@@ -46,8 +46,10 @@ def split_labels(arrays: Mapping[str, np.ndarray], graph: Graph) -> tuple[dict, 
     return inputs, labels
 
 
-def bind_inputs(graph: Graph, x: Any, *, source: str = "input") -> dict[str, np.ndarray]:
-    """Map user data onto the graph's inputs as float64 arrays, batch first.
+def bind_inputs(graph: Graph, x: Any, *, source: str = "input",
+                keep_float32: bool = False) -> dict[str, np.ndarray]:
+    """Map user data onto the graph's inputs as float64 arrays, batch first (float32 ones
+    kept as they are with `keep_float32`, for readers that take them: the native engine).
 
     Accepts one array (single-input graphs, or a mapping holding one array under any name)
     or a mapping by input name. Refuses missing inputs, non-numeric data, wrong per-sample
@@ -80,7 +82,8 @@ def bind_inputs(graph: Graph, x: Any, *, source: str = "input") -> dict[str, np.
         if array.shape[1:] != expected or array.ndim != len(expected) + 1:
             raise DataError(f"{source}: input {name!r} has shape {array.shape}, expected "
                             f"(N, {', '.join(map(str, expected))})".replace(", )", ")"))
-        if array.dtype == np.float64:      # no copy: a read-only view of the caller's array
+        if array.dtype == np.float64 or (keep_float32 and array.dtype == np.float32):
+            # no copy: a read-only view of the caller's array
             view = array.view()
             view.flags.writeable = False
             bound[name] = view

@@ -232,7 +232,7 @@ class QuantizedGraph:
     def _simulate(self, x: Any, raw: bool, engine: str, count: bool):
         if engine not in ENGINES:
             raise FxqError(f"engine {engine!r}: expected one of {ENGINES}")
-        bound = bind_inputs(self.graph, x)
+        bound = bind_inputs(self.graph, x, keep_float32=True)   # float32: NumPy converts
         values = overflows = None
         samples = next(iter(bound.values())).shape[0] if bound else 0
         if engine == "native" or (engine == "auto" and (

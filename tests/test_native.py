@@ -151,6 +151,23 @@ def test_layout_and_broadcast_ops_native_equals_numpy(io_type):
     assert_same(q, x)
 
 
+@pytest.mark.parametrize("name", ["mlp", "cnn_bn"])
+def test_float32_inputs_are_read_as_they_are(zoo_dir, name):
+    """float32 data goes to the native engine unconverted (its own entry point): the same
+    raw outputs and counts as the float64 values it holds, NaN falling back alike."""
+    graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, name, "test.npz"))["x"].astype(np.float32)
+    q = fxq.quantize(graph, np.load(os.path.join(zoo_dir, name, "calib.npz"))["x"], bits=8)
+    x = stretched(x, np.random.default_rng(3)).astype(np.float32)
+    assert_same(q, x)
+    assert np.array_equal(q.simulate(x, raw=True, engine="native"),
+                          q.simulate(x.astype(np.float64), raw=True, engine="native"))
+    bad = x.copy()
+    bad[3].flat[0] = np.nan
+    with pytest.raises(ValueError):
+        q.simulate(bad, engine="native")
+
+
 def test_block_tails_and_empty_batches(zoo_dir):
     """Batches that are not a multiple of the block, a single sample, and no samples."""
     graph = fxq.load(os.path.join(zoo_dir, "cnn_bn", "model.onnx"))
@@ -188,9 +205,9 @@ def test_buffers_are_reused_once_dead(zoo_dir, name):
     """The per-thread arena holds the tensors live at once, not the whole graph: at most
     the three largest and the largest padded copy (a residual block's skip, a conv's
     input, its padded copy and its output), and for a chain of Dense layers exactly its
-    two largest."""
+    two largest. (20-bit feature maps: no int16-pair copies, which add half an input.)"""
     graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
-    q = uniform(graph, data=FixedType(8, 4), weight=FixedType(8, 6))
+    q = uniform(graph, data=FixedType(20, 10), weight=FixedType(8, 6))
     block_bytes = sorted((BLOCK * 4 * prod(graph.shape(t)) for t in
                           list(graph.inputs) + [n.output for n in graph.nodes]), reverse=True)
     padded = [BLOCK * 4 * prod(graph.shape(n.inputs[0])[:1]) * prod(
@@ -200,6 +217,33 @@ def test_buffers_are_reused_once_dead(zoo_dir, name):
     assert arena <= sum(block_bytes[:3]) + max(padded, default=0) < sum(block_bytes)
     if name == "mlp":
         assert arena == sum(block_bytes[:2])
+
+
+def _pairs_graph(io_type: str) -> tuple[QuantizedGraph, np.ndarray]:
+    """Weighted sums the int16-pair path takes, with odd unit counts: a grouped conv of 3
+    channels per group (padded), and a Dense of 15 inputs (its flattened 3x5x1 output)."""
+    rng = np.random.default_rng(11)
+    t = FixedType(9, 4, True, Rounding.RND, Overflow.SAT)
+    layer = LayerTypes(result=t, params={"weight": FixedType(8, 6), "bias": FixedType(8, 6)},
+                       accum=FixedType(24, 10))
+    nodes = [Node("c", Op.CONV, ("x", "w", "b"), ("h",),
+                  {"strides": (1, 1), "pads": (1, 0, 1, 0), "groups": 3}),
+             Node("f", Op.FLATTEN, ("h",), ("f",), {}),
+             Node("d", Op.DENSE, ("f", "v", "e"), ("y",), {})]
+    tensors = {"x": Tensor("x", (9, 5, 3)), "h": Tensor("h", (3, 5, 1)),
+               "f": Tensor("f", (15,)), "y": Tensor("y", (5,))}
+    params = {"w": rng.normal(0, .4, (3, 3, 3, 3)), "b": rng.normal(0, 1, 3),
+              "v": rng.normal(0, .4, (15, 5)), "e": rng.normal(0, 1, 5)}
+    graph = Graph.build("pairs", ["x"], ["y"], nodes, tensors, params)
+    layers = {"c": layer, "f": LayerTypes(result=t), "d": layer}
+    return QuantizedGraph(graph, {"x": t}, layers, io_type), rng.normal(0, 4, (70, 9, 5, 3))
+
+
+@pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
+def test_int16_pair_sums_with_odd_unit_counts(io_type):
+    q, x = _pairs_graph(io_type)
+    assert generate(q).source.count("_mm512_mask_blend_epi16") == 2     # both sums packed
+    assert_same(q, x)
 
 
 def _unsupported():

@@ -27,8 +27,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # another process, or a slower thread of the same run, needs
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 CXX = os.environ.get("CXX", "g++")
+# -fno-math-errno and -fno-trapping-math change no value (no floating-point flag or errno
+# is read): they let floor() vectorize, the input quantization's rounding
 FLAGS = ["-O3", "-march=native", "-std=c++20", "-fwrapv", "-fopenmp", "-shared", "-fPIC",
-         "-fno-math-errno"]
+         "-fno-math-errno", "-fno-trapping-math"]
 COMPILE_TIMEOUT_S = 600
 
 
@@ -102,7 +104,7 @@ class NativeSimulator:
         self.library_path = library_path(program.source)
         self._lib = ctypes.CDLL(self.library_path)
         self._entry = {}
-        for kind in ("real", "raw"):
+        for kind in ("real", "real32", "raw"):
             fn = getattr(self._lib, f"fxq_run_{kind}")
             fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
@@ -112,14 +114,16 @@ class NativeSimulator:
             *[a.ctypes.data for a in program.params])
 
     def run(self, real: dict[str, np.ndarray], quantize) -> Run:
-        """Raw int64 outputs, batch first, from real inputs (name -> float64 (N, *shape)),
-        quantized to their types in C++, and the overflow counts. Inputs it cannot quantize
+        """Raw int64 outputs, batch first, from real inputs (name -> float64 or float32
+        (N, *shape), float32 read as such when every input is), quantized to their types in
+        C++, and the overflow counts. Inputs it cannot quantize
         (NaN, infinities, values beyond 2^62 LSBs) go through `quantize` (real -> (raw
         inputs, their overflow counts), the NumPy reference, which refuses or handles
         them) and run_raw."""
-        ins = [np.ascontiguousarray(real[name], dtype=np.float64)
-               for name, _ in self.program.inputs]
-        status, run = self._call("real", ins)
+        single = all(real[name].dtype == np.float32 for name, _ in self.program.inputs)
+        dtype, kind = (np.float32, "real32") if single else (np.float64, "real")
+        ins = [np.ascontiguousarray(real[name], dtype=dtype) for name, _ in self.program.inputs]
+        status, run = self._call(kind, ins)
         if status:
             raw, counts = quantize(real)
             run = self.run_raw(raw)

@@ -84,6 +84,61 @@ def _accumulator(fx: FixedNode, weights: np.ndarray, units: int) -> tuple[str, i
     return "int64_t", shift, chunk if chunk > 1 else 0
 
 
+def _fits_int16(x_t: FixedType, weights: np.ndarray) -> bool:
+    return (x_t.raw_min >= -(1 << 15) and x_t.raw_max < 1 << 15
+            and int(np.abs(weights).max(initial=0)) < 1 << 15)
+
+
+def _int16_pairs(g: Gen, x: Buffer, weights: np.ndarray, units: int,
+                 pairs: tuple[int, int, str], fallback: str) -> tuple[str, str]:
+    """(C++ packing x by pairs of units, the term loop over the pairs) of an int32 weighted
+    sum whose inputs and weights fit int16: AVX-512 multiply-adds of int16 pairs (VNNI's
+    vpdpwssd where the CPU has it, else vpmaddwd and an add), two terms per instruction.
+    x is packed once per block: units 2i and 2i+1 of each sample in one int32 lane (the
+    second zero past an odd count); each row's two weights in one broadcast int32. Exact:
+    every partial sum fits int32 (the caller's bound), so the non-saturating int32 sums
+    equal the scalar ones. Where the CPU lacks AVX-512BW, `fallback`, the generic loop."""
+    a, stride, index = pairs
+    rows, terms = weights.shape
+    per_unit, half = terms // units, -(-units // 2)
+    w = np.zeros((rows, 2 * half, per_unit), dtype=np.int64)
+    w[:, :units] = weights.reshape(rows, units, per_unit)
+    packed = ((w[:, 1::2] << 16) | (w[:, 0::2] & 0xFFFF)) & 0xFFFFFFFF
+    wp = g.param(np.where(packed >= 1 << 31, packed - (1 << 32), packed).reshape(rows, -1),
+                 "int32_t")
+    pk = g.buffer("pk", "int32_t", a * half * stride)
+    t2 = half * per_unit
+    pack = f"""
+#if defined(__AVX512BW__)
+  for (int a = 0; a < {a}; ++a) for (int u = 0; u < {half}; ++u) for (int s = 0; s < {stride}; ++s) {{
+    const int src = (a * {units} + 2 * u) * {stride} + s;
+    for (int part = 0; part < B / 16; ++part) {{
+      const __m512i lo = _mm512_loadu_si512(AT(xs, src) + part * 16);
+      const __m512i hi = 2 * u + 1 < {units} ? _mm512_loadu_si512(AT(xs, src + {stride}) + part * 16)
+                                          : _mm512_setzero_si512();
+      _mm512_storeu_si512(AT({pk}, (a * {half} + u) * {stride} + s) + part * 16,
+                          _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16)));
+    }}
+  }}
+#endif"""
+    body = f"""
+#if defined(__AVX512BW__)
+    for (int u = 0; u < {half}; ++u) for (int kk = 0; kk < {per_unit}; ++kk) {{
+      const int xi = {index};
+      const int32_t* wr = {wp} + (ptrdiff_t)orow0 * {t2} + u * {per_unit} + kk;
+      for (int part = 0; part < P; ++part) {{
+        const __m512i xx = _mm512_loadu_si512(AT({pk}, xi) + part * 16);
+        _Pragma("GCC unroll 4") for (int j = 0; j < OB; ++j)
+          acc[j][part] = (vacc)FXQ_DOT16((__m512i)acc[j][part], xx, _mm512_set1_epi32(wr[j * {t2}]));
+      }}
+    }}
+#else
+    {fallback}
+#endif
+"""
+    return pack, body
+
+
 def _row_block(rows_per_group: int) -> int:
     """Output rows computed together (each input vector loaded once for all of them, and
     independent accumulators to hide the add latency); they share a group."""
@@ -91,7 +146,8 @@ def _row_block(rows_per_group: int) -> int:
 
 
 def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray,
-                  rows_per_group: int, units: int, loops: tuple[str, str, str, str]) -> None:
+                  rows_per_group: int, units: int, loops: tuple[str, str, str, str],
+                  pairs: tuple[int, int, str] | None = None) -> None:
     """The shared body of Dense and Conv, as multiply_accumulate: for each output element,
     acc = sum of x * w over its terms, then the bias, the accumulator's wrap and the cast to
     the result. `weights` is (rows, terms), its rows in groups of `rows_per_group` that
@@ -101,7 +157,10 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
 
     Vectors are explicit (GCC vector extensions) across the block's samples: left to
     itself GCC unrolls the sample loop and vectorizes the term loop with gathers instead
-    (10x slower); they are native 64-byte vectors (larger ones spill)."""
+    (10x slower); they are native 64-byte vectors (larger ones spill).
+
+    `pairs` = (A, S, index): x seen as (A, units, S) elements, and the C++ index of pair
+    `u`'s element for term (u, kk) in x packed by pairs of units (`_int16_pairs`)."""
     outer, inner, out_index, x_index = loops
     rows, terms = weights.shape
     per_unit = terms // units
@@ -147,6 +206,10 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
         acc[j][2 * part + 1] += __builtin_convertvector(hi, vacc);
       }}
     }}"""
+    pack = ""
+    if (pairs is not None and acc_t == "int32_t" and shift >= 0 and units > 1
+            and x.ctype == "int32_t" and _fits_int16(fx.inputs[0], weights)):
+        pack, body = _int16_pairs(g, x, weights, units, pairs, body)
     total = shift_left("sum[b]", shift) if shift >= 0 else "(fxq::i64)sum[b]"
     if b_acc is not None:
         total = f"({total} + {g.param(b_acc, 'int64_t')}[orow])"
@@ -159,7 +222,7 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
   typedef int32_t v16 __attribute__((vector_size(32)));
   constexpr int OB = {_row_block(rows_per_group)};
   const {x.ctype}* __restrict xs = {x.var}; {y.ctype}* __restrict ys = {y.var};
-  const auto* __restrict w = {w};
+  const auto* __restrict w = {w};{pack}
   {outer} for (int orow0 = 0; orow0 < {rows}; orow0 += OB) {inner} {{
     vacc acc[OB][P] = {{}};
     {body}
@@ -178,7 +241,8 @@ def dense(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
     w = fx.params[0]                                          # K, O
     k, o = w.shape
     loops = (f"for (int r = 0; r < {x.size // k}; ++r)", "", f"r * {o} + orow", f"r * {k} + u")
-    _weighted_sum(g, fx, x, y, np.ascontiguousarray(w.T), o, k, loops)
+    _weighted_sum(g, fx, x, y, np.ascontiguousarray(w.T), o, k, loops,
+                  (x.size // k, 1, f"r * {-(-k // 2)} + u"))
 
 
 def _padded(g: Gen, x: Buffer, pads, value: int) -> tuple[str, tuple[int, ...]]:
@@ -228,8 +292,9 @@ def conv(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
     og = o // groups
     loops = ("", f"for (int pix = 0; pix < {npix}; ++pix)", f"orow * {npix} + pix",
              f"((orow0 / {og}) * {cg} + u) * {ps} + {base}[pix] + {off}[kk]")
+    pairs = (groups, ps, f"((orow0 / {og}) * {-(-cg // 2)} + u) * {ps} + {base}[pix] + {off}[kk]")
     _weighted_sum(g, fx, Buffer(xp, x.ctype, padded), y, w.reshape(o, cg * k), og,
-                  cg, loops)
+                  cg, loops, pairs)
 
 
 @emitter(Op.BATCH_NORM)
@@ -394,16 +459,14 @@ def global_max_pool(g, fx, x, y):
 }}""")
 
 
-def _sum_reduce(fx, values: str, n: int, *, global_pool: bool) -> str:
+def _sum_reduce(fx, values: str, n: int) -> str:
     """C++ statements leaving in `total` the sum of `values` (an expression of `i`, raw
-    input values) over i < n as hls4ml's average pooling adds them (pool.py: _average_of)."""
+    input values) over i < n as hls4ml's windowed average pooling adds them (pool.py:
+    _average_of; the global pooling's order is global_avg_pool's)."""
     data_t, accum = fx.inputs[0], fx.layer.accum
     add = rq(0, accum, "a + c")
     if fx.io_type == "io_stream":
         elem = cast(data_t, accum, values)
-        if global_pool:
-            return (f"fxq::i64 total = 0; for (int i = 0; i < {n}; ++i) "
-                    f"{{ const fxq::i64 a = total, c = {elem}; total = {add}; }}")
         return (f"auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }}; "
                 f"fxq::i64 el[{n}]; for (int i = 0; i < {n}; ++i) el[i] = {elem}; "
                 f"const fxq::i64 total = {tree('el', 0, n)};")
@@ -422,7 +485,7 @@ def avg_pool(g, fx, x, y):
     count = str(count) if isinstance(count, int) else f"{g.static(count)}[pix]"
     # C++'s `/` rounds toward zero, as fixed_math.truncating_divide
     body = _sum_reduce(fx, f"(fxq::i64)AT({xp}, ch * {ps} + {base}[pix] + {off}[i])[b]",
-                       prod(kernel), global_pool=False)
+                       prod(kernel))
     accum = fx.layer.accum
     g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) for (int pix = 0; pix < {npix}; ++pix) {{
   {FOR_B} {{ {body}
@@ -432,10 +495,21 @@ def avg_pool(g, fx, x, y):
 
 @emitter(Op.GLOBAL_AVG_POOL)
 def global_avg_pool(g, fx, x, y):
+    """The sum in order (as _sum_reduce's global form), each step across the block's
+    samples at once."""
     n = x.size // x.shape[0]
-    body = _sum_reduce(fx, f"(fxq::i64)AT({x.var}, ch * {n} + i)[b]", n, global_pool=True)
+    data_t, accum = fx.inputs[0], fx.layer.accum
+    value = f"(fxq::i64)AT({x.var}, ch * {n} + i)[b]"
+    if fx.io_type == "io_stream":
+        step = rq(0, accum, f"total[b] + {cast(data_t, accum, value)}")
+    else:
+        frac = max(accum.frac, data_t.frac)
+        step = rq(frac - accum.frac, accum, f"{shift_left('total[b]', frac - accum.frac)} + "
+                                            f"{shift_left(value, frac - data_t.frac)}")
     g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) {{
-  {FOR_B} {{ {body} AT({y.var}, ch)[b] = {cast(fx.layer.accum, fx.result, f"total / {n}", count=True)}; }}
+  fxq::i64 total[B] = {{}};
+  for (int i = 0; i < {n}; ++i) {{ {SIMD_B} total[b] = {step}; }}
+  {SIMD_B} AT({y.var}, ch)[b] = {cast(accum, fx.result, f"total[b] / {n}", count=True)};
 }}""")
 
 
@@ -556,14 +630,26 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         if not -1000 < t.frac < 1000:
             raise NativeUnsupported(f"input type {t}")
         convert = f"fxq::quantizen<{t.frac}, {type_args(t)}>"
-        loads.append(f"""for (int e = 0; e < {buf.size}; ++e) {{
-  for (int b = 0; b < nb; ++b) {{
-    fxq::i64 r;
-    if constexpr (std::is_same_v<In, double>) ok &= {convert}(in[{i}][(s0 + b) * {buf.size} + e], r, cnt[{i}]);
-    else ok &= fxq::quantize_rawn(in[{i}][(s0 + b) * {buf.size} + e], r, cnt[{i}]);
-    AT({buf.var}_, e)[b] = ({buf.ctype})r;
+        # sample by sample, each sample's values read in order (contiguous), written
+        # sample-minor; the lanes past the batch's end are zeros
+        loads.append(f"""for (int b = 0; b < B; ++b) {{
+  {buf.ctype}* __restrict dst = {buf.var}_ + b;
+  if (b >= nb) {{ for (int e = 0; e < {buf.size}; ++e) dst[e * B] = 0; continue; }}
+  const In* __restrict src = in[{i}] + (s0 + b) * {buf.size};
+  fxq::i64 over = 0; int fine = 1;
+  if constexpr (!std::is_same_v<In, int64_t>) {{
+    for (int e0 = 0; e0 < {buf.size}; e0 += 256) {{   // quantized in contiguous runs
+      const int n = std::min({buf.size} - e0, 256);
+      double real[256]; fxq::i64 run[256];       // (float widened first: exact, and the
+      for (int e = 0; e < n; ++e) real[e] = src[e0 + e];   // quantize loop then vectorizes)
+      _Pragma("omp simd reduction(+:over) reduction(&:fine)")
+      for (int e = 0; e < n; ++e) fine &= (int){convert}(real[e], run[e], over);
+      for (int e = 0; e < n; ++e) dst[(e0 + e) * B] = ({buf.ctype})run[e];
+    }}
+  }} else {{
+    for (int e = 0; e < {buf.size}; ++e) dst[e * B] = ({buf.ctype})src[e];
   }}
-  for (int b = nb; b < B; ++b) AT({buf.var}_, e)[b] = 0;
+  ok &= fine; cnt[{i}] += over;
 }}""")
     # the node positions each buffer is used at (-1: the loads; len(nodes): the stores)
     uses: dict[str, list[int]] = {buf.var: [-1] for buf in buffers.values()}
@@ -598,8 +684,11 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
     for i, name in enumerate(graph.outputs):
         buf = buffers[name]
         uses[buf.var].append(len(graph.nodes))
-        stores.append(f"""for (int e = 0; e < {buf.size}; ++e)
-  for (int b = 0; b < nb; ++b) out[{i}][(s0 + b) * {buf.size} + e] = AT({buf.var}_, e)[b];""")
+        stores.append(f"""for (int b = 0; b < nb; ++b) {{
+  int64_t* __restrict dst = out[{i}] + (s0 + b) * {buf.size};
+  const {buf.ctype}* __restrict src = {buf.var}_ + b;
+  for (int e = 0; e < {buf.size}; ++e) dst[e] = src[e * B];
+}}""")
     offsets, arena = _arena_layout(g.arena, {v: (min(u), max(u)) for v, u in uses.items()},
                                    block)
     if arena > MAX_ARENA_BYTES:
@@ -608,32 +697,55 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         "// generated by fxq.native.codegen: the bit-accurate simulation of one "
         "QuantizedGraph", "#include <algorithm>", "#include <cstddef>", "#include <cstdlib>",
         "#include <cstring>", "#include <limits>", "#include <type_traits>",
-        '#include "runtime.h"', f"static constexpr int B = {block};",
+        '#include "runtime.h"', "#include <immintrin.h>",
+        "#if defined(__AVX512VNNI__)   // acc + the products of int16 pairs, in int32 lanes",
+        "#define FXQ_DOT16(acc, x, w) _mm512_dpwssd_epi32(acc, x, w)",
+        "#else",
+        "#define FXQ_DOT16(acc, x, w) _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))",
+        "#endif", f"static constexpr int B = {block};",
         "#define AT(p, i) ((p) + (ptrdiff_t)(i) * B)   // element i's samples in a block",
         *g.statics,
-        "// every block of the batch; In is double (real inputs, quantized here) or int64_t",
-        "// (raw inputs). Returns 0, or 1 when a real input could not be quantized here.",
-        "// counts[i] gains the values of graph input i, then of node i - inputs, that",
-        "// overflowed in their conversion to its type.",
+        f"static constexpr int NC = {len(graph.inputs) + len(graph.nodes)};",
+        "// block b's inputs into the arena: In is double or float (real inputs, quantized",
+        "// here) or int64_t (raw inputs). False when a real input could not be quantized.",
+        "template <class In> static bool load(const In* const* in, char* arena, int64_t s0,",
+        "                                     int nb, int64_t* cnt) {",
+        *("  " + line for line in offsets),
+        "  bool ok = true;",
+        *loads,
+        "  return ok;",
+        "}",
+        "// the graph on the block in the arena; cnt[i] gains the values of graph input i,",
+        "// then of node i - inputs, that overflowed in their conversion to its type",
+        "static void block(char* arena, const void* const* p, int nb, int64_t* cnt) {",
+        *("  " + line for line in offsets),
+        *g.body,
+        "}",
+        "static void store(int64_t* const* out, char* arena, int64_t s0, int nb) {",
+        *("  " + line for line in offsets),
+        *stores,
+        "}",
+        "// every block of the batch; returns 0, or 1 when a real input could not be",
+        "// quantized here. counts gains the overflow counts.",
         "template <class In> static int run(const In* const* in, int64_t* const* out,",
         "                                   const void* const* p, int64_t n, int64_t* counts) {",
-        f"  constexpr int NC = {len(graph.inputs) + len(graph.nodes)};",
         "  const int64_t blocks = (n + B - 1) / B;",
         "  int failed = 0;",
         "  #pragma omp parallel reduction(|:failed)",
         "  {",
         f"  char* arena = (char*)std::aligned_alloc(64, {max(arena, 64)});",
-        *("  " + line for line in offsets),
         "  bool ok = arena != nullptr;",
         "  int64_t cnt[NC] = {};",
         "  // blocks handed out one at a time: a thread sharing its core with another",
         "  // process takes fewer, so a busy machine costs at most one block's wait",
         "  #pragma omp for schedule(dynamic, 1)",
         "  for (int64_t blk = 0; blk < blocks; ++blk) {",
-        "  if (!arena) continue;",
-        "  const int64_t s0 = blk * B;",
-        "  const int nb = (int)std::min<int64_t>(B, n - s0);",
-        *loads, *g.body, *stores,
+        "    if (!arena) continue;",
+        "    const int64_t s0 = blk * B;",
+        "    const int nb = (int)std::min<int64_t>(B, n - s0);",
+        "    ok &= load(in, arena, s0, nb, cnt);",
+        "    block(arena, p, nb, cnt);",
+        "    store(out, arena, s0, nb);",
         "  }",
         "  std::free(arena);",
         "  for (int i = 0; i < NC; ++i) {",
@@ -644,14 +756,11 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         "  }",
         "  return failed;",
         "}",
-        'extern "C" int fxq_run_real(const double* const* in, int64_t* const* out,',
-        "                            const void* const* p, int64_t n, int64_t* counts) {",
-        "  return run(in, out, p, n, counts);",
-        "}",
-        'extern "C" int fxq_run_raw(const int64_t* const* in, int64_t* const* out,',
-        "                           const void* const* p, int64_t n, int64_t* counts) {",
-        "  return run(in, out, p, n, counts);",
-        "}", ""])
+        *(f"""extern "C" int fxq_run_{kind}(const {ct}* const* in, int64_t* const* out,
+                  const void* const* p, int64_t n, int64_t* counts) {{
+  return run(in, out, p, n, counts);
+}}""" for kind, ct in (("real", "double"), ("real32", "float"), ("raw", "int64_t"))),
+ ""])
     return Program(source, g.params,
                    [(n, graph.shape(n)) for n in graph.inputs],
                    [(n, graph.shape(n)) for n in graph.outputs],

@@ -102,12 +102,23 @@ inline i64 counted(i64 value, i64& count, i64 flag) {
     return value;
 }
 
+// 2^(64 n) as a double, n >= 0 (exact while representable)
+template <int N> constexpr double pow2() {
+    if constexpr (N == 0) return 1.0;
+    else return 18446744073709551616.0 * pow2<N - 1>();
+}
+
 // x converted to the type, as ap_fixed's double constructor (fxq.fixed.quantize): rounding
 // on the exact x * 2^F, then overflow. False when x is not finite or x * 2^F is beyond 2^62
 // (the caller then quantizes in NumPy, which refuses or handles those).
 template <int F, int R, int O, int W, bool S> inline bool quantize(double x, i64& out) {
-    const double s = std::ldexp(x, F);
-    if (!(std::fabs(s) < 0x1p62)) { out = 0; return false; }
+    // x * 2^F: exactly ldexp(x, F) (a product by a power of two, rounded only where the
+    // result is subnormal, as ldexp's), without its call
+    constexpr double scale = F >= 0 ? double(uint64_t(1) << (F % 64)) * pow2<F / 64>()
+                                    : 1.0 / (double(uint64_t(1) << (-F % 64)) * pow2<-F / 64>());
+    const double scaled = x * scale;
+    const bool valid = std::fabs(scaled) < 0x1p62;    // (branch-free: the loop vectorizes)
+    const double s = valid ? scaled : 0.0;
     double f = std::floor(s);
     if constexpr (R != TRN) {
         const double rem = s - f;                     // exact, in [0, 1)
@@ -118,11 +129,11 @@ template <int F, int R, int O, int W, bool S> inline bool quantize(double x, i64
         else if constexpr (R == RND_MIN_INF) inc = rem > 0.5;
         else if constexpr (R == RND_ZERO) inc = (rem > 0.5) | ((rem == 0.5) & neg);
         else if constexpr (R == RND_INF) inc = (rem > 0.5) | ((rem == 0.5) & !neg);
-        else inc = (rem > 0.5) | ((rem == 0.5) & (std::fmod(f, 2.0) != 0));
+        else inc = (rem > 0.5) | ((rem == 0.5) & (((i64)f & 1) != 0));
         f += inc;
     }
     out = overflow<O, W, S>((i64)f);
-    return true;
+    return valid;
 }
 
 // quantize, adding to `count` 1 when the overflow mode changed the value
@@ -133,7 +144,8 @@ template <int F, int R, int O, int W, bool S> inline bool quantizen(double x, i6
     i64 r;
     const bool ok = quantize<F, R, WRAP, 64, true>(x, r);   // rounded, unchanged
     count += ok & ((r < lo) | (r > hi));
-    return quantize<F, R, O, W, S>(x, out) & ok;
+    out = overflow<O, W, S>(r);                  // what quantize<F, R, O, W, S> gives
+    return ok;
 }
 
 // raw input values given as raw values
