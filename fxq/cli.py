@@ -82,12 +82,13 @@ def _read_inputs(path: str, graph):
     from fxq.data import bind_inputs, load_arrays, split_labels
 
     arrays, labels = split_labels(load_arrays(path), graph)
-    bound = bind_inputs(graph, arrays, source=path)
+    # float32 data stays float32 (the native engine reads it as is; NumPy widens it)
+    bound = bind_inputs(graph, arrays, source=path, keep_float32=True)
     for name, array in bound.items():
         if array.shape[0] == 0:
             raise DataError(f"{path}: input {name!r} holds no samples")
-        bad = int(np.sum(~np.isfinite(array)))
-        if bad:
+        if not np.isfinite(array).all():
+            bad = int(np.sum(~np.isfinite(array)))
             raise DataError(f"{path}: input {name!r} holds {bad} NaN/Inf values")
     if labels is not None and len(labels) != next(iter(bound.values())).shape[0]:
         raise DataError(f"{path}: {len(labels)} labels for "
