@@ -8,8 +8,9 @@
    bits, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6> everywhere;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
 4. fxq's cycle/resource estimate against published synthesis results;
-5. the MLPerf Tiny reference networks (examples/tiny.py, the dynamo export) end to end, each
-   in a process of its own: compile, simulate and verify time, peak memory, the task metric
+5. the MLPerf Tiny reference networks (examples/tiny.py, the dynamo export): the same
+   throughputs as 1. at 8 bits (each in its io type), then end to end, each in a process
+   of its own: compile, simulate and verify time, peak memory, the task metric
    float vs fixed, the estimate after --fit on xczu9eg, and --fit's outcome on xc7z020.
 
 Usage: python benchmarks/bench.py [--zoo DIR] [--tiny DIR] [--samples N] [--models a,b]
@@ -57,15 +58,22 @@ TYPE_SETS = ("16-bit uniform", "8-bit dynamic")
 DEFAULT_SAMPLES = 500             # the batch at which the default engine is compared
 
 
-def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> dict:
-    path = os.path.join(zoo, name, "model.onnx")
+def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str,
+                model_file: str = "model.onnx", io_type: str = "io_parallel",
+                csim_samples: int | None = None) -> dict:
+    """One row: throughputs, ratios, build times and bit-exactness of one model. The C
+    simulation runs on the first `csim_samples` (all when None) in `io_type`."""
+    path = os.path.join(zoo, name, model_file)
     graph = fxq.load(path)
     x = np.load(os.path.join(zoo, name, "test.npz"))["x"]
     x = np.concatenate([x] * (samples // len(x) + 1))[:samples]
+    calib = np.load(os.path.join(zoo, name, "calib.npz"))["x"]
+    start = time.perf_counter()
     if types == "8-bit dynamic":
-        q = quantize(graph, np.load(os.path.join(zoo, name, "calib.npz"))["x"], bits=8)
+        q = quantize(graph, calib, bits=8, io_type=io_type)
     else:
-        q = uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12))
+        q = uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12), io_type=io_type)
+    analysis_s = time.perf_counter() - start
 
     start = time.perf_counter()
     q.simulate(x[:1], engine="native")            # generate, compile (or load) the C++
@@ -74,32 +82,34 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str) -> 
     numpy_rate = rate(lambda: q.simulate(x, engine="numpy"), samples)
     # the default engine ("auto") at 500 samples, its build cached, on a fresh graph object
     # (as a new session would have it), against the native engine at the same size
-    fresh = quantize(graph, np.load(os.path.join(zoo, name, "calib.npz"))["x"], bits=8) \
-        if types == "8-bit dynamic" else uniform(graph, data=FixedType(16, 10),
-                                                  weight=FixedType(16, 12))
+    fresh = quantize(graph, calib, bits=8, io_type=io_type) if types == "8-bit dynamic" \
+        else uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12), io_type=io_type)
     small = x[:DEFAULT_SAMPLES]
     default_rate = rate(lambda: fresh.simulate(small), len(small))
     native_small = rate(lambda: q.simulate(small, engine="native"), len(small))
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     x32 = x.astype(np.float32)
-    ort_rate = rate(lambda: session.run(None, {"x": x32}), samples)
+    feed = session.get_inputs()[0].name
+    ort_rate = rate(lambda: session.run(None, {feed: x32}), samples)
 
-    settings = Target()
+    settings = Target(io_type=io_type)
     out = os.path.join(workdir, name + types.replace(" ", "_"))
     model, e = build_model_graph(q, out, settings, trace=False)
     prepare_dir(out, overwrite=True)
     start = time.perf_counter()
     compile_cached(model)
     compile_s = time.perf_counter() - start
-    (xin,) = hls_inputs(q, e, q.quantize_inputs(x))
-    csim_rate = rate(lambda: model.predict(xin), samples, min_seconds=0.5)
-    csim_y = np.asarray(model.predict(xin)).reshape(samples, -1)
-    agree = all(np.array_equal(csim_y, to_hls(q.simulate(x, engine=engine),
+    xc = x[:csim_samples] if csim_samples else x
+    (xin,) = hls_inputs(q, e, q.quantize_inputs(xc))
+    csim_rate = rate(lambda: model.predict(xin), len(xc), min_seconds=0.5)
+    csim_y = np.asarray(model.predict(xin)).reshape(len(xc), -1)
+    agree = all(np.array_equal(csim_y, to_hls(q.simulate(xc, engine=engine),
                                               e.order(graph.outputs[0])))
                 for engine in ("native", "numpy"))
     return {"model": name, "native": native_rate, "numpy": numpy_rate, "csim": csim_rate,
-            "default": default_rate, "native_small": native_small,
+            "default": default_rate, "native_small": native_small, "analysis_s": analysis_s,
+            "io": io_type, "csim_samples": len(xc),
             "ort": ort_rate, "compile_s": compile_s, "native_build_s": native_build_s,
             "bit_exact": agree}
 
@@ -330,25 +340,47 @@ def main(argv=None) -> int:
         print(f"\nthroughput, samples/s ({args.samples} samples, {types} types, io_parallel; "
               f"fxq native = generated C++, numpy = the reference kernels with the PyTorch "
               f"convolution engine {engine})\n")
-        header = ("model", "fxq native", "fxq numpy", "hls4ml csim", "onnxruntime",
-                  "native/csim", "native/ort", "numpy/csim", "numpy/ort",
-                  f"default at {DEFAULT_SAMPLES}", f"default/native at {DEFAULT_SAMPLES}",
-                  "native build s", "csim build s", "bit-exact")
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join("---" for _ in header) + "|")
-        for r in rows:
-            if r["types"] != types:
-                continue
-            print(f"| {r['model']} | {r['native']:,.0f} | {r['numpy']:,.0f} | "
-                  f"{r['csim']:,.0f} | {r['ort']:,.0f} | {r['native'] / r['csim']:.0f}x | "
-                  f"{r['native'] / r['ort']:.2f}x | {r['numpy'] / r['csim']:.0f}x | "
-                  f"{r['numpy'] / r['ort']:.2f}x | {r['default']:,.0f} | "
-                  f"{r['default'] / r['native_small']:.2f}x | {r['native_build_s']:.1f} | "
-                  f"{r['compile_s']:.1f} | {'yes' if r['bit_exact'] else 'NO'} |")
+        print_throughput([r for r in rows if r["types"] == types])
     with tempfile.TemporaryDirectory() as workdir:
+        # before the throughput rows grow this process: a child's peak memory counts the
+        # parent's it was forked from (Linux keeps ru_maxrss across exec)
         os.environ["FXQ_BUILD_CACHE"] = os.path.join(workdir, "builds")
         print_tiny(args.tiny, args.samples, workdir)
-    return 0 if all(r["bit_exact"] for r in rows) else 1
+    tiny_rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        os.environ["FXQ_BUILD_CACHE"] = os.path.join(workdir, "builds")
+        from tiny import TINY
+        for name, entry in TINY.items():
+            tiny_rows.append(bench_model(name, args.tiny, args.samples, workdir, "8-bit dynamic",
+                                         "model_dynamo.onnx", entry.io_type, TINY_CSIM_SAMPLES))
+            print(f"throughput: {name} done", file=sys.stderr)
+        print(f"\nthroughput of the MLPerf Tiny networks, samples/s ({args.samples} samples, "
+              f"8-bit dynamic types, the dynamo export, each in the io type it is compiled "
+              f"for; hls4ml csim on the first {TINY_CSIM_SAMPLES}; analysis s: fxq.quantize at "
+              "8 bits)\n")
+        print_throughput(tiny_rows, analysis=True)
+    return 0 if all(r["bit_exact"] for r in rows + tiny_rows) else 1
+
+
+TINY_CSIM_SAMPLES = 64           # hls4ml's C simulation of MobileNet runs ~0.1 s a sample
+
+
+def print_throughput(rows: list[dict], analysis: bool = False) -> None:
+    header = ("model", "io", "fxq native", "fxq numpy", "hls4ml csim", "onnxruntime",
+              "native/csim", "native/ort", "numpy/csim", "numpy/ort",
+              f"default at {DEFAULT_SAMPLES}", f"default/native at {DEFAULT_SAMPLES}",
+              "native build s", "csim build s") + (("analysis s",) if analysis else ()) + \
+        ("bit-exact",)
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for r in rows:
+        extra = f"{r['analysis_s']:.1f} | " if analysis else ""
+        print(f"| {r['model']} | {r['io']} | {r['native']:,.0f} | {r['numpy']:,.0f} | "
+              f"{r['csim']:,.0f} | {r['ort']:,.0f} | {r['native'] / r['csim']:.0f}x | "
+              f"{r['native'] / r['ort']:.2f}x | {r['numpy'] / r['csim']:.0f}x | "
+              f"{r['numpy'] / r['ort']:.2f}x | {r['default']:,.0f} | "
+              f"{r['default'] / r['native_small']:.2f}x | {r['native_build_s']:.1f} | "
+              f"{r['compile_s']:.1f} | {extra}{'yes' if r['bit_exact'] else 'NO'} |")
 
 
 if __name__ == "__main__":

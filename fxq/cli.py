@@ -194,8 +194,9 @@ def _prepare_native(q, engine: str) -> None:
         _say(f"the native engine cannot run this design ({why}); simulating with NumPy")
 
 
-def _samples(x) -> int:
-    return next(iter(x.values())).shape[0] if isinstance(x, dict) else len(x)
+def _samples(bound: dict) -> int:
+    """The sample count of inputs bound by _read_inputs."""
+    return next(iter(bound.values())).shape[0]
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -225,8 +225,9 @@ class QuantizedGraph:
         its values overflowed where the hardware converts them to their type: the values
         of `x` the formats chosen on the calibration data could not hold, which the
         type's overflow mode saturated, wrapped or zeroed. Layout ops convert nothing.
-        The native engine counts as it simulates (at no measurable cost); NumPy runs each
-        node twice. Both give the same counts (tests/test_overflows.py)."""
+        The native engine counts as it simulates (one compare per output value); NumPy
+        runs each node twice. Both give the same counts (tests/test_native.py), and the
+        counts worked out by hand (tests/test_overflows.py)."""
         return self._simulate(x, raw, engine, count=True)
 
     def _simulate(self, x: Any, raw: bool, engine: str, count: bool):

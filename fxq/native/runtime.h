@@ -148,8 +148,4 @@ template <int F, int R, int O, int W, bool S> inline bool quantizen(double x, i6
     return ok;
 }
 
-// raw input values given as raw values
-inline bool quantize_raw(int64_t x, i64& out) { out = x; return true; }
-inline bool quantize_rawn(int64_t x, i64& out, i64&) { out = x; return true; }
-
 }  // namespace fxq
