@@ -38,7 +38,7 @@ from fxq.target import Target  # noqa: E402
 from fxq.hls.layout import to_hls  # noqa: E402
 from fxq.hls.verify import compile_cached, hls_inputs  # noqa: E402
 from fxq.analysis import quantize  # noqa: E402
-from fxq.quantized import uniform  # noqa: E402
+from fxq.quantized import QuantizedGraph, uniform  # noqa: E402
 from zoo import ZOO  # noqa: E402
 
 
@@ -80,10 +80,9 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str,
     native_build_s = time.perf_counter() - start
     native_rate = rate(lambda: q.simulate(x, engine="native"), samples)
     numpy_rate = rate(lambda: q.simulate(x, engine="numpy"), samples)
-    # the default engine ("auto") at 500 samples, its build cached, on a fresh graph object
-    # (as a new session would have it), against the native engine at the same size
-    fresh = quantize(graph, calib, bits=8, io_type=io_type) if types == "8-bit dynamic" \
-        else uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12), io_type=io_type)
+    # the default engine ("auto") at 500 samples, its build cached, on a fresh object of the
+    # same design (as a new session would load it), against the native engine at that size
+    fresh = QuantizedGraph(q.graph, q.inputs, q.layers, q.io_type)
     small = x[:DEFAULT_SAMPLES]
     default_rate = rate(lambda: fresh.simulate(small), len(small))
     native_small = rate(lambda: q.simulate(small, engine="native"), len(small))

@@ -50,13 +50,20 @@ def _machine_tag() -> str:
     return hashlib.sha256(flags.encode()).hexdigest()[:12]
 
 
-def cached_library(source: str) -> str:
-    """Where the shared library built from `source` is cached (it may not exist yet)."""
+@lru_cache(maxsize=16)
+def _digest(source: str, compiler: str) -> str:
+    """The build's identity: source, runtime header, compiler command and CPU flags
+    (hashed once per source: "auto" asks whether a build exists on every call)."""
     with open(os.path.join(HERE, "runtime.h"), "rb") as f:
         runtime = f.read()
-    h = hashlib.sha256(source.encode() + runtime + " ".join([CXX] + FLAGS).encode()
+    h = hashlib.sha256(source.encode() + runtime + " ".join([compiler] + FLAGS).encode()
                        + _machine_tag().encode())
-    return os.path.join(build_cache_dir(), f"native-{h.hexdigest()[:24]}.so")
+    return h.hexdigest()[:24]
+
+
+def cached_library(source: str) -> str:
+    """Where the shared library built from `source` is cached (it may not exist yet)."""
+    return os.path.join(build_cache_dir(), f"native-{_digest(source, CXX)}.so")
 
 
 def is_built(source: str) -> bool:
