@@ -5,7 +5,10 @@
    onnxruntime float, with 16-bit uniform types and with the 8-bit types the dynamic
    analysis chooses; and the default engine ("auto", its build cached) at 500 samples;
 2. top-1 accuracy on the held-out test set of float, fxq dynamic fixed point at 16, 8 and 6
-   bits, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6> everywhere;
+   bits (Qiu et al.'s greedy pass; "refined": then refined against the output), 4-bit
+   weights with 8-bit feature maps, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6>
+   everywhere; on the zoo and on the networks kept out of the search's development
+   (examples/heldout.py: other architectures, seeds and data, four of them random);
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
 4. fxq's cycle/resource estimate against published synthesis results;
 5. the MLPerf Tiny reference networks (examples/tiny.py, the dynamo export): the same
@@ -39,6 +42,7 @@ from fxq.hls.layout import to_hls  # noqa: E402
 from fxq.hls.verify import compile_cached, hls_inputs  # noqa: E402
 from fxq.analysis import quantize  # noqa: E402
 from fxq.quantized import QuantizedGraph, uniform  # noqa: E402
+from heldout import HELDOUT  # noqa: E402
 from zoo import ZOO  # noqa: E402
 
 
@@ -114,11 +118,15 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str,
 
 
 ACCURACY_SETTINGS = {"dynamic 16": dict(bits=16), "dynamic 8": dict(bits=8),
-                     "dynamic 6": dict(bits=6), "static 8": dict(bits=8, method="static")}
+                     "refined 8": dict(bits=8, refine=True),
+                     "static 8": dict(bits=8, method="static"), "dynamic 6": dict(bits=6),
+                     "refined 6": dict(bits=6, refine=True),
+                     "w4 a8": dict(weight_bits=4, act_bits=8),
+                     "w4 a8 refined": dict(weight_bits=4, act_bits=8, refine=True)}
 HLS4ML_DEFAULT = FixedType(16, 10)          # ap_fixed<16,6>, hls4ml's model-wide default
 
 
-def accuracy_row(name: str, zoo: str) -> dict:
+def accuracy_row(name: str, zoo: str, held_out: bool = False) -> dict:
     graph = fxq.load(os.path.join(zoo, name, "model.onnx"))
     calib = np.load(os.path.join(zoo, name, "calib.npz"))["x"]
     test = np.load(os.path.join(zoo, name, "test.npz"))
@@ -126,7 +134,8 @@ def accuracy_row(name: str, zoo: str) -> dict:
     def top1(y):
         return 100.0 * float(np.mean(np.asarray(y).argmax(axis=1) == test["y"]))
 
-    row = {"model": name, "float": top1(graph.run(test["x"]))}
+    row = {"model": name + (" (held out)" if held_out else ""),
+           "float": top1(graph.run(test["x"]))}
     for label, kw in ACCURACY_SETTINGS.items():
         start = time.perf_counter()
         q = quantize(graph, calib, **kw)
@@ -138,7 +147,8 @@ def accuracy_row(name: str, zoo: str) -> dict:
     return row
 
 
-def depth_scaling(base_layers: int = 8, width: int = 64, samples: int = 256) -> list[tuple]:
+def depth_scaling(base_layers: int = 8, width: int = 64, samples: int = 256,
+                  refine: bool = False) -> list[tuple]:
     """(dense layers, analysis seconds, seconds per layer) on generated ReLU MLPs."""
     from fxq.ir import Graph, Node, Op, Tensor
 
@@ -157,7 +167,7 @@ def depth_scaling(base_layers: int = 8, width: int = 64, samples: int = 256) -> 
         graph = Graph.build(f"mlp{depth}", ["x"], [x], nodes, tensors, params)
         calib = rng.normal(0, 1, (samples, width))
         start = time.perf_counter()
-        quantize(graph, calib, bits=8)
+        quantize(graph, calib, bits=8, refine=refine)
         seconds = time.perf_counter() - start
         rows.append((depth, seconds, seconds / depth))
     return rows
@@ -204,13 +214,13 @@ def normalize_scaling(sizes=(100, 800, 3200)) -> list[tuple]:
 def print_accuracy(rows: list[dict]) -> None:
     labels = list(ACCURACY_SETTINGS)
     print("\ntop-1 accuracy on the held-out test set, % (analysis seconds in brackets)\n")
-    header = ["model", "float"] + labels + ["hls4ml <16,6>", "8-bit loss"]
+    header = ["model", "float"] + labels + ["hls4ml <16,6>", "dynamic 8 - float"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for r in rows:
         cells = [r["model"], f"{r['float']:.2f}"]
         cells += [f"{r[k]:.2f} ({r[k + ' s']:.2f})" for k in labels]
-        cells += [f"{r['hls4ml <16,6>']:.2f}", f"{r['float'] - r['dynamic 8']:+.2f}"]
+        cells += [f"{r['hls4ml <16,6>']:.2f}", f"{r['dynamic 8'] - r['float']:+.2f}"]
         print("| " + " | ".join(cells) + " |")
 
 
@@ -304,16 +314,21 @@ def main(argv=None) -> int:
     parser.add_argument("--zoo", default=os.path.join(ROOT, "examples", "zoo"))
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--tiny", default=os.path.join(ROOT, "examples", "tiny"))
+    parser.add_argument("--heldout", default=os.path.join(ROOT, "examples", "heldout"))
     parser.add_argument("--models", default=",".join(ZOO))
     parser.add_argument("--skip-csim", action="store_true",
                         help="accuracy and analysis time only (no g++ builds)")
     args = parser.parse_args(argv)
     models = args.models.split(",")
-    print_accuracy([accuracy_row(name, args.zoo) for name in models])
+    print_accuracy([accuracy_row(name, args.zoo) for name in models] +
+                   [accuracy_row(name, args.heldout, held_out=True) for name in HELDOUT])
     print("\nanalysis time against depth (8-bit dynamic, 64-wide ReLU MLP, 256 samples)\n")
-    print("| dense layers | analysis s | s per layer |\n|---|---|---|")
-    for depth, seconds, per_layer in depth_scaling():
-        print(f"| {depth} | {seconds:.2f} | {per_layer:.3f} |")
+    print("| dense layers | analysis s | s per layer | refined s | s per layer |\n"
+          "|---|---|---|---|---|")
+    for (depth, seconds, per_layer), (_, refined, refined_per_layer) in zip(
+            depth_scaling(), depth_scaling(refine=True)):
+        print(f"| {depth} | {seconds:.2f} | {per_layer:.3f} | {refined:.2f} | "
+              f"{refined_per_layer:.3f} |")
     print("\nnormalizing passes and a transform against graph size (Conv-BN-Identity-Add-ReLU"
           " chains; prune at sparsity 0.5 on the normalized graph)\n")
     print("| nodes | normalize s | rewrites | us per node | prune s | pruned layers |\n"

@@ -1,8 +1,9 @@
-"""Build the example zoo into examples/zoo/, or with --set tiny the MLPerf Tiny reference
-networks (examples/tiny.py) into examples/tiny/ (cached: a model is rebuilt only when its
-module changed since it was built, or with --force).
+"""Build the example zoo into examples/zoo/, with --set tiny the MLPerf Tiny reference
+networks (examples/tiny.py) into examples/tiny/, or with --set heldout the networks kept out
+of the search's development (examples/heldout.py) into examples/heldout/ (cached: a model
+is rebuilt only when its module changed since it was built, or with --force).
 
-    python examples/build_zoo.py [--set zoo|tiny] [--force] [--out DIR] [NAME ...]
+    python examples/build_zoo.py [--set zoo|tiny|heldout] [--force] [--out DIR] [NAME ...]
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import heldout  # noqa: E402
 import tiny  # noqa: E402
 import zoo  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = ("model.onnx", "model_dynamo.onnx", "calib.npz", "test.npz")
-SETS = {"zoo": (zoo, zoo.ZOO), "tiny": (tiny, tiny.TINY)}
+SETS = {"zoo": (zoo, zoo.ZOO), "tiny": (tiny, tiny.TINY), "heldout": (heldout, heldout.HELDOUT)}
 
 
 def source_hash(module) -> str:
@@ -27,9 +29,9 @@ def source_hash(module) -> str:
         return hashlib.sha256(f.read()).hexdigest()[:16]
 
 
-def is_current(out_dir: str, stamp: str) -> bool:
+def is_current(out_dir: str, stamp: str, files: tuple[str, ...]) -> bool:
     stamp_file = os.path.join(out_dir, "STAMP")
-    if not all(os.path.exists(os.path.join(out_dir, f)) for f in FILES):
+    if not all(os.path.exists(os.path.join(out_dir, f)) for f in files):
         return False
     if not os.path.exists(stamp_file):
         return False
@@ -53,7 +55,7 @@ def main() -> int:
     stamp = source_hash(module)
     for name in names:
         out_dir = os.path.join(args.out, name)
-        if not args.force and is_current(out_dir, stamp):
+        if not args.force and is_current(out_dir, stamp, getattr(module, "FILES", FILES)):
             print(f"{args.set} {name}: up to date ({out_dir})")
             continue
         start = time.perf_counter()

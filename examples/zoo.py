@@ -133,15 +133,16 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
-def train(model: nn.Module, data: Dataset, epochs: int, reconstruct: bool = False) -> None:
+def train(model: nn.Module, data: Dataset, epochs: int, reconstruct: bool = False,
+          seed: int = SEED) -> None:
     """Adam, minibatches of 64: on cross-entropy (a trailing Softmax is skipped in
     training), or with `reconstruct` on the mean squared error of output against input."""
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     logits_model = model[:-1] if isinstance(model, nn.Sequential) and \
         isinstance(model[-1], nn.Softmax) else model
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-    gen = torch.Generator().manual_seed(SEED)
+    gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         for idx in torch.randperm(len(x), generator=gen).split(64):

@@ -141,7 +141,8 @@ def _compile(args: argparse.Namespace) -> int:
                              target=target, labels=labels, progress=progress,
                              source=args.model, transforms=transforms, fit=args.fit,
                              max_util=args.max_util, allow_overfit=args.allow_overfit,
-                             task=args.task, fit_vary=tuple(args.fit_vary or ()))
+                             task=args.task, fit_vary=tuple(args.fit_vary or ()),
+                             refine=args.refine)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -337,7 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "config's (repeatable); e.g. prune:sparsity=0.5")
     p.add_argument("--method", choices=("dynamic", "static"), default="dynamic",
                    help="a fractional length per layer (dynamic, Qiu et al.) or one for all")
-    p.add_argument("--objective", choices=("l1", "l2"), help="error the search minimizes")
+    p.add_argument("--objective", choices=("l1", "l2"),
+                   help="error the greedy search minimizes")
+    p.add_argument("--refine", action="store_true",
+                   help="refine the greedy search against the network's output (slower; "
+                   "helps at 6 bits and 4-bit weights)")
     p.add_argument("--backend", choices=("Vitis", "Vivado"), default="Vitis")
     p.add_argument("--io", choices=("parallel", "stream"), default="parallel")
     p.add_argument("--strategy", choices=("latency", "resource"), default="latency")

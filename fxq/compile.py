@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fxq.analysis import BitConfig, quantize_graph
+from fxq.analysis.refine import search_summary
 from fxq.analysis.stats import TensorStats
 from fxq.estimate import Estimate, estimate
 from fxq.fit import FitError, describe, overuse
@@ -55,11 +56,14 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             progress: Callable[[str], None] | None = None,
             source: str | os.PathLike | None = None, fit: bool = False,
             max_util: float = 1.0, allow_overfit: bool = False,
-            task: str | None = None, fit_vary: tuple[str, ...] = ()) -> CompileResult:
+            task: str | None = None, fit_vary: tuple[str, ...] = (),
+            refine: bool = False) -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
     `transforms` (value-changing rewrites) run after normalization, before the search.
+    `refine` (dynamic method) refines the greedy search against the network's output
+    (fxq.analysis.refine); report.json's "search" section says what it did.
     `labels` (one per calibration sample) add the task's figures to the report: top-1
     accuracy, ROC AUC or MSE, float and fixed point (`task`, else inferred: fxq.task).
     `source` names the model file in the report when `model` is a Graph loaded from it.
@@ -76,7 +80,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     if transforms:
         graph, changes = run_pipeline(graph, transforms)
     result = quantize_graph(graph, calib, config, method=method,
-                            io_type=str(target.io_type), progress=progress)
+                            io_type=str(target.io_type), progress=progress, refine=refine)
     q = result.q
     if fit:
         target, cost = fit_target(q, target, max_util, vary=fit_vary)
@@ -91,7 +95,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     if source is None and not isinstance(model, Graph):
         source = model
     run = {"model": os.path.abspath(source) if source is not None else graph.name,
-           "method": method, "weight_bits": config.weight_bits, "act_bits": config.act_bits,
+           "method": method, "refine": bool(refine and method == "dynamic"),
+           "weight_bits": config.weight_bits, "act_bits": config.act_bits,
            "objective": config.objective}
     hls = target.to_json()
     shown = {k: v for k, v in hls.items() if k not in ("project", "layer_reuse")}
@@ -101,6 +106,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
                           settings={**run, **shown},
                           estimate=cost, stats=result.stats, task=task)
     report.transforms = [asdict(c) for c in changes]
+    report.search = search_summary(result)
     if out is not None:
         out = os.fspath(out)
         os.makedirs(out, exist_ok=True)

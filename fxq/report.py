@@ -48,12 +48,13 @@ class Report:
     estimate: Any = None              # fxq.estimate.Estimate of the emitted design
     synthesis: dict[str, Any] | None = None   # parsed vendor reports, kept apart
     transforms: list[dict[str, Any]] = field(default_factory=list)   # what each one changed
+    search: dict[str, Any] = field(default_factory=dict)  # fxq.analysis.refine.search_summary
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model, "calibration_samples": self.samples,
             "settings": self.settings, "accuracy": self.accuracy,
-            "transforms": self.transforms,
+            "transforms": self.transforms, "search": self.search,
             "layers": [{"name": r.name, "op": r.op, "input_shapes": r.input_shapes,
                         "output_shape": r.output_shape,
                         "types": {k: type_to_json(t) for k, t in r.types.items()},
@@ -88,6 +89,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += [f"Transforms ({len(doc['transforms'])} changes, before the search):", ""]
         lines += [f"- {c['rewrite']}: {c['what'] or ', '.join(c['removed'])}"
                   for c in doc["transforms"]] + [""]
+    search = doc.get("search") or {}
+    if search.get("refined"):
+        starts = ", ".join(f"{k} {v:.3g}" for k, v in search["starts"].items())
+        lines += [f"Search: greedy (Qiu et al.), then refined against the output on "
+                  f"{search['samples']} calibration samples: from the {search['start']} start "
+                  f"(objective {starts}; normalized output MSE) to {search['objective']:.3g} "
+                  f"in {len(search['moves'])} moves, {search['evaluations']} simulations"
+                  + ("" if search["complete"] else ", stopped by its work limit"), ""]
     acc = doc.get("accuracy")
     if acc:
         def fmt(v):

@@ -14,14 +14,16 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
              weight_bits: int | None = None, act_bits: int | None = None,
              config: BitConfig | str | None = None, method: str = "dynamic",
              objective: str | None = None, io_type: str = "io_parallel",
-             progress: Callable[[str], None] | None = None) -> QuantizedGraph:
+             progress: Callable[[str], None] | None = None,
+             refine: bool = False) -> QuantizedGraph:
     """A QuantizedGraph with every format chosen from calibration data `calib`.
 
     Bit widths: `bits` for weights and feature maps alike, `weight_bits` / `act_bits` apart,
     or a `config` (a BitConfig or the path of a TOML file) for per-kind and per-layer widths;
     the keyword arguments override the config's global widths. `method` is "dynamic" (a
     fractional length per layer, Qiu et al.) or "static" (one for all). `objective` is the
-    error the search minimizes: "l1" (the paper's) or "l2".
+    error the greedy search minimizes: "l1" (the paper's) or "l2". With `refine` (dynamic),
+    its choice is then refined against the network's output (fxq.analysis.refine).
     """
     if isinstance(config, str):
         config = load_config(config)
@@ -31,7 +33,7 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
     config = config.with_overrides(weight_bits=weight_bits, act_bits=act_bits,
                                    objective=objective)
     return quantize_graph(graph, calib, config, method=method, io_type=io_type,
-                          progress=progress).q
+                          progress=progress, refine=refine).q
 
 
 __all__ = ["BitConfig", "ConfigError", "check_bits", "METHODS", "NodeChoice", "SearchResult", "load_config",

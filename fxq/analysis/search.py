@@ -11,9 +11,13 @@ Per node, in topological order:
 * the output (feature map): with every earlier node already fixed and simulated bit for bit,
   the fractional length whose result is closest to the float model's output of the same
   node on the calibration data. The greedy step therefore sees the errors of earlier layers.
+  A tensor read only by a ReLU (or Clip from >= 0) is compared after that clamp, and is
+  unsigned when results saturate (the clamp discards what its sign bit would hold).
 
 `method="static"` gives one fractional length to every weight and one to every feature map
-(the baseline the paper improves on); accumulators and biases are sized the same way.
+(the baseline the paper improves on; a StaticPlan replayed through the same type rules);
+accumulators and biases are sized the same way. A replay of an Assignment (every fractional
+length given) is how fxq.analysis.refine re-simulates its candidates.
 
 Memory: the walk holds the float and raw values of the tensors live at once (each dropped
 after its last reader) and runs kernels SAMPLE_BLOCK samples at a time; what the report
@@ -57,10 +61,71 @@ class NodeChoice:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """Every fractional length the search chose: of each tensor it typed (graph inputs and
+    the results of non-layout nodes), and of each parameter and constant by (node, role).
+    Replaying an assignment through the type rules gives the same QuantizedGraph: the
+    accumulators, biases and tables follow from these."""
+
+    results: Mapping[str, int]
+    params: Mapping[tuple[str, str], int]
+
+    def with_(self, key: str | tuple[str, str], frac: int) -> "Assignment":
+        if isinstance(key, tuple):
+            return Assignment(self.results, {**self.params, key: frac})
+        return Assignment({**self.results, key: frac}, self.params)
+
+    def frac(self, key: str | tuple[str, str]) -> int:
+        return self.params[key] if isinstance(key, tuple) else self.results[key]
+
+    # what a replay asks (the static baseline's plan answers the same questions by rule)
+    def result_frac(self, tensor: str, width: int, signed: bool) -> int:
+        return self.results[tensor]
+
+    def param_frac(self, key: tuple[str, str], width: int) -> int:
+        return self.params[key]
+
+
+@dataclass(frozen=True)
+class StaticPlan:
+    """The static baseline as a replay: per weight width the one fractional length of
+    minimum total error over every parameter of that width, and for every feature map the
+    fractional length holding the largest magnitude of any."""
+
+    weight_frac: Mapping[int, int]
+    magnitude: float
+
+    def result_frac(self, tensor: str, width: int, signed: bool) -> int:
+        return frac_to_hold(self.magnitude, width, signed)
+
+    def param_frac(self, key: tuple[str, str], width: int) -> int:
+        return self.weight_frac[width]
+
+
+def static_plan(graph: Graph, bound: Mapping[str, np.ndarray], config: BitConfig) -> StaticPlan:
+    by_width: dict[int, list[np.ndarray]] = {}
+    for node in graph.nodes:
+        width = config.widths(node).weight
+        for name in node.inputs:
+            if graph.is_param(name):
+                by_width.setdefault(width, []).append(
+                    np.ravel(graph.params[name]).astype(np.float64))
+    weight_frac = {width: best_param_type(np.concatenate(arrays), width, config.objective).frac
+                   for width, arrays in by_width.items()}
+    # one format for every feature map: the largest magnitude of any (a float pass of its
+    # own, tensor by tensor)
+    magnitude = max((float(np.max(np.abs(v), initial=0.0)) for _, v in float_walk(graph, bound)),
+                    default=0.0)
+    return StaticPlan(weight_frac, magnitude)
+
+
+@dataclass(frozen=True)
 class SearchResult:
     q: QuantizedGraph
     choices: tuple[NodeChoice, ...]
     stats: Mapping[str, TensorStats]      # every tensor's float range, SQNR and histogram
+    assignment: Assignment
+    refinement: Any = None                # fxq.analysis.refine.Refinement, when refined
 
 
 def frac_to_hold(magnitude: float, width: int, signed: bool) -> int:
@@ -81,27 +146,35 @@ def _error(a: np.ndarray, b: np.ndarray, objective: str) -> float:
     return float(np.mean(np.abs(d)) if objective == "l1" else np.mean(d * d))
 
 
-def blockwise(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
-    """fn over `arrays` (batch first, each sample independent), SAMPLE_BLOCK samples at a
+def blockwise(fn: Callable[..., np.ndarray], *arrays: np.ndarray,
+              block: int = SAMPLE_BLOCK) -> np.ndarray:
+    """fn over `arrays` (batch first, each sample independent), `block` samples at a
     time, into one output: the temporaries of fn follow the block, not the batch."""
     n = arrays[0].shape[0]
-    if n <= SAMPLE_BLOCK:
+    if n <= block:
         return fn(*arrays)
     out = None
-    for start in range(0, n, SAMPLE_BLOCK):
-        y = fn(*(a[start:start + SAMPLE_BLOCK] for a in arrays))
+    for start in range(0, n, block):
+        y = fn(*(a[start:start + block] for a in arrays))
         if out is None:
             out = np.empty((n,) + y.shape[1:], dtype=y.dtype)
         out[start:start + len(y)] = y
     return out
 
 
-def _output_error(raw: np.ndarray, t: FixedType, target: np.ndarray, objective: str) -> float:
-    """_error of raw values of type t against the float target, a block of samples at a
-    time (the temporaries stay small; the sum is the whole one's up to rounding)."""
+def _identity(v: np.ndarray) -> np.ndarray:
+    return v
+
+
+def _output_error(raw: np.ndarray, t: FixedType, target: np.ndarray, objective: str,
+                  after: Callable[[np.ndarray], np.ndarray] = _identity) -> float:
+    """_error of raw values of type t against the float target, both seen through `after`
+    (the clamp that reads the tensor, if any), a block of samples at a time (the
+    temporaries stay small; the sum is the whole one's up to rounding)."""
     total = 0.0
     for start in range(0, raw.shape[0], SAMPLE_BLOCK):
-        d = to_float(raw[start:start + SAMPLE_BLOCK], t) - target[start:start + SAMPLE_BLOCK]
+        block = slice(start, start + SAMPLE_BLOCK)
+        d = after(to_float(raw[block], t)) - after(target[block])
         total += float(np.sum(np.abs(d)) if objective == "l1" else np.sum(d * d))
     return total / max(raw.size, 1)
 
@@ -124,7 +197,13 @@ class _Search:
     """The greedy walk: float values of every tensor, raw values of the fixed ones so far."""
 
     def __init__(self, graph: Graph, calib: Any, config: BitConfig, method: str,
-                 io_type: str, progress: Callable[[str], None] | None):
+                 io_type: str, progress: Callable[[str], None] | None,
+                 replay: Assignment | None = None, measure: bool = True,
+                 keep: frozenset[str] = frozenset()):
+        """With `replay`, every fractional length comes from it, nothing is searched; without
+        `measure` (replays only) the float model is not run and no statistics are kept.
+        The raw values of the tensors in `keep` stay after their last reader (what the
+        refinement compares with the float model)."""
         if method not in METHODS:
             raise FxqError(f"method {method!r}: expected one of {METHODS}")
         if io_type not in IO_TYPES:
@@ -132,7 +211,15 @@ class _Search:
         config.check_layers({n.name for n in graph.nodes})
         self.graph, self.config, self.method, self.io_type = graph, config, method, io_type
         self.progress = progress or (lambda _: None)
-        bound = bind_inputs(graph, calib, source="calibration data")
+        self.replay, self.keep = replay, keep
+        self.measure = measure or replay is None
+        # a replay that measures nothing runs on few samples (the refinement's): one block
+        self.block = SAMPLE_BLOCK if self.measure else max(1, len(next(iter(calib.values()))))
+        self.node: Node | None = None                 # the node being typed
+        self.result_fracs: dict[str, int] = {}
+        self.param_fracs: dict[tuple[str, str], int] = {}
+        bound = calib if replay is not None else \
+            bind_inputs(graph, calib, source="calibration data")
         if next(iter(bound.values())).shape[0] == 0:
             raise FxqError("calibration data holds no samples")
         # the float and raw values of the tensors live at once, and a candidate's and the
@@ -147,40 +234,24 @@ class _Search:
         self.choices: list[NodeChoice] = []
         self.padded_max_pool_inputs = {n.inputs[0] for n in graph.nodes
                                        if n.op is Op.MAX_POOL and any(n.attrs["pads"])}
-        if method == "static":
-            self.static_weight_frac = self._static_weight_frac()
-            # one format for every feature map: the largest magnitude of any (a float pass
-            # of its own, tensor by tensor)
-            self.static_act_magnitude = max(
-                (float(np.max(np.abs(v), initial=0.0)) for _, v in float_walk(graph, bound)),
-                default=0.0)
+        if method == "static" and replay is None:
+            self.replay = static_plan(graph, bound, config)
 
     # -- per tensor ------------------------------------------------------------------
 
     def result_type(self, width: int, frac: int, signed: bool) -> FixedType:
         return FixedType(width, frac, signed, self.config.rounding, self.config.overflow)
 
-    def param_type(self, values: np.ndarray, width: int) -> FixedType:
-        if self.method == "static":
-            return FixedType(width, self.static_weight_frac[width], True, Rounding.RND,
-                             Overflow.SAT)
-        return best_param_type(values, width, self.config.objective)
-
-    def _static_weight_frac(self) -> dict[int, int]:
-        """Per weight width in use, the one fractional length minimizing the total error
-        over every parameter of that width."""
-        by_width: dict[int, list[np.ndarray]] = {}
-        for node in self.graph.nodes:
-            width = self.config.widths(node).weight
-            for name in node.inputs:
-                if self.graph.is_param(name):
-                    by_width.setdefault(width, []).append(
-                        np.ravel(self.graph.params[name]).astype(np.float64))
-        out = {}
-        for width, arrays in by_width.items():
-            values = np.concatenate(arrays)
-            out[width] = best_param_type(values, width, self.config.objective).frac
-        return out
+    def param_type(self, values: np.ndarray, width: int, role: str) -> FixedType:
+        """The type of the current node's parameter (or constant) `role` of float `values`."""
+        key = (self.node.name, role)
+        if self.replay is not None:
+            t = FixedType(width, self.replay.param_frac(key, width), True, Rounding.RND,
+                          Overflow.SAT)
+        else:
+            t = best_param_type(values, width, self.config.objective)
+        self.param_fracs[key] = t.frac
+        return t
 
     def choose_output(self, name: str, width: int, signed: bool,
                       run: Callable[[FixedType], np.ndarray]) -> FixedType:
@@ -188,26 +259,41 @@ class _Search:
         by `run(type) -> raw` and compared with the float values; the raw values of the
         winner are kept for the nodes downstream. Signed where `signed` or a consumer
         needs it. A graph output never takes a type narrower than its calibrated range."""
+        clamp = self.clamp_reading(name)
+        if clamp is not None:
+            # read only by a clamp to [lo, ...] with lo >= 0: an unsigned saturating type
+            # turns every negative value into 0, which the clamp maps where it maps them;
+            # the error that matters is the one after the clamp
+            signed = False
         signed = signed or self.needs_signed(name)
+        after = _identity if clamp is None else clamp
+        if self.replay is not None:
+            t = self.result_type(width, self.replay.result_frac(name, width, signed), signed)
+            self.raw[name], self.types[name] = run(t), t
+            self.result_fracs[name] = t.frac
+            if self.measure:
+                error = _output_error(self.raw[name], t, self.floats[name],
+                                      self.config.objective, after)
+                self.choices.append(NodeChoice(name, {t.frac: error}, t.frac))
+                self._observe(name)
+            return t
         target = self.floats[name]
-        if self.method == "static":
-            candidates = [frac_to_hold(self.static_act_magnitude, width, signed)]
-        else:
-            base = frac_to_hold(float(np.max(np.abs(target), initial=0.0)), width, signed)
-            # a graph output holds its whole calibrated range: what the design returns is
-            # not clipped (a regression output or an anomaly score, not only a logit)
-            top = base if name in self.graph.outputs else base + ABOVE
-            candidates = range(base - BELOW, top + 1)
+        base = frac_to_hold(float(np.max(np.abs(target), initial=0.0)), width, signed)
+        # a graph output holds its whole calibrated range: what the design returns is
+        # not clipped (a regression output or an anomaly score, not only a logit)
+        top = base if name in self.graph.outputs else base + ABOVE
+        candidates = range(base - BELOW, top + 1)
         best = None
         errors = {}
         for frac in candidates:
             t = self.result_type(width, frac, signed)
             raw = run(t)
-            errors[frac] = _output_error(raw, t, target, self.config.objective)
+            errors[frac] = _output_error(raw, t, target, self.config.objective, after)
             if best is None or errors[frac] < errors[best[1].frac]:
                 best = (raw, t)
             del raw                        # only the best candidate's values are kept
         self.raw[name], self.types[name] = best
+        self.result_fracs[name] = best[1].frac
         self.choices.append(NodeChoice(name, errors, best[1].frac))
         self._observe(name)
         return best[1]
@@ -217,9 +303,28 @@ class _Search:
         t = self.types[name]
         stats = self.stats.setdefault(name, TensorStats())
         f, raw = self.floats[name], self.raw[name]
+        # a tensor read only by a clamp is measured as that clamp sees it (its unsigned type
+        # drops the negative values on purpose)
+        after = self.clamp_reading(name) or _identity
         for start in range(0, max(len(f), 1), SAMPLE_BLOCK):
             block = slice(start, start + SAMPLE_BLOCK)
-            stats.add(f[block], t, to_float(raw[block], t))
+            stats.add(after(f[block]), t, after(to_float(raw[block], t)))
+
+    def clamp_reading(self, tensor: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The float function of the clamp (ReLU, or Clip with a lower bound >= 0) that is
+        the only reader of `tensor`, when results saturate; else None. Such a tensor is
+        scored after the clamp and may be unsigned: values the clamp discards cost no range."""
+        readers = self.graph.consumers(tensor)
+        if (self.config.overflow is not Overflow.SAT or len(readers) != 1
+                or tensor in self.graph.outputs):
+            return None
+        node = readers[0]
+        if node.op is Op.RELU:
+            return lambda v: np.maximum(v, 0.0)
+        if node.op is Op.CLIP and node.attrs["lo"] >= 0:      # (bounds absent are infinite)
+            lo, hi = node.attrs["lo"], node.attrs["hi"]
+            return lambda v: np.clip(v, lo, hi)
+        return None
 
     def needs_signed(self, tensor: str) -> bool:
         """A tensor read by hls4ml's io_parallel padded max pooling must be signed (it pads
@@ -227,7 +332,9 @@ class _Search:
         io_stream the padding is a ZeroPadding layer, exact for unsigned types.)"""
         return self.io_type == "io_parallel" and tensor in self.padded_max_pool_inputs
 
-    blockwise = staticmethod(blockwise)     # for the ops' type rules
+    def blockwise(self, fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+        """fn over `arrays` a block of samples at a time (for the ops' type rules)."""
+        return blockwise(fn, *arrays, block=self.block)
 
     def params_of(self, node: Node) -> dict[str, np.ndarray]:
         """The float value of each parameter input of `node`, by role."""
@@ -244,33 +351,57 @@ class _Search:
     # -- the walk --------------------------------------------------------------------
 
     def run(self) -> SearchResult:
-        g = self.graph
-        for name in g.inputs:
+        self.begin()
+        for i in range(len(self.graph.nodes)):
+            self.step(i)
+        return self.result()
+
+    def begin(self) -> None:
+        """Type the graph inputs."""
+        for name in self.graph.inputs:
             f = self.floats[name]
             signed = bool(np.min(f, initial=0.0) < 0) or self.needs_signed(name)
             self.choose_output(name, self.config.act_bits, signed,
-                               lambda t, f=f: blockwise(lambda v: quantize(v, t), f))
+                               lambda t, f=f: self.blockwise(lambda v: quantize(v, t), f))
             del f                          # (the input's values go after its last reader)
-        inputs = {name: self.types[name] for name in g.inputs}
-        last = self.last
-        for i, node in enumerate(g.nodes):
-            self.progress(node.name)
+
+    def step(self, i: int) -> None:
+        """Type node i (every earlier one typed)."""
+        g, node = self.graph, self.graph.nodes[i]
+        self.progress(node.name)
+        self.node = node
+        if self.measure:
             self.floats[node.output] = self.float_output(node)
-            self.layers[node.name] = self.node_types(node)
-            self.types[node.output] = self.layers[node.name].result
-            # float and raw values are only read by later nodes: each is dropped after
-            # its last reader
-            for name in g.activation_inputs(node) + [node.output]:
-                if last.get(name, -1) <= i:
-                    self.raw.pop(name, None)
-                    self.floats.pop(name, None)
+        self.layers[node.name] = self.node_types(node)
+        self.types[node.output] = self.layers[node.name].result
+        # float and raw values are only read by later nodes: each is dropped after
+        # its last reader
+        for name in g.activation_inputs(node) + [node.output]:
+            if self.last.get(name, -1) <= i and name not in self.keep:
+                self.raw.pop(name, None)
+                self.floats.pop(name, None)
+
+    def state(self) -> tuple[dict, ...]:
+        """What the walk holds between steps (arrays are never written in place, so
+        shallow copies do)."""
+        return (dict(self.raw), dict(self.types), dict(self.layers), dict(self.floats),
+                dict(self.result_fracs), dict(self.param_fracs))
+
+    def restore(self, state: tuple[dict, ...]) -> None:
+        (self.raw, self.types, self.layers, self.floats, self.result_fracs,
+         self.param_fracs) = (dict(d) for d in state)
+
+    def result(self) -> SearchResult:
+        g = self.graph
+        inputs = {name: self.types[name] for name in g.inputs}
         q = QuantizedGraph(g, inputs, self.layers, self.io_type)
-        return SearchResult(q, tuple(self.choices), self.stats)
+        return SearchResult(q, tuple(self.choices), self.stats,
+                            Assignment(dict(self.result_fracs), dict(self.param_fracs)))
 
     def float_output(self, node: Node) -> np.ndarray:
         """The node's float kernel on the calibration data, a block of samples at a time."""
         names = self.graph.activation_inputs(node)
-        return blockwise(lambda *a: run_node(self.graph, node, dict(zip(names, a))),
+        return self.blockwise(lambda *a: run_node(self.graph, node, dict(zip(names, a))),
                          *(self.floats[n] for n in names))
 
     def kernel_output(self, node: Node, ins: list[FixedType], layer: LayerTypes) -> np.ndarray:
@@ -278,7 +409,7 @@ class _Search:
         (each sample is independent; a kernel's temporaries follow the block)."""
         fx = fixed_node(self.graph, node, tuple(ins), layer, self.io_type)
         kernel = lookup("fixed", node.op, node.name)
-        return blockwise(lambda *a: kernel(fx, *a),
+        return self.blockwise(lambda *a: kernel(fx, *a),
                          *(self.raw[n] for n in self.graph.activation_inputs(node)))
 
     def node_types(self, node: Node) -> LayerTypes:
@@ -289,7 +420,8 @@ class _Search:
             layer = LayerTypes(result=ins[0])
             self.raw[node.output] = self.kernel_output(node, ins, layer)
             self.types[node.output] = ins[0]
-            self._observe(node.output)
+            if self.measure:
+                self._observe(node.output)
             return layer
         rule = lookup("types", node.op, node.name)
         return rule(self, node, ins, self.config.widths(node))
@@ -330,7 +462,31 @@ class _Search:
 
 def quantize_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,
                    method: str = "dynamic", io_type: str = "io_parallel",
-                   progress: Callable[[str], None] | None = None) -> SearchResult:
+                   progress: Callable[[str], None] | None = None,
+                   refine: bool = False) -> SearchResult:
     """Choose every format of `graph` from calibration data `calib` (an array or a mapping
-    by input name, batch first). `progress(node_name)` is called as each node starts."""
-    return _Search(graph, calib, config or BitConfig(), method, io_type, progress).run()
+    by input name, batch first). `progress(node_name)` is called as each node starts.
+
+    With `refine`, the dynamic method then refines the greedy choice against the network's
+    output (fxq.analysis.refine), starting from the better of it and the static baseline."""
+    from fxq.analysis.refine import refine as descend
+
+    config = config or BitConfig()
+    greedy = _Search(graph, calib, config, method, io_type, progress).run()
+    if method != "dynamic" or not refine or not graph.nodes:
+        return greedy
+    bound = bind_inputs(graph, calib, source="calibration data")
+    # a graph output keeps holding its whole calibrated range (as the greedy pass's does)
+    ceilings = {}
+    for name in graph.outputs:
+        t = greedy.q.types[name]
+        ceilings[name] = frac_to_hold(greedy.stats[name].max_abs, t.width, t.signed)
+    found = descend(graph, bound, config, io_type,
+                    {"greedy": greedy.assignment, "static": static_plan(graph, bound, config)},
+                    ceilings)
+    if found.assignment == greedy.assignment:
+        final = greedy
+    else:
+        final = _Search(graph, bound, config, method, io_type, None,
+                        replay=found.assignment).run()
+    return SearchResult(final.q, final.choices, final.stats, final.assignment, found)

@@ -194,7 +194,7 @@ def clamp_types(search, node, ins, widths):
 
 @rule("types", Op.LEAKY_RELU)
 def leaky_relu_types(search, node, ins, widths):
-    alpha = {"alpha": search.param_type(np.array([node.attrs["alpha"]]), widths.weight)}
+    alpha = {"alpha": search.param_type(np.array([node.attrs["alpha"]]), widths.weight, "alpha")}
     return search.choose(node, ins, widths.act, True,
                          lambda t: LayerTypes(result=t, params=alpha))
 

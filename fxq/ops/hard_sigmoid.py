@@ -94,7 +94,7 @@ def gate_cpp(fx, x: str) -> tuple[str, int]:
 
 def constant_types(search, node, widths) -> dict[str, FixedType]:
     """slope and shift in the parameter width, each at its best fractional length."""
-    return {role: search.param_type(np.array([node.attrs[role]]), widths.weight)
+    return {role: search.param_type(np.array([node.attrs[role]]), widths.weight, role)
             for role in ("slope", "shift")}
 
 

@@ -293,7 +293,7 @@ def weighted_sum_types(search, node, ins, widths):
     """Weights by minimum error, an accumulator that cannot overflow, the bias at its
     resolution; the result chosen from the exact sums."""
     params = search.params_of(node)
-    w_t = search.param_type(params["weight"], widths.weight)
+    w_t = search.param_type(params["weight"], widths.weight, "weight")
     accum, bias_t = search.accumulator(node, ins[0], w_t, _weight_matrix(node))
     types = {"weight": w_t} if bias_t is None else {"weight": w_t, "bias": bias_t}
     partial = LayerTypes(result=accum, params=types, accum=accum)
@@ -307,7 +307,7 @@ def weighted_sum_types(search, node, ins, widths):
 def batch_norm_types(search, node, ins, widths):
     """The scale by minimum error; the shift at the resolution of the products."""
     params = search.params_of(node)
-    scale_t = search.param_type(params["scale"], widths.weight)
+    scale_t = search.param_type(params["scale"], widths.weight, "scale")
     types = {"scale": scale_t,
              "shift": search.fine_type(params["shift"], ins[0].frac + scale_t.frac)}
     return search.choose(node, ins, widths.act, True,

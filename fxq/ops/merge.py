@@ -77,7 +77,7 @@ def concat_fixed(fx, *raws):
 def arithmetic_types(search, node, ins, widths):
     """A constant operand by minimum error at the weight width."""
     params = search.params_of(node)
-    types = {"operand": search.param_type(params["operand"], widths.weight)} \
+    types = {"operand": search.param_type(params["operand"], widths.weight, "operand")} \
         if "operand" in params else {}
     return search.choose(node, ins, widths.act, True,
                          lambda t: LayerTypes(result=t, params=types))

@@ -74,7 +74,7 @@ def prelu_check(node, ins, layer, graph):
 @rule("types", PRELU)
 def prelu_types(search, node, ins, widths):
     params = search.params_of(node)
-    slope = {"slope": search.param_type(params["slope"], widths.weight)}
+    slope = {"slope": search.param_type(params["slope"], widths.weight, "slope")}
     return search.choose(node, ins, widths.act, True,
                          lambda t: LayerTypes(result=t, params=slope))
 
