@@ -264,3 +264,26 @@ def test_the_library_compile_returns_what_the_command_writes(zoo_dir, tmp_path):
     x = calib["x"][:50]
     assert np.array_equal(q.simulate(x, raw=True), result.q.simulate(x, raw=True))
     assert fxq.compile(model, calib["x"]).out is None          # nothing written without out
+
+
+def test_compile_refine_reports_the_refinement(zoo_dir, tmp_path):
+    """--refine: report.json's search section holds the starts, the moves and the extent,
+    report.md says it in one line; without it the search says it was not refined."""
+    model = os.path.join(zoo_dir, "mlp", "model.onnx")
+    calib = os.path.join(zoo_dir, "mlp", "calib.npz")
+    refined = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "r"),
+                      "--bits", "6", "--refine")
+    assert refined.returncode == 0, refined.stderr
+    doc = json.loads((tmp_path / "r" / "report.json").read_text())
+    search = doc["search"]
+    assert search["refined"] and doc["settings"]["refine"] is True
+    assert set(search["starts"]) == {"greedy", "static"}
+    assert search["objective"] <= min(search["starts"].values())
+    assert [m["objective"] for m in search["moves"]] == \
+        sorted((m["objective"] for m in search["moves"]), reverse=True)
+    assert "Search: greedy (Qiu et al.), then refined" in \
+        (tmp_path / "r" / "report.md").read_text()
+    plain = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "p"), "--bits", "6")
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads((tmp_path / "p" / "report.json").read_text())["search"] == \
+        {"refined": False}
