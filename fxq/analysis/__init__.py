@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from fxq.analysis.bits import BitConfig, ConfigError, check_bits, load_config
-from fxq.analysis.search import METHODS, NodeChoice, SearchResult, quantize_graph
+from fxq.analysis.refine import quantize_graph
+from fxq.analysis.search import METHODS, NodeChoice, SearchResult
 from fxq.ir import Graph
 from fxq.quantized import QuantizedGraph
 

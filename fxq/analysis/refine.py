@@ -14,6 +14,8 @@ single move helps (or MAX_SWEEPS). Only the fractional lengths move: widths stay
 configuration gives them, and accumulators, biases and tables follow from the type rules,
 so the result stays exact and overflow-free where the greedy one was.
 
+`quantize_graph` runs the greedy pass, then (with refine=True) this refinement.
+
 The descent runs on the first REFINE_SAMPLES calibration samples (fewer when a network's
 per-sample work is large: WORK_LIMIT bounds samples x multiply-adds of one simulation, down
 to MIN_SAMPLES), and stops early when its simulations have cost TOTAL_WORK multiply-adds
@@ -27,7 +29,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from fxq.analysis.search import Assignment, StaticPlan, _Search
+from fxq.analysis.bits import BitConfig
+from fxq.analysis.search import (Assignment, SearchResult, StaticPlan, _Search, frac_to_hold,
+                                 search_graph, static_plan)
+from fxq.data import bind_inputs
 from fxq.fixed import to_float
 from fxq.ir import Graph, Op
 from fxq.reference import walk as float_walk
@@ -185,7 +190,7 @@ class _Descent:
         return a, best
 
 
-def refine(graph: Graph, bound: Mapping[str, np.ndarray], config, io_type: str,
+def refine_search(graph: Graph, bound: Mapping[str, np.ndarray], config, io_type: str,
            starts: Mapping[str, Assignment | StaticPlan],
            ceilings: Mapping[str, int] | None = None) -> Refinement:
     """Coordinate descent from the best of `starts` (label -> assignment or plan; the first
@@ -222,3 +227,34 @@ def search_summary(result) -> dict[str, Any]:
             "moves": [{"coordinate": list(s.key) if isinstance(s.key, tuple) else s.key,
                        "frac": s.frac, "objective": s.objective}
                       for s in r.trace if s.key is not None]}
+
+
+def quantize_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,
+                   method: str = "dynamic", io_type: str = "io_parallel",
+                   progress: Callable[[str], None] | None = None,
+                   refine: bool = False) -> SearchResult:
+    """Choose every format of `graph` from calibration data `calib` (an array or a mapping
+    by input name, batch first). `progress(node_name)` is called as each node starts.
+
+    With `refine`, the dynamic method then refines the greedy choice against the network's
+    output (refine_search), starting from the better of it and the static baseline."""
+    config = config or BitConfig()
+    greedy = search_graph(graph, calib, config, method=method, io_type=io_type,
+                          progress=progress)
+    if method != "dynamic" or not refine or not graph.nodes:
+        return greedy
+    bound = bind_inputs(graph, calib, source="calibration data")
+    # a graph output keeps holding its whole calibrated range (as the greedy pass's does)
+    ceilings = {}
+    for name in graph.outputs:
+        t = greedy.q.types[name]
+        ceilings[name] = frac_to_hold(greedy.stats[name].max_abs, t.width, t.signed)
+    found = refine_search(graph, bound, config, io_type,
+                          {"greedy": greedy.assignment,
+                           "static": static_plan(graph, bound, config)}, ceilings)
+    if found.assignment == greedy.assignment:
+        final = greedy
+    else:
+        final = _Search(graph, bound, config, method, io_type, None,
+                        replay=found.assignment).run()
+    return SearchResult(final.q, final.choices, final.stats, final.assignment, found)

@@ -460,33 +460,9 @@ class _Search:
         return FixedType(width, frac), bias_t
 
 
-def quantize_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,
-                   method: str = "dynamic", io_type: str = "io_parallel",
-                   progress: Callable[[str], None] | None = None,
-                   refine: bool = False) -> SearchResult:
-    """Choose every format of `graph` from calibration data `calib` (an array or a mapping
-    by input name, batch first). `progress(node_name)` is called as each node starts.
-
-    With `refine`, the dynamic method then refines the greedy choice against the network's
-    output (fxq.analysis.refine), starting from the better of it and the static baseline."""
-    from fxq.analysis.refine import refine as descend
-
-    config = config or BitConfig()
-    greedy = _Search(graph, calib, config, method, io_type, progress).run()
-    if method != "dynamic" or not refine or not graph.nodes:
-        return greedy
-    bound = bind_inputs(graph, calib, source="calibration data")
-    # a graph output keeps holding its whole calibrated range (as the greedy pass's does)
-    ceilings = {}
-    for name in graph.outputs:
-        t = greedy.q.types[name]
-        ceilings[name] = frac_to_hold(greedy.stats[name].max_abs, t.width, t.signed)
-    found = descend(graph, bound, config, io_type,
-                    {"greedy": greedy.assignment, "static": static_plan(graph, bound, config)},
-                    ceilings)
-    if found.assignment == greedy.assignment:
-        final = greedy
-    else:
-        final = _Search(graph, bound, config, method, io_type, None,
-                        replay=found.assignment).run()
-    return SearchResult(final.q, final.choices, final.stats, final.assignment, found)
+def search_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,
+                 method: str = "dynamic", io_type: str = "io_parallel",
+                 progress: Callable[[str], None] | None = None) -> SearchResult:
+    """The greedy pass (or the static baseline) alone; fxq.analysis.quantize_graph adds the
+    refinement."""
+    return _Search(graph, calib, config or BitConfig(), method, io_type, progress).run()
