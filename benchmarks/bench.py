@@ -117,11 +117,15 @@ def bench_model(name: str, zoo: str, samples: int, workdir: str, types: str,
             "bit_exact": agree}
 
 
-ACCURACY_SETTINGS = {"dynamic 16": dict(bits=16), "dynamic 8": dict(bits=8),
-                     "refined 8": dict(bits=8, refine=True),
-                     "static 8": dict(bits=8, method="static"), "dynamic 6": dict(bits=6),
+# "dynamic" is the default (bias correction on); "no bc" without it; "refined" with it
+ACCURACY_SETTINGS = {"dynamic 16": dict(bits=16), "static 8": dict(bits=8, method="static"),
+                     "dynamic 8": dict(bits=8),
+                     "8 no bc": dict(bits=8, bias_correction=False),
+                     "refined 8": dict(bits=8, refine=True), "dynamic 6": dict(bits=6),
+                     "6 no bc": dict(bits=6, bias_correction=False),
                      "refined 6": dict(bits=6, refine=True),
                      "w4 a8": dict(weight_bits=4, act_bits=8),
+                     "w4 a8 no bc": dict(weight_bits=4, act_bits=8, bias_correction=False),
                      "w4 a8 refined": dict(weight_bits=4, act_bits=8, refine=True)}
 HLS4ML_DEFAULT = FixedType(16, 10)          # ap_fixed<16,6>, hls4ml's model-wide default
 

@@ -59,7 +59,7 @@ def main() -> int:
                target=result.target)
     verify_s = time.perf_counter() - start
     task = "anomaly" if name == "autoencoder" else "classify"
-    y_float = q.graph.run(test["x"])
+    y_float = fxq.load(model).run(test["x"])     # (q's graph holds corrected biases)
     scores = quality(task, test["x"], test["y"], y_float, q.simulate(test["x"]))
     util = result.estimate.utilization()
     print(json.dumps({

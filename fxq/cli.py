@@ -142,7 +142,8 @@ def _compile(args: argparse.Namespace) -> int:
                              source=args.model, transforms=transforms, fit=args.fit,
                              max_util=args.max_util, allow_overfit=args.allow_overfit,
                              task=args.task, fit_vary=tuple(args.fit_vary or ()),
-                             refine=args.refine)
+                             refine=args.refine, bias_correction=args.bias_correction,
+                             sensitivity=args.sensitivity)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -343,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine", action="store_true",
                    help="refine the greedy search against the network's output (slower; "
                    "helps at 6 bits and 4-bit weights)")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="measure each layer's share of the output error and the cost of one "
+                   "bit less (report.json's sensitivity section, report.md)")
+    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=True,
+                   help="correct each Dense/Conv bias by its layer's mean error on the "
+                   "calibration data where that lowers its error (Nagel et al. 2019; on by "
+                   "default, dynamic method)")
     p.add_argument("--backend", choices=("Vitis", "Vivado"), default="Vitis")
     p.add_argument("--io", choices=("parallel", "stream"), default="parallel")
     p.add_argument("--strategy", choices=("latency", "resource"), default="latency")

@@ -15,6 +15,7 @@ import numpy as np
 
 from fxq.analysis import BitConfig, quantize_graph
 from fxq.analysis.refine import search_summary
+from fxq.analysis.sensitivity import sensitivity as layer_sensitivity
 from fxq.analysis.stats import TensorStats
 from fxq.estimate import Estimate, estimate
 from fxq.fit import FitError, describe, overuse
@@ -57,13 +58,18 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             source: str | os.PathLike | None = None, fit: bool = False,
             max_util: float = 1.0, allow_overfit: bool = False,
             task: str | None = None, fit_vary: tuple[str, ...] = (),
-            refine: bool = False) -> CompileResult:
+            refine: bool = False, bias_correction: bool = True,
+            sensitivity: bool = False) -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
     `transforms` (value-changing rewrites) run after normalization, before the search.
     `refine` (dynamic method) refines the greedy search against the network's output
     (fxq.analysis.refine); report.json's "search" section says what it did.
+    `bias_correction` (on by default; dynamic method) corrects each Dense and Conv bias by
+    its layer's mean error on the calibration data where that lowers the layer's error; the
+    report compares with the float model as given. `sensitivity` adds each layer's share of
+    the output error and its one-bit sensitivities (fxq.analysis.sensitivity) to the report.
     `labels` (one per calibration sample) add the task's figures to the report: top-1
     accuracy, ROC AUC or MSE, float and fixed point (`task`, else inferred: fxq.task).
     `source` names the model file in the report when `model` is a Graph loaded from it.
@@ -80,7 +86,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     if transforms:
         graph, changes = run_pipeline(graph, transforms)
     result = quantize_graph(graph, calib, config, method=method,
-                            io_type=str(target.io_type), progress=progress, refine=refine)
+                            io_type=str(target.io_type), progress=progress, refine=refine,
+                            bias_correction=bias_correction)
     q = result.q
     if fit:
         target, cost = fit_target(q, target, max_util, vary=fit_vary)
@@ -96,6 +103,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         source = model
     run = {"model": os.path.abspath(source) if source is not None else graph.name,
            "method": method, "refine": bool(refine and method == "dynamic"),
+           "bias_correction": bool(bias_correction and method == "dynamic"),
            "weight_bits": config.weight_bits, "act_bits": config.act_bits,
            "objective": config.objective}
     hls = target.to_json()
@@ -104,9 +112,12 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         shown["fit"] = {"max_util": max_util, "layer_reuse": dict(target.layer_reuse)}
     report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
                           settings={**run, **shown},
-                          estimate=cost, stats=result.stats, task=task)
+                          estimate=cost, stats=result.stats, task=task, reference=graph)
     report.transforms = [asdict(c) for c in changes]
     report.search = search_summary(result)
+    if sensitivity:
+        report.sensitivity = layer_sensitivity(graph, calib, result, config,
+                                               str(target.io_type)).to_json()
     if out is not None:
         out = os.fspath(out)
         os.makedirs(out, exist_ok=True)

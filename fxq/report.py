@@ -20,6 +20,7 @@ import numpy as np
 from fxq.data import bind_inputs
 from fxq.task import METRIC, infer_task, quality
 from fxq.fixed import FixedType
+from fxq.ir import Graph
 from fxq.analysis.stats import TensorStats, tensor_stats
 from fxq.model_file import type_to_json
 from fxq.quantized import QuantizedGraph
@@ -49,12 +50,14 @@ class Report:
     synthesis: dict[str, Any] | None = None   # parsed vendor reports, kept apart
     transforms: list[dict[str, Any]] = field(default_factory=list)   # what each one changed
     search: dict[str, Any] = field(default_factory=dict)  # fxq.analysis.refine.search_summary
+    sensitivity: dict[str, Any] | None = None   # fxq.analysis.sensitivity, when asked
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model, "calibration_samples": self.samples,
             "settings": self.settings, "accuracy": self.accuracy,
             "transforms": self.transforms, "search": self.search,
+            "sensitivity": self.sensitivity,
             "layers": [{"name": r.name, "op": r.op, "input_shapes": r.input_shapes,
                         "output_shape": r.output_shape,
                         "types": {k: type_to_json(t) for k, t in r.types.items()},
@@ -118,11 +121,51 @@ def render_markdown(doc: dict[str, Any]) -> str:
         shape = "x".join(map(str, r["output_shape"]))
         lines.append(f"| {r['name']} | {r['op']} | {shape} | " + " | ".join(cells) +
                      f" | {sqnr} | {r['clipped_fraction']:.2%} |")
+    lines += _error_sources_markdown(doc)
     if doc.get("estimate"):
         lines += [""] + _estimate_markdown(doc["estimate"])
     if doc.get("synthesis"):
         lines += [""] + _synthesis_markdown(doc["synthesis"])
     return "\n".join(lines) + "\n"
+
+
+SOURCES_SHOWN = 5
+
+
+def _error_sources_markdown(doc: dict[str, Any]) -> list[str]:
+    """Where the error comes from: with the sensitivity section, the layers whose rounding
+    causes the largest share of the output error; without it, the lowest output SQNRs."""
+    s = doc.get("sensitivity")
+    if s:
+        ranked = sorted((r for r in s["layers"] if r["share"] is not None),
+                        key=lambda r: -r["share"])[:SOURCES_SHOWN]
+
+        def fmt(v):
+            return "" if v is None else f"{v:+.3g}"
+        lines = ["", f"Where the error comes from (on {s['samples']} calibration samples; "
+                 f"output objective {s['objective']:.3g}, normalized MSE; share: the part of it "
+                 "that goes when this layer is made exact too (8 bits finer, unclipped, the "
+                 "float bias), the inputs and earlier layers already exact, so the shares add "
+                 "up to 100 % less what tables leave; one bit less: the objective's change "
+                 "with one bit less on this layer alone, the same range"
+                 + ("" if s["complete"] else "; stopped by its work limit before every layer")
+                 + ")" + ("" if s.get("remaining") is None else
+                          f"; with every format exact {s['remaining']:.1%} of it remains "
+                          "(the Softmax, Sigmoid and Tanh tables)") + ":", "",
+                 "| layer | SQNR dB | share of output error | one activation bit less | "
+                 "one weight bit less |", "|---|---|---|---|---|"]
+        for r in ranked:
+            sqnr = "exact" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}"
+            lines.append(f"| {r['node']} | {sqnr} | {r['share']:.1%} | {fmt(r['act_bit'])} | "
+                         f"{fmt(r['weight_bit'])} |")
+        return lines
+    worst = sorted((r for r in doc["layers"] if r["sqnr_db"] is not None),
+                   key=lambda r: r["sqnr_db"])[:SOURCES_SHOWN]
+    if not worst:
+        return []
+    return ["", "Lowest SQNR (each against the float model, errors of earlier layers "
+            "included; `fxq compile --sensitivity` measures each layer's share of the output "
+            "error): " + ", ".join(f"{r['name']} {r['sqnr_db']:.1f} dB" for r in worst)]
 
 
 def _estimate_markdown(e: dict[str, Any]) -> list[str]:
@@ -192,16 +235,18 @@ def range_excess(q: QuantizedGraph, overflows: Mapping[str, int],
 def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,
                  settings: dict[str, Any] | None = None, estimate: Any = None,
                  stats: Mapping[str, TensorStats] | None = None,
-                 task: str | None = None) -> Report:
+                 task: str | None = None, reference: Graph | None = None) -> Report:
     """Per-layer SQNR and clipping of `q` on `calib`; with `labelled` = (inputs, labels),
     float and fixed figures of the model's task (fxq.task: top-1 accuracy, ROC AUC or MSE;
     `task` None infers it from the labels) for single-output, single-input models.
     `stats`: every tensor's statistics on `calib` when the caller already has them (the
-    analysis gathers them); else they are gathered here, in batches."""
+    analysis gathers them); else they are gathered here, in batches. `reference`: the float
+    model the figures compare with when it is not q's graph (whose biases a bias correction
+    changed); the same nodes and tensors."""
     g = q.graph
     bound = bind_inputs(g, calib, source="calibration data")
     if stats is None:
-        stats = tensor_stats(q, bound)
+        stats = tensor_stats(q, bound, reference)
     layers = []
     for node in g.nodes:
         layer = q.layers[node.name]
@@ -218,7 +263,7 @@ def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarr
     if labelled is not None and len(g.outputs) == 1 and len(g.inputs) == 1:
         x, labels = labelled
         x = bind_inputs(g, x, source="labelled data")[g.inputs[0]]
-        y_float = g.run(x)
+        y_float = (reference or g).run(x)
         task = task or infer_task(labels, x, y_float)
         report.accuracy = {**quality(task, x, labels, y_float, q.simulate(x)),
                            "metric": METRIC[task]}

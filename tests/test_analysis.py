@@ -105,8 +105,9 @@ def test_every_candidate_is_scored_by_its_error_in_the_final_model(zoo_dir, name
             continue                                     # a graph input
         upto = graph.nodes[:position[choice.node] + 1]   # the graph cut after the node
         used = {name for n in upto for name in n.inputs}
+        # (with the design's parameters: its biases are corrected, the float model's are not)
         cut = Graph.build("cut", list(graph.inputs), [choice.node], list(upto), graph.tensors,
-                          {k: v for k, v in graph.params.items() if k in used})
+                          {k: v for k, v in q.graph.params.items() if k in used})
         for frac, error in choice.errors.items():
             t = replace(q.types[choice.node], frac=frac)
             layers = {n.name: q.layers[n.name] for n in upto}

@@ -16,7 +16,7 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
              config: BitConfig | str | None = None, method: str = "dynamic",
              objective: str | None = None, io_type: str = "io_parallel",
              progress: Callable[[str], None] | None = None,
-             refine: bool = False) -> QuantizedGraph:
+             refine: bool = False, bias_correction: bool = True) -> QuantizedGraph:
     """A QuantizedGraph with every format chosen from calibration data `calib`.
 
     Bit widths: `bits` for weights and feature maps alike, `weight_bits` / `act_bits` apart,
@@ -25,6 +25,9 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
     fractional length per layer, Qiu et al.) or "static" (one for all). `objective` is the
     error the greedy search minimizes: "l1" (the paper's) or "l2". With `refine` (dynamic),
     its choice is then refined against the network's output (fxq.analysis.refine).
+    `bias_correction` (on by default; dynamic): each Dense and Conv bias is corrected by its
+    layer's mean error on the calibration data where that lowers the layer's error
+    (Nagel et al. 2019); the result's graph holds those biases, the float model `graph`'s.
     """
     if isinstance(config, str):
         config = load_config(config)
@@ -34,7 +37,8 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
     config = config.with_overrides(weight_bits=weight_bits, act_bits=act_bits,
                                    objective=objective)
     return quantize_graph(graph, calib, config, method=method, io_type=io_type,
-                          progress=progress, refine=refine).q
+                          progress=progress, refine=refine,
+                          bias_correction=bias_correction).q
 
 
 __all__ = ["BitConfig", "ConfigError", "check_bits", "METHODS", "NodeChoice", "SearchResult", "load_config",

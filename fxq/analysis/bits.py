@@ -17,6 +17,8 @@ global weight/activation widths. `load_config` reads the same from a TOML file:
 
     [layer."/0/Conv"]
     act_bits = 10
+    [layer."input"]            # a graph input by name: its act_bits is the input's width
+    act_bits = 12
 """
 from __future__ import annotations
 
@@ -94,6 +96,11 @@ class BitConfig:
         out.update(self.kinds.get(node.op.kind, {}))
         out.update(self.layers.get(node.name, {}))
         return Widths(weight=out["weight_bits"], act=out["act_bits"])
+
+    def input_width(self, name: str) -> int:
+        """The width of graph input `name`: its own act_bits entry under `layers`, else
+        act_bits."""
+        return self.layers.get(name, {}).get("act_bits", self.act_bits)
 
     def check_layers(self, names: set[str]) -> None:
         """Refuse per-layer settings for layers the graph does not have."""

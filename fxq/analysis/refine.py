@@ -121,9 +121,9 @@ class _Descent:
             for role in node.op.roles:
                 self.position[(node.name, role)] = i
 
-    def walker(self, a: Assignment) -> _Search:
-        return _Search(self.graph, self.bound, self.config, "dynamic", self.io_type, None,
-                       replay=a, measure=False, keep=self.keep)
+    def walker(self, a: Assignment, config: BitConfig | None = None) -> _Search:
+        return _Search(self.graph, self.bound, config or self.config, "dynamic",
+                       self.io_type, None, replay=a, measure=False, keep=self.keep)
 
     def score(self, w: _Search) -> float:
         self.evaluations += 1
@@ -136,18 +136,21 @@ class _Descent:
     def spent(self) -> bool:
         return self.work >= TOTAL_WORK
 
-    def evaluate(self, a: Assignment | StaticPlan) -> tuple[float, Assignment]:
-        """The objective of `a`, and `a` as the assignment it gives (a plan's rule
-        applied)."""
+    def evaluate(self, a: Assignment | StaticPlan,
+                 config: BitConfig | None = None) -> tuple[float, Assignment]:
+        """The objective of `a` (under `config`, else the descent's), and `a` as the
+        assignment it gives (a plan's rule applied)."""
         self.work += self.suffix_work[0] if len(self.suffix_work) else 0.0
-        w = self.walker(a)
+        w = self.walker(a, config)
         result = w.run()
         return self.score(w), result.assignment
 
-    def evaluate_from(self, a: Assignment, i: int, state) -> float:
-        """The objective of `a`, nodes before i taken from `state` (their types unchanged)."""
+    def evaluate_from(self, a: Assignment, i: int, state,
+                      config: BitConfig | None = None) -> float:
+        """The objective of `a` (under `config`, else the descent's), nodes before i taken
+        from `state` (their types unchanged)."""
         self.work += self.suffix_work[i]
-        w = self.walker(a)
+        w = self.walker(a, config)
         w.restore(state)
         for j in range(i, len(self.graph.nodes)):
             w.step(j)
@@ -232,15 +235,17 @@ def search_summary(result) -> dict[str, Any]:
 def quantize_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,
                    method: str = "dynamic", io_type: str = "io_parallel",
                    progress: Callable[[str], None] | None = None,
-                   refine: bool = False) -> SearchResult:
+                   refine: bool = False, bias_correction: bool = True) -> SearchResult:
     """Choose every format of `graph` from calibration data `calib` (an array or a mapping
     by input name, batch first). `progress(node_name)` is called as each node starts.
 
-    With `refine`, the dynamic method then refines the greedy choice against the network's
-    output (refine_search), starting from the better of it and the static baseline."""
+    With `bias_correction` (on by default; dynamic), the greedy pass corrects each bias by
+    its layer's mean error on the calibration data where that helps (search_graph). With `refine`, the dynamic method then refines the greedy
+    choice against the network's output (refine_search), starting from the better of it and
+    the static baseline (the corrected biases stay as the greedy pass set them)."""
     config = config or BitConfig()
     greedy = search_graph(graph, calib, config, method=method, io_type=io_type,
-                          progress=progress)
+                          progress=progress, bias_correction=bias_correction)
     if method != "dynamic" or not refine or not graph.nodes:
         return greedy
     bound = bind_inputs(graph, calib, source="calibration data")

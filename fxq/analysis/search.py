@@ -8,6 +8,10 @@ Per node, in topological order:
 * accumulators: products kept exact (fractional bits of input + weight) and enough integer
   bits that no input of the declared input type can overflow them, bounded from the actual
   quantized weights; biases at the accumulator's resolution;
+* bias correction (Nagel et al., ICCV 2019, on by default): a Dense or Conv bias less its
+  sums' mean error per output channel (against the float model's output of the node, every
+  earlier node fixed), kept when it lowers the node's error after the ReLU or Softmax that
+  reads it;
 * the output (feature map): with every earlier node already fixed and simulated bit for bit,
   the fractional length whose result is closest to the float model's output of the same
   node on the calibration data. The greedy step therefore sees the errors of earlier layers.
@@ -25,7 +29,7 @@ needs of each tensor is gathered as it passes (fxq.analysis.stats).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -35,7 +39,7 @@ from fxq.analysis.stats import TensorStats
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.fixed import MAX_WIDTH, FixedType, Overflow, Rounding, quantize, to_float
-from fxq.ir import Graph, Node, Op
+from fxq.ir import FrozenMap, Graph, Node, Op
 from fxq.layer import IO_TYPES, LayerTypes, QuantizationError, fixed_node
 from fxq.memory import check_live_fits
 from fxq.ops.fixed_math import raw_bound
@@ -60,20 +64,27 @@ class NodeChoice:
     frac: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Assignment:
     """Every fractional length the search chose: of each tensor it typed (graph inputs and
-    the results of non-layout nodes), and of each parameter and constant by (node, role).
+    the results of non-layout nodes), and of each parameter and constant by (node, role);
+    and the corrected value of each bias the search corrected (by parameter name).
     Replaying an assignment through the type rules gives the same QuantizedGraph: the
-    accumulators, biases and tables follow from these."""
+    accumulators, the biases' types and the tables follow from these."""
 
     results: Mapping[str, int]
     params: Mapping[tuple[str, str], int]
+    biases: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def with_(self, key: str | tuple[str, str], frac: int) -> "Assignment":
         if isinstance(key, tuple):
-            return Assignment(self.results, {**self.params, key: frac})
-        return Assignment({**self.results, key: frac}, self.params)
+            return Assignment(self.results, {**self.params, key: frac}, self.biases)
+        return Assignment({**self.results, key: frac}, self.params, self.biases)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Assignment) and self.results == other.results
+                and self.params == other.params and self.biases.keys() == other.biases.keys()
+                and all(np.array_equal(v, other.biases[k]) for k, v in self.biases.items()))
 
     def frac(self, key: str | tuple[str, str]) -> int:
         return self.params[key] if isinstance(key, tuple) else self.results[key]
@@ -94,6 +105,7 @@ class StaticPlan:
 
     weight_frac: Mapping[int, int]
     magnitude: float
+    biases: Mapping[str, np.ndarray] = field(default_factory=dict)   # none: uncorrected
 
     def result_frac(self, tensor: str, width: int, signed: bool) -> int:
         return frac_to_hold(self.magnitude, width, signed)
@@ -198,17 +210,19 @@ class _Search:
 
     def __init__(self, graph: Graph, calib: Any, config: BitConfig, method: str,
                  io_type: str, progress: Callable[[str], None] | None,
-                 replay: Assignment | None = None, measure: bool = True,
-                 keep: frozenset[str] = frozenset()):
+                 replay: Assignment | StaticPlan | None = None, measure: bool = True,
+                 keep: frozenset[str] = frozenset(), correct_bias: bool = False):
         """With `replay`, every fractional length comes from it, nothing is searched; without
         `measure` (replays only) the float model is not run and no statistics are kept.
         The raw values of the tensors in `keep` stay after their last reader (what the
-        refinement compares with the float model)."""
+        refinement compares with the float model). With `correct_bias` (a search, not a
+        replay: a replay takes the biases its assignment holds), each bias may be corrected
+        by its layer's mean error on the calibration data (bias_correction)."""
         if method not in METHODS:
             raise FxqError(f"method {method!r}: expected one of {METHODS}")
         if io_type not in IO_TYPES:
             raise QuantizationError(f"io_type {io_type!r}: expected one of {IO_TYPES}")
-        config.check_layers({n.name for n in graph.nodes})
+        config.check_layers({n.name for n in graph.nodes} | set(graph.inputs))
         self.graph, self.config, self.method, self.io_type = graph, config, method, io_type
         self.progress = progress or (lambda _: None)
         self.replay, self.keep = replay, keep
@@ -236,6 +250,11 @@ class _Search:
                                        if n.op is Op.MAX_POOL and any(n.attrs["pads"])}
         if method == "static" and replay is None:
             self.replay = static_plan(graph, bound, config)
+        self.corrects = correct_bias and self.replay is None
+        # the graph the fixed kernels compute: the float model's, with the corrected biases
+        self.corrected: dict[str, np.ndarray] = dict(getattr(self.replay, "biases", {}))
+        self.fixed_graph = graph if not self.corrected else \
+            replace(graph, params=FrozenMap({**graph.params, **self.corrected}))
 
     # -- per tensor ------------------------------------------------------------------
 
@@ -259,14 +278,7 @@ class _Search:
         by `run(type) -> raw` and compared with the float values; the raw values of the
         winner are kept for the nodes downstream. Signed where `signed` or a consumer
         needs it. A graph output never takes a type narrower than its calibrated range."""
-        clamp = self.clamp_reading(name)
-        if clamp is not None:
-            # read only by a clamp to [lo, ...] with lo >= 0: an unsigned saturating type
-            # turns every negative value into 0, which the clamp maps where it maps them;
-            # the error that matters is the one after the clamp
-            signed = False
-        signed = signed or self.needs_signed(name)
-        after = _identity if clamp is None else clamp
+        signed, after = self._scoring(name, signed)
         if self.replay is not None:
             t = self.result_type(width, self.replay.result_frac(name, width, signed), signed)
             self.raw[name], self.types[name] = run(t), t
@@ -277,26 +289,51 @@ class _Search:
                 self.choices.append(NodeChoice(name, {t.frac: error}, t.frac))
                 self._observe(name)
             return t
+        raw, t, errors = self._scan(name, width, signed, run, after)
+        self.raw[name], self.types[name] = raw, t
+        self.result_fracs[name] = t.frac
+        self.choices.append(NodeChoice(name, errors, t.frac))
+        self._observe(name)
+        return t
+
+    def output_error(self, name: str, width: int, signed: bool,
+                     run: Callable[[FixedType], np.ndarray],
+                     through: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
+        """The error of the output type choose_output would choose (nothing is kept), seen
+        through `through` when given (else as choose_output scores it)."""
+        signed, after = self._scoring(name, signed)
+        _, t, errors = self._scan(name, width, signed, run, through or after)
+        return errors[t.frac]
+
+    def _scoring(self, name: str, signed: bool) -> tuple[bool, Callable]:
+        """(signed, the function the error is measured after) of tensor `name`."""
+        clamp = self.clamp_reading(name)
+        if clamp is not None:
+            # read only by a clamp to [lo, ...] with lo >= 0: an unsigned saturating type
+            # turns every negative value into 0, which the clamp maps where it maps them;
+            # the error that matters is the one after the clamp
+            return self.needs_signed(name), clamp
+        return signed or self.needs_signed(name), _identity
+
+    def _scan(self, name: str, width: int, signed: bool, run: Callable[[FixedType], np.ndarray],
+              after: Callable[[np.ndarray], np.ndarray]) \
+            -> tuple[np.ndarray, FixedType, dict[int, float]]:
+        """(raw values, type, error per fractional length) of the best candidate."""
         target = self.floats[name]
         base = frac_to_hold(float(np.max(np.abs(target), initial=0.0)), width, signed)
         # a graph output holds its whole calibrated range: what the design returns is
         # not clipped (a regression output or an anomaly score, not only a logit)
         top = base if name in self.graph.outputs else base + ABOVE
-        candidates = range(base - BELOW, top + 1)
         best = None
         errors = {}
-        for frac in candidates:
+        for frac in range(base - BELOW, top + 1):
             t = self.result_type(width, frac, signed)
             raw = run(t)
             errors[frac] = _output_error(raw, t, target, self.config.objective, after)
             if best is None or errors[frac] < errors[best[1].frac]:
                 best = (raw, t)
             del raw                        # only the best candidate's values are kept
-        self.raw[name], self.types[name] = best
-        self.result_fracs[name] = best[1].frac
-        self.choices.append(NodeChoice(name, errors, best[1].frac))
-        self._observe(name)
-        return best[1]
+        return best[0], best[1], errors
 
     def _observe(self, name: str) -> None:
         """The statistics of tensor `name`, once its type and raw values are fixed."""
@@ -337,8 +374,53 @@ class _Search:
         return blockwise(fn, *arrays, block=self.block)
 
     def params_of(self, node: Node) -> dict[str, np.ndarray]:
-        """The float value of each parameter input of `node`, by role."""
-        return {role: self.graph.params[name] for role, name in self.graph.param_inputs(node)}
+        """The float value of each parameter input of `node`, by role (a bias as corrected)."""
+        return {role: self.fixed_graph.params[name]
+                for role, name in self.graph.param_inputs(node)}
+
+    def bias_correction(self, node: Node, raw: np.ndarray, t: FixedType, axis: int,
+                        bias_t: FixedType | None) -> np.ndarray | None:
+        """Bias correction (Nagel et al., ICCV 2019, the empirical form): the node's bias as
+        the sums used it (of type `bias_t`) less the mean, per output channel (`axis` of its
+        output), of those sums (`raw` of type `t`, every earlier layer already fixed) minus
+        the float model's output. None when nothing is to be corrected (not asked, a
+        replay, or no bias). set_bias makes it the node's bias."""
+        names = dict(self.graph.param_inputs(node))
+        if not self.corrects or "bias" not in names or bias_t is None:
+            return None
+        target = self.floats[node.output]
+        axis = axis % target.ndim
+        others = tuple(a for a in range(target.ndim) if a != axis)
+        total = np.zeros(target.shape[axis])
+        for start in range(0, target.shape[0], SAMPLE_BLOCK):
+            block = slice(start, start + SAMPLE_BLOCK)
+            total += np.sum(to_float(raw[block], t) - target[block], axis=others)
+        count = max(target.size // max(target.shape[axis], 1), 1)
+        bias = self.fixed_graph.params[names["bias"]]
+        used = to_float(quantize(bias, bias_t), bias_t)
+        return (used - (total / count).reshape(bias.shape)).astype(bias.dtype)
+
+    def set_bias(self, node: Node, value: np.ndarray | None) -> None:
+        """The node's bias in the fixed-point design: `value`, or (None) the float model's."""
+        name = dict(self.graph.param_inputs(node))["bias"]
+        if value is None:
+            self.corrected.pop(name, None)
+        else:
+            self.corrected[name] = value
+        self.fixed_graph = replace(self.fixed_graph, params=FrozenMap(
+            {**self.fixed_graph.params, name: self.corrected.get(name, self.graph.params[name])}))
+
+    def reader_function(self, tensor: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The float function of the one node reading `tensor` when it is a Softmax or a
+        clamp (what a tensor's error is worth is its error after them); else None."""
+        clamp = self.clamp_reading(tensor)
+        if clamp is not None:
+            return clamp
+        readers = self.graph.consumers(tensor)
+        if len(readers) == 1 and readers[0].op is Op.SOFTMAX and tensor not in self.graph.outputs:
+            reader = readers[0]
+            return lambda v: run_node(self.graph, reader, {tensor: v})
+        return None
 
     def choose(self, node: Node, ins: list[FixedType], width: int, signed: bool,
                layer_with: Callable[[FixedType], LayerTypes]) -> LayerTypes:
@@ -361,7 +443,7 @@ class _Search:
         for name in self.graph.inputs:
             f = self.floats[name]
             signed = bool(np.min(f, initial=0.0) < 0) or self.needs_signed(name)
-            self.choose_output(name, self.config.act_bits, signed,
+            self.choose_output(name, self.config.input_width(name), signed,
                                lambda t, f=f: self.blockwise(lambda v: quantize(v, t), f))
             del f                          # (the input's values go after its last reader)
 
@@ -394,9 +476,10 @@ class _Search:
     def result(self) -> SearchResult:
         g = self.graph
         inputs = {name: self.types[name] for name in g.inputs}
-        q = QuantizedGraph(g, inputs, self.layers, self.io_type)
+        q = QuantizedGraph(self.fixed_graph, inputs, self.layers, self.io_type)
         return SearchResult(q, tuple(self.choices), self.stats,
-                            Assignment(dict(self.result_fracs), dict(self.param_fracs)))
+                            Assignment(dict(self.result_fracs), dict(self.param_fracs),
+                                       dict(self.corrected)))
 
     def float_output(self, node: Node) -> np.ndarray:
         """The node's float kernel on the calibration data, a block of samples at a time."""
@@ -407,7 +490,7 @@ class _Search:
     def kernel_output(self, node: Node, ins: list[FixedType], layer: LayerTypes) -> np.ndarray:
         """The node's fixed kernel on the calibration data, a block of samples at a time
         (each sample is independent; a kernel's temporaries follow the block)."""
-        fx = fixed_node(self.graph, node, tuple(ins), layer, self.io_type)
+        fx = fixed_node(self.fixed_graph, node, tuple(ins), layer, self.io_type)
         kernel = lookup("fixed", node.op, node.name)
         return self.blockwise(lambda *a: kernel(fx, *a),
                          *(self.raw[n] for n in self.graph.activation_inputs(node)))
@@ -462,7 +545,12 @@ class _Search:
 
 def search_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,
                  method: str = "dynamic", io_type: str = "io_parallel",
-                 progress: Callable[[str], None] | None = None) -> SearchResult:
+                 progress: Callable[[str], None] | None = None,
+                 bias_correction: bool = True) -> SearchResult:
     """The greedy pass (or the static baseline) alone; fxq.analysis.quantize_graph adds the
-    refinement."""
-    return _Search(graph, calib, config or BitConfig(), method, io_type, progress).run()
+    refinement. With `bias_correction` (dynamic; on by default), each Dense and Conv bias is
+    corrected by its layer's mean error as the walk reaches it (_Search.bias_correction),
+    kept when that lowers the layer's error after the ReLU or Softmax reading it; the
+    result's graph holds the corrected biases, its float model stays `graph`'s."""
+    return _Search(graph, calib, config or BitConfig(), method, io_type, progress,
+                   correct_bias=bias_correction and method == "dynamic").run()

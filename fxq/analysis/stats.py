@@ -100,12 +100,12 @@ def float_stats(graph: Graph, x: Any, types: Mapping[str, FixedType] | None = No
     return stats
 
 
-def tensor_stats(q, x: Any) -> dict[str, TensorStats]:
-    """Every activation tensor's statistics on `x`: the float model and `q`'s fixed-point
-    values side by side, in batches sized to the memory."""
+def tensor_stats(q, x: Any, reference=None) -> dict[str, TensorStats]:
+    """Every activation tensor's statistics on `x`: the float model (`reference`, else q's
+    graph) and `q`'s fixed-point values side by side, in batches sized to the memory."""
     from fxq.reference import evaluate
 
-    g = q.graph
+    g = reference or q.graph
     bound = bind_inputs(g, x, source="calibration data")
     n = next(iter(bound.values())).shape[0]
     batch = min(batch_size(g, 8 * 3, "the report"), STATS_BATCH)

@@ -294,12 +294,34 @@ def weighted_sum_types(search, node, ins, widths):
     resolution; the result chosen from the exact sums."""
     params = search.params_of(node)
     w_t = search.param_type(params["weight"], widths.weight, "weight")
-    accum, bias_t = search.accumulator(node, ins[0], w_t, _weight_matrix(node))
-    types = {"weight": w_t} if bias_t is None else {"weight": w_t, "bias": bias_t}
-    partial = LayerTypes(result=accum, params=types, accum=accum)
-    acc = search.kernel_output(node, ins, partial)        # result = accum: the raw sums
-    result = search.choose_output(node.output, widths.act, True, lambda t: search.blockwise(
-        lambda a: requantize(a, accum.frac, t, accum.width), acc))
+
+    def sums():
+        accum, bias_t = search.accumulator(node, ins[0], w_t, _weight_matrix(node))
+        types = {"weight": w_t} if bias_t is None else {"weight": w_t, "bias": bias_t}
+        partial = LayerTypes(result=accum, params=types, accum=accum)
+        return accum, types, search.kernel_output(node, ins, partial)  # the raw sums
+
+    def rounded(accum, acc):
+        return lambda t: search.blockwise(lambda a: requantize(a, accum.frac, t, accum.width),
+                                          acc)
+
+    accum, types, acc = sums()
+    # bias correction: the bias less the sums' mean error per output channel (then the
+    # accumulator and bias types of the corrected bias), kept when it lowers the output's
+    # error as the network reads it (after the ReLU or Softmax that follows)
+    fix = search.bias_correction(node, acc, accum, -1 if node.op is Op.DENSE else 1,
+                                 types.get("bias"))
+    if fix is not None:
+        through = search.reader_function(node.output)
+        before = search.output_error(node.output, widths.act, True, rounded(accum, acc), through)
+        search.set_bias(node, fix)
+        corrected = sums()
+        if search.output_error(node.output, widths.act, True, rounded(*corrected[::2]),
+                               through) < before:
+            accum, types, acc = corrected
+        else:
+            search.set_bias(node, None)
+    result = search.choose_output(node.output, widths.act, True, rounded(accum, acc))
     return LayerTypes(result=result, params=types, accum=accum)
 
 
