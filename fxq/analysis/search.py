@@ -299,8 +299,9 @@ class _Search:
     def output_error(self, name: str, width: int, signed: bool,
                      run: Callable[[FixedType], np.ndarray],
                      through: Callable[[np.ndarray], np.ndarray] | None = None) -> float:
-        """The error of the output type choose_output would choose (nothing is kept), seen
-        through `through` when given (else as choose_output scores it)."""
+        """The least error over choose_output's candidate types (nothing is kept), measured
+        through `through` when given (else as choose_output scores it): what the node's
+        output can achieve, for comparing two ways of computing it."""
         signed, after = self._scoring(name, signed)
         _, t, errors = self._scan(name, width, signed, run, through or after)
         return errors[t.frac]

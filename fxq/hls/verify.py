@@ -69,8 +69,9 @@ def compile_cached(model) -> None:
             model._compile()
         lib = model._top_function_lib._name
         os.makedirs(build_cache_dir(), exist_ok=True)
-        shutil.copyfile(lib, cached + ".tmp")
-        os.replace(cached + ".tmp", cached)
+        tmp = f"{cached}.{os.getpid()}.tmp"          # (another process may build it too)
+        shutil.copyfile(lib, tmp)
+        os.replace(tmp, cached)
         return
     stamp = model.config.get_config_value("Stamp")
     lib = os.path.join(project_dir, "firmware", f"{project}-{stamp}.so")
