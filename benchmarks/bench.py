@@ -228,6 +228,42 @@ def print_accuracy(rows: list[dict]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+BUDGET_MODELS = ("jet", "mlp", "mlp_s1", "cnn_bn", "resnet_bn")
+BUDGET_POINTS = 0.5
+
+
+def print_budget(models: list[tuple[str, str]]) -> None:
+    """fxq.analysis.budget at --budget 0.5 --minimize ebops from uniform 8 bits: the cost
+    against uniform 8-bit's, top-1 on the calibration data the search sees and on the
+    held-out test set."""
+    from fxq.analysis.budget import budget_search
+
+    print(f"
+per-layer widths under a budget ({BUDGET_POINTS} top-1 points on the calibration "
+          "data, least EBOPs = LUT + 55 x DSP of the estimate, from uniform 8 bits)
+")
+    print("| model | search s | designs | EBOPs 8-bit | EBOPs budget | ratio | calib float | "
+          "calib budget | test float | test 8-bit | test budget | budget - float |")
+    print("|" + "|".join("---" for _ in range(12)) + "|")
+    for name, zoo in models:
+        graph = fxq.load(os.path.join(zoo, name, "model.onnx"))
+        calib = np.load(os.path.join(zoo, name, "calib.npz"))
+        test = np.load(os.path.join(zoo, name, "test.npz"))
+
+        def top1(y):
+            return 100.0 * float(np.mean(np.asarray(y).argmax(axis=1) == test["y"]))
+        start = time.perf_counter()
+        b = budget_search(graph, calib["x"], labels=calib["y"], points=BUDGET_POINTS)
+        seconds = time.perf_counter() - start
+        uniform = quantize(graph, calib["x"], bits=8)
+        f, u, got = top1(graph.run(test["x"])), top1(uniform.simulate(test["x"])), \
+            top1(b.result.q.simulate(test["x"]))
+        print(f"| {name} | {seconds:.0f} | {b.evaluations} | {b.start.cost:.0f} | "
+              f"{b.chosen.cost:.0f} | {b.chosen.cost / b.start.cost:.2f} | "
+              f"{b.float_accuracy:.2f} | {b.chosen.accuracy:.2f} | {f:.2f} | {u:.2f} | "
+              f"{got:.2f} | {got - f:+.2f} |")
+
+
 def print_estimator_comparison() -> None:
     from fxq.estimate import estimate
     from published import FC16X5, JET_TAGGER, fc16x5, jet_tagger
@@ -340,6 +376,7 @@ def main(argv=None) -> int:
     for nodes, seconds, changes, prune_s, pruned in normalize_scaling():
         print(f"| {nodes} | {seconds:.3f} | {changes} | {seconds / nodes * 1e6:.0f} | "
               f"{prune_s:.3f} | {pruned} |")
+    print_budget([(name, args.zoo if name in ZOO else args.heldout) for name in BUDGET_MODELS])
     print_estimator_comparison()
     if args.skip_csim:
         return 0

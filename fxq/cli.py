@@ -143,7 +143,8 @@ def _compile(args: argparse.Namespace) -> int:
                              max_util=args.max_util, allow_overfit=args.allow_overfit,
                              task=args.task, fit_vary=tuple(args.fit_vary or ()),
                              refine=args.refine, bias_correction=args.bias_correction,
-                             sensitivity=args.sensitivity)
+                             sensitivity=args.sensitivity, budget=args.budget,
+                             budget_sqnr=args.budget_sqnr, minimize=args.minimize)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -344,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine", action="store_true",
                    help="refine the greedy search against the network's output (slower; "
                    "helps at 6 bits and 4-bit weights)")
+    p.add_argument("--budget", type=float, metavar="PT",
+                   help="choose per-layer widths of least cost whose top-1 on the labelled "
+                   "calibration data is within PT points of float (from the --bits widths)")
+    p.add_argument("--budget-sqnr", type=float, metavar="DB",
+                   help="the same with the outputs' SQNR at least DB (no labels needed)")
+    p.add_argument("--minimize", choices=("ebops", "dsp", "lut", "latency"), default="ebops",
+                   help="the cost the width search lowers (ebops: LUT + 55 x DSP)")
     p.add_argument("--sensitivity", action="store_true",
                    help="measure each layer's share of the output error and the cost of one "
                    "bit less (report.json's sensitivity section, report.md)")

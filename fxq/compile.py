@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fxq.analysis import BitConfig, quantize_graph
+from fxq.analysis.budget import BudgetError, budget_search
 from fxq.analysis.refine import search_summary
 from fxq.analysis.sensitivity import sensitivity as layer_sensitivity
 from fxq.analysis.stats import TensorStats
@@ -59,7 +60,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             max_util: float = 1.0, allow_overfit: bool = False,
             task: str | None = None, fit_vary: tuple[str, ...] = (),
             refine: bool = False, bias_correction: bool = True,
-            sensitivity: bool = False) -> CompileResult:
+            sensitivity: bool = False, budget: float | None = None,
+            budget_sqnr: float | None = None, minimize: str = "ebops") -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
@@ -70,6 +72,9 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     its layer's mean error on the calibration data where that lowers the layer's error; the
     report compares with the float model as given. `sensitivity` adds each layer's share of
     the output error and its one-bit sensitivities (fxq.analysis.sensitivity) to the report.
+    `budget` (top-1 points, needs `labels`) or `budget_sqnr` (dB) chooses per-layer widths
+    of least `minimize` cost within it (fxq.analysis.budget), starting from `config`'s;
+    report.json's "budget" section and plots/pareto.png show the search.
     `labels` (one per calibration sample) add the task's figures to the report: top-1
     accuracy, ROC AUC or MSE, float and fixed point (`task`, else inferred: fxq.task).
     `source` names the model file in the report when `model` is a Graph loaded from it.
@@ -85,9 +90,20 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     changes: list[Change] = []
     if transforms:
         graph, changes = run_pipeline(graph, transforms)
-    result = quantize_graph(graph, calib, config, method=method,
-                            io_type=str(target.io_type), progress=progress, refine=refine,
-                            bias_correction=bias_correction)
+    searched = None
+    if budget is not None or budget_sqnr is not None:
+        if method != "dynamic" or refine or not bias_correction:
+            raise BudgetError("a budget searches with the default dynamic method (bias "
+                              "correction on, no --refine)")
+        searched = budget_search(graph, calib, labels=labels, points=budget,
+                                 sqnr_db=budget_sqnr, minimize=minimize, start=config,
+                                 target=target)
+        config = searched.config
+        result = searched.result
+    else:
+        result = quantize_graph(graph, calib, config, method=method,
+                                io_type=str(target.io_type), progress=progress,
+                                refine=refine, bias_correction=bias_correction)
     q = result.q
     if fit:
         target, cost = fit_target(q, target, max_util, vary=fit_vary)
@@ -115,6 +131,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
                           estimate=cost, stats=result.stats, task=task, reference=graph)
     report.transforms = [asdict(c) for c in changes]
     report.search = search_summary(result)
+    if searched is not None:
+        report.budget = searched.to_json(minimize, budget, budget_sqnr)
     if sensitivity:
         report.sensitivity = layer_sensitivity(graph, calib, result, config,
                                                str(target.io_type)).to_json()

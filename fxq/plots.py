@@ -82,6 +82,26 @@ def plot_sqnr(report_doc: dict, path: str) -> str:
     return path
 
 
+def plot_pareto(budget: dict, path: str) -> str:
+    """The width search's designs, cost against accuracy (report.json's budget section):
+    every Pareto-front point joined, the start and the chosen design marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    front = budget["front"]
+    ax.plot([p["cost"] for p in front], [p["accuracy"] for p in front], "o-", ms=3,
+            color="#4477aa", label="Pareto front")
+    for key, color in (("start", "#bbbbbb"), ("chosen", "#ee6677")):
+        p = budget[key]
+        ax.plot([p["cost"]], [p["accuracy"]], "s", color=color, label=key)
+    ax.set_xlabel(budget["minimize"])
+    ax.set_ylabel(budget["metric"] + " (calibration data)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_plots(graph: Graph, stats: Mapping[str, TensorStats],
                 types: Mapping[str, FixedType] | None, report_doc: dict | None,
                 out_dir: str) -> list[str]:
@@ -89,4 +109,6 @@ def write_plots(graph: Graph, stats: Mapping[str, TensorStats],
     paths = [plot_ranges(graph, stats, os.path.join(out_dir, "ranges.png"), types)]
     if report_doc is not None:
         paths.append(plot_sqnr(report_doc, os.path.join(out_dir, "sqnr.png")))
+        if report_doc.get("budget"):
+            paths.append(plot_pareto(report_doc["budget"], os.path.join(out_dir, "pareto.png")))
     return paths

@@ -51,13 +51,14 @@ class Report:
     transforms: list[dict[str, Any]] = field(default_factory=list)   # what each one changed
     search: dict[str, Any] = field(default_factory=dict)  # fxq.analysis.refine.search_summary
     sensitivity: dict[str, Any] | None = None   # fxq.analysis.sensitivity, when asked
+    budget: dict[str, Any] | None = None        # fxq.analysis.budget, when asked
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model, "calibration_samples": self.samples,
             "settings": self.settings, "accuracy": self.accuracy,
             "transforms": self.transforms, "search": self.search,
-            "sensitivity": self.sensitivity,
+            "sensitivity": self.sensitivity, "budget": self.budget,
             "layers": [{"name": r.name, "op": r.op, "input_shapes": r.input_shapes,
                         "output_shape": r.output_shape,
                         "types": {k: type_to_json(t) for k, t in r.types.items()},
@@ -100,6 +101,19 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   f"(objective {starts}; normalized output MSE) to {search['objective']:.3g} "
                   f"in {len(search['moves'])} moves, {search['evaluations']} simulations"
                   + ("" if search["complete"] else ", stopped by its work limit"), ""]
+    b = doc.get("budget")
+    if b:
+        limit = (f"top-1 within {b['budget_points']} points of float "
+                 f"({b['float_accuracy']:.2f} %)" if b["budget_points"] is not None
+                 else f"output SQNR at least {b['budget_sqnr_db']} dB")
+        lines += [f"Widths: the least {b['minimize']} found with {limit} on the calibration "
+                  f"data: {b['chosen']['cost']:.0f} against {b['start']['cost']:.0f} at the "
+                  f"starting widths ({b['chosen']['cost'] / max(b['start']['cost'], 1e-30):.2f}"
+                  f"x), {b['metric']} {b['chosen']['accuracy']:.2f} against "
+                  f"{b['start']['accuracy']:.2f}; {len(b['trace']) - 1} moves, "
+                  f"{b['evaluations']} designs evaluated, {len(b['front'])} on the Pareto "
+                  "front (plots/pareto.png)"
+                  + ("" if b["complete"] else ", stopped by its evaluation limit"), ""]
     acc = doc.get("accuracy")
     if acc:
         def fmt(v):

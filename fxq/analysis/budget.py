@@ -1,0 +1,272 @@
+"""Per-layer widths under an accuracy budget: the cheapest design found within PT points.
+
+Every graph input and every node with a format of its own has an activation width, every
+node with weights a weight width; a node whose output only a ReLU (or Clip from >= 0) reads
+shares its activation width with that clamp (the clamp's output has the same values).
+From uniform `start` bits, greedily: each group's width one bit less is a candidate; each
+candidate is quantized as usual (the greedy search with bias correction), simulated on the
+labelled calibration data and estimated (fxq.estimate); of the candidates that meet the
+constraint and cost less, the one that raises the output objective least per unit of cost
+saved is taken (the objective: the normalized MSE of the graph outputs, so that ties in
+top-1 are broken by how far the outputs moved). It stops when no candidate meets the
+constraint or after MAX_EVALUATIONS designs; the result is the cheapest design evaluated
+that meets it.
+
+Constraint: top-1 on the calibration data within `points` of the float model's (labels
+given) and top-1 agreeing with the float model's on all but `points` % of the samples, or
+the outputs' SQNR at least `sqnr_db` (no labels needed). Cost: "ebops" (LUT +
+55 x DSP of the estimate, what HGQ reports), "dsp", "lut" or "latency" (cycles).
+
+Every design evaluated is a point of the (cost, accuracy) plane; the Pareto front is those
+no other point beats on both. The counts are the limits (no clock), so the result is the
+same on every machine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from fxq.analysis.bits import BitConfig
+from fxq.analysis.refine import quantize_graph
+from fxq.analysis.search import SearchResult
+from fxq.data import bind_inputs
+from fxq.errors import FxqError
+from fxq.ir import Graph, Op
+from fxq.task import infer_task
+
+COSTS = ("ebops", "dsp", "lut", "latency")
+DSP_LUTS = 55                 # EBOPs = LUT + 55 x DSP
+MAX_EVALUATIONS = 2000
+MIN_BITS = 2
+
+
+class BudgetError(FxqError):
+    """A budget that cannot be searched (bad settings, no labels, a start that misses it)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    widths: Mapping[str, Mapping[str, int]]     # per node or input: weight_bits, act_bits
+    cost: float
+    accuracy: float          # top-1 % (points budget) or output SQNR dB (sqnr budget)
+    objective: float
+    move: str = ""           # the group and width changed to reach it
+    agreement: float | None = None   # top-1 % equal to the float model's (points budget)
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    result: SearchResult
+    config: BitConfig
+    chosen: Point
+    start: Point
+    float_accuracy: float | None
+    trace: tuple[Point, ...]
+    front: tuple[Point, ...]
+    evaluations: int
+    complete: bool           # False: stopped by MAX_EVALUATIONS
+
+    def to_json(self, minimize: str, points: float | None,
+                sqnr_db: float | None) -> dict[str, Any]:
+        def point(p: Point) -> dict[str, Any]:
+            return {"cost": p.cost, "accuracy": p.accuracy, "objective": p.objective,
+                    "move": p.move}
+        return {"minimize": minimize, "budget_points": points, "budget_sqnr_db": sqnr_db,
+                "metric": "top-1 %" if points is not None else "output SQNR dB",
+                "float_accuracy": self.float_accuracy, "evaluations": self.evaluations,
+                "complete": self.complete, "start": point(self.start),
+                "chosen": {**point(self.chosen), "widths": {k: dict(v) for k, v in
+                                                            self.chosen.widths.items()}},
+                "trace": [point(p) for p in self.trace],
+                "front": [point(p) for p in self.front]}
+
+
+def cost_of(estimate, minimize: str) -> float:
+    t = estimate.total
+    return float({"ebops": t.lut + DSP_LUTS * t.dsp, "dsp": t.dsp, "lut": t.lut,
+                  "latency": t.latency}[minimize])
+
+
+def width_groups(graph: Graph, result: SearchResult) -> list[tuple[str, tuple]]:
+    """(label, members) of every width the search may change: members are (name, kind),
+    kind "act_bits" or "weight_bits", name a node or a graph input."""
+    a = result.assignment
+    groups: list[tuple[str, tuple]] = [(f"input {n} act", ((n, "act_bits"),))
+                                       for n in graph.inputs]
+    joined = set()
+    for node in graph.nodes:
+        if node.output not in a.results or node.name in joined:
+            continue
+        members = [(node.name, "act_bits")]
+        readers = graph.consumers(node.output)
+        if (len(readers) == 1 and node.output not in graph.outputs
+                and readers[0].output in a.results
+                and (readers[0].op is Op.RELU
+                     or (readers[0].op is Op.CLIP and readers[0].attrs["lo"] >= 0))):
+            members.append((readers[0].name, "act_bits"))
+            joined.add(readers[0].name)
+        groups.append((f"{node.name} act", tuple(members)))
+        if (node.name, "weight") in a.params:
+            groups.append((f"{node.name} weight", ((node.name, "weight_bits"),)))
+    return groups
+
+
+def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
+                  points: float | None = None, sqnr_db: float | None = None,
+                  minimize: str = "ebops", start: BitConfig | None = None,
+                  target=None, io_type: str = "io_parallel",
+                  progress: Callable[[str], None] | None = None) -> BudgetResult:
+    """The cheapest per-layer widths found under the budget (see the module docstring).
+    `start` gives the widths to start from (default uniform 8 bits) and the search settings."""
+    from fxq.estimate import estimate
+    from fxq.target import Target
+
+    if minimize not in COSTS:
+        raise BudgetError(f"--minimize {minimize!r}: expected one of {', '.join(COSTS)}")
+    if (points is None) == (sqnr_db is None):
+        raise BudgetError("a budget is either top-1 points (--budget) or an output SQNR "
+                          "(--budget-sqnr), one of them")
+    if points is not None and not 0 <= points <= 100:
+        raise BudgetError(f"--budget {points}: expected top-1 points in [0, 100]")
+    if points is not None and labels is None:
+        raise BudgetError("--budget needs labels in the calibration data (an array y); "
+                          "--budget-sqnr DB needs none")
+    start = start or BitConfig()
+    target = target or Target(io_type=io_type)
+    bound = bind_inputs(graph, calib, source="calibration data")
+    if len(graph.outputs) != 1 and points is not None:
+        raise BudgetError("--budget (top-1) needs a single-output model; use --budget-sqnr")
+    floats = graph.run(bound)
+    floats = floats if isinstance(floats, dict) else {graph.outputs[0]: floats}
+    if points is not None:
+        labels = np.asarray(labels)
+        if labels.shape[0] != next(iter(bound.values())).shape[0]:
+            raise BudgetError(f"{labels.shape[0]} labels for "
+                              f"{next(iter(bound.values())).shape[0]} calibration samples")
+    if points is not None:
+        task = infer_task(labels, next(iter(bound.values())), floats[graph.outputs[0]])
+        if task != "classify":
+            raise BudgetError(f"--budget is top-1 points for a classifier, and these labels "
+                              f"make the task {task}; use --budget-sqnr DB for this model")
+    float_accuracy = _top1(floats[graph.outputs[0]], labels) if points is not None else None
+    memo: dict[tuple, tuple[Point, SearchResult] | None] = {}
+    counter = [0]
+
+    def key(widths):
+        return tuple(sorted((n, tuple(sorted(w.items()))) for n, w in widths.items()))
+
+    def evaluate(widths, move: str) -> tuple[Point, SearchResult] | None:
+        k = key(widths)
+        if k not in memo:
+            counter[0] += 1
+            config = BitConfig(weight_bits=start.weight_bits, act_bits=start.act_bits,
+                               kinds=start.kinds, layers=widths, objective=start.objective,
+                               rounding=start.rounding, overflow=start.overflow)
+            try:
+                result = quantize_graph(graph, bound, config, io_type=str(target.io_type))
+            except FxqError:
+                memo[k] = None
+                return None
+            fixed = result.q.simulate(bound)
+            fixed = fixed if isinstance(fixed, dict) else {graph.outputs[0]: fixed}
+            objective = sum(float(np.mean((fixed[o] - floats[o]) ** 2))
+                            / max(float(np.mean(floats[o] ** 2)), 1e-30) for o in floats)
+            out = graph.outputs[0]
+            accuracy = _top1(fixed[out], labels) if points is not None else \
+                (10 * np.log10(len(floats) / objective) if objective > 0 else float("inf"))
+            agreement = _top1(fixed[out], _argmax(floats[out])) if points is not None \
+                else None
+            cost = cost_of(estimate(result.q, target=target), minimize)
+            memo[k] = (Point(widths, cost, float(accuracy), objective, move, agreement),
+                       result)
+        return memo[k]
+
+    def meets(p: Point) -> bool:
+        if points is not None:
+            # within the points of float on the labels, and changing no more of the float
+            # model's decisions than that (errors in both directions do not cancel)
+            return (p.accuracy >= float_accuracy - points - 1e-9
+                    and p.agreement >= 100.0 - points - 1e-9)
+        return p.accuracy >= sqnr_db
+
+    first = quantize_graph(graph, bound, start, io_type=str(target.io_type))
+    groups = width_groups(graph, first)
+    widths: dict[str, dict[str, int]] = {}
+    for name in graph.inputs:
+        widths[name] = {"act_bits": start.input_width(name)}
+    for node in graph.nodes:
+        w = start.widths(node)
+        widths[node.name] = {"weight_bits": w.weight, "act_bits": w.act}
+    found = evaluate(widths, "start")
+    if found is None:
+        raise BudgetError("the starting widths cannot be quantized")
+    current, current_result = found
+    start_point = current
+    if not meets(current):
+        raise BudgetError(f"the starting widths already miss the budget "
+                          f"({_describe(current, points)} against float "
+                          f"{'' if float_accuracy is None else f'{float_accuracy:.2f}'})")
+    trace = [current]
+    complete = True
+    while True:
+        best = None
+        for label, members in groups:
+            if counter[0] >= MAX_EVALUATIONS:
+                complete = False
+                break
+            if any(widths[n][kind] <= MIN_BITS for n, kind in members):
+                continue
+            trial = {n: dict(w) for n, w in widths.items()}
+            for n, kind in members:
+                trial[n][kind] -= 1
+            got = evaluate(trial, f"{label} {trial[members[0][0]][members[0][1]]}")
+            if got is None or not meets(got[0]) or got[0].cost >= current.cost:
+                continue
+            p = got[0]
+            rank = (max(p.objective - current.objective, 0.0) / (current.cost - p.cost),
+                    -(current.cost - p.cost))
+            if best is None or rank < best[0]:
+                best = (rank, trial, got)
+        if best is None:
+            break
+        widths = best[1]
+        current, current_result = best[2]
+        trace.append(current)
+        if progress:
+            progress(current.move)
+        if not complete:
+            break
+    evaluated = [v[0] for v in memo.values() if v is not None]
+    # the cheapest design evaluated that meets the budget (the greedy path's end, or one
+    # of its rejected candidates when that was cheaper)
+    cheapest = min((v for v in memo.values() if v is not None and meets(v[0])),
+                   key=lambda v: (v[0].cost, -v[0].accuracy, v[0].objective))
+    if cheapest[0].cost < current.cost:
+        current, current_result = cheapest
+        widths = {n: dict(w) for n, w in current.widths.items()}
+    front = tuple(sorted((p for p in evaluated
+                          if not any(q.cost <= p.cost and q.accuracy >= p.accuracy
+                                     and (q.cost < p.cost or q.accuracy > p.accuracy)
+                                     for q in evaluated)),
+                         key=lambda p: (p.cost, -p.accuracy)))
+    config = BitConfig(weight_bits=start.weight_bits, act_bits=start.act_bits,
+                       kinds=start.kinds, layers=widths, objective=start.objective,
+                       rounding=start.rounding, overflow=start.overflow)
+    return BudgetResult(current_result, config, current, start_point, float_accuracy,
+                        tuple(trace), front, counter[0], complete)
+
+
+def _top1(y: np.ndarray, labels: np.ndarray) -> float:
+    y = np.asarray(y).reshape(len(y), -1)
+    return 100.0 * float(np.mean(y.argmax(axis=1) == labels))
+
+
+def _argmax(y: np.ndarray) -> np.ndarray:
+    return np.asarray(y).reshape(len(y), -1).argmax(axis=1)
+
+
+def _describe(p: Point, points: float | None) -> str:
+    return f"top-1 {p.accuracy:.2f} %" if points is not None else \
+        f"output SQNR {p.accuracy:.1f} dB"

@@ -1,0 +1,105 @@
+"""Per-layer widths under a budget (fxq.analysis.budget, fxq compile --budget): the design
+returned meets the budget on the calibration data (recomputed from scratch), costs no more
+than the start, is what its widths give, is on the search's Pareto front, and matches
+hls4ml's C simulation; bad budgets are one-line errors that write nothing."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fxq
+from fxq.analysis import BitConfig, quantize_graph
+from fxq.analysis.budget import BudgetError, budget_search, cost_of
+from fxq.estimate import estimate
+from fxq.hls import verify
+from helpers import assert_exact, fxq_cli
+from random_graphs import BUILDERS
+
+
+def _mlp(zoo_dir):
+    graph = fxq.load(os.path.join(zoo_dir, "mlp", "model.onnx"))
+    data = np.load(os.path.join(zoo_dir, "mlp", "calib.npz"))
+    return graph, data["x"][:160], data["y"][:160]
+
+
+def test_the_chosen_widths_meet_the_budget_and_cost_less(zoo_dir):
+    graph, x, y = _mlp(zoo_dir)
+    b = budget_search(graph, x, labels=y, points=1.0)
+    q = b.result.q
+    # recomputed from scratch: the design's widths replayed, its top-1 and agreement
+    again = quantize_graph(graph, x, b.config).q
+    assert again.layers == q.layers
+    y_float = graph.run(x).argmax(axis=1)
+    y_fixed = q.simulate(x).argmax(axis=1)
+    float_top1 = 100 * np.mean(y_float == y)
+    assert b.float_accuracy == pytest.approx(float_top1, abs=0)
+    assert 100 * np.mean(y_fixed == y) >= float_top1 - 1.0
+    assert 100 * np.mean(y_fixed == y_float) >= 99.0
+    # the cost is the estimate's EBOPs of that design, below the uniform 8-bit start's
+    e = estimate(q)
+    assert b.chosen.cost == cost_of(e, "ebops") == e.total.lut + 55 * e.total.dsp
+    assert b.chosen.cost < b.start.cost
+    assert b.start.cost == cost_of(estimate(quantize_graph(graph, x, BitConfig()).q), "ebops")
+    # each move lowered the cost; the chosen design is on the front, which nothing beats
+    costs = [p.cost for p in b.trace]
+    assert all(later < earlier for earlier, later in zip(costs, costs[1:]))
+    front = [(p.cost, p.accuracy) for p in b.front]
+    assert (b.chosen.cost, b.chosen.accuracy) in front or any(
+        c <= b.chosen.cost and a >= b.chosen.accuracy for c, a in front)
+    assert all(not (c2 <= c1 and a2 >= a1 and (c2, a2) != (c1, a1))
+               for c1, a1 in front for c2, a2 in front)
+    # the widths are the design's
+    for node in graph.nodes:
+        if node.output in b.result.assignment.results:
+            assert q.types[node.output].width == b.chosen.widths[node.name]["act_bits"]
+    # deterministic
+    assert budget_search(graph, x, labels=y, points=1.0).chosen == b.chosen
+
+
+def test_an_sqnr_budget_needs_no_labels_and_holds(hls_dir):
+    q0, x = BUILDERS["cnn"](np.random.default_rng(4), "io_parallel")
+    graph = q0.graph
+    b = budget_search(graph, x, sqnr_db=25.0, minimize="lut")
+    f = graph.run(x)
+    got = b.result.q.simulate(x)
+    sqnr = 10 * np.log10(np.mean(f ** 2) / np.mean((got - f) ** 2))
+    assert sqnr == pytest.approx(b.chosen.accuracy, rel=1e-9) and sqnr >= 25.0
+    assert b.chosen.cost <= b.start.cost
+    assert_exact(verify(b.result.q, hls_dir, x[:20], overwrite=True))
+
+
+def test_bad_budgets_are_refused(zoo_dir):
+    graph, x, y = _mlp(zoo_dir)
+    with pytest.raises(BudgetError, match="needs labels"):
+        budget_search(graph, x, points=0.5)
+    with pytest.raises(BudgetError, match="minimize"):
+        budget_search(graph, x, labels=y, points=0.5, minimize="area")
+    with pytest.raises(BudgetError, match="one of them"):
+        budget_search(graph, x, labels=y, points=0.5, sqnr_db=30)
+    with pytest.raises(BudgetError, match="already miss"):
+        budget_search(graph, x, labels=y, points=0.0, start=BitConfig.of(2))
+
+
+def test_compile_budget_writes_the_search_and_its_front(zoo_dir, tmp_path):
+    model = os.path.join(zoo_dir, "mlp", "model.onnx")
+    calib = os.path.join(zoo_dir, "mlp", "calib.npz")
+    run = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "b"),
+                  "--budget", "1")
+    assert run.returncode == 0, run.stderr
+    doc = json.load(open(tmp_path / "b" / "report.json"))
+    b = doc["budget"]
+    assert b["minimize"] == "ebops" and b["chosen"]["cost"] < b["start"]["cost"]
+    assert b["front"] and b["trace"][0]["move"] == "start"
+    assert os.path.getsize(tmp_path / "b" / "plots" / "pareto.png") > 0
+    assert "Widths: the least ebops" in open(tmp_path / "b" / "report.md").read()
+    # no labels: refused in one line, nothing written
+    x = np.load(calib)["x"]
+    np.savez(tmp_path / "unlabelled.npz", x=x)
+    bad = fxq_cli("compile", model, "--calib", str(tmp_path / "unlabelled.npz"), "-o",
+                  str(tmp_path / "n"), "--budget", "1")
+    assert bad.returncode == 2 and "needs labels" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "n").exists()
