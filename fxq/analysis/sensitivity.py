@@ -25,7 +25,7 @@ was measured.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -194,10 +194,4 @@ def sensitivity(graph: Graph, calib: Any, result: SearchResult, config: BitConfi
     return Sensitivity(base, take, tuple(rows), complete, remaining)
 
 
-def top_sources(s: Mapping[str, Any], count: int = 5) -> list[dict[str, Any]]:
-    """The `count` layers of report.json's sensitivity section with the largest shares."""
-    layers = [r for r in s.get("layers", []) if r["share"] is not None]
-    return sorted(layers, key=lambda r: -r["share"])[:count]
-
-
-__all__ = ["EXACT_BITS", "LayerSensitivity", "Sensitivity", "sensitivity", "top_sources"]
+__all__ = ["EXACT_BITS", "LayerSensitivity", "Sensitivity", "sensitivity"]
