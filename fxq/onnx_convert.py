@@ -296,6 +296,10 @@ def convert_batch_norm(ctx, node):
         raise refuse(ctx, node, "running mean/var outputs are not supported")
     scale, bias, mean, var = (ctx.require_const(node, i, what).astype(np.float64)
                               for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+    channels = ctx.shape(node.input[0])[0] if ctx.shape(node.input[0]) else None
+    for what, v in (("scale", scale), ("bias", bias), ("mean", mean), ("var", var)):
+        if v.shape != (channels,):
+            raise refuse(ctx, node, f"{what} of shape {v.shape} for {channels} channels")
     factor = scale / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
     ctx.emit(node, Op.BATCH_NORM, [node.input[0], ctx.param(node, factor, "scale"),
                                    ctx.param(node, bias - mean * factor, "shift")])

@@ -138,3 +138,32 @@ def test_external_data_inside_the_directory_loads(tmp_path):
               size_threshold=0)
     graph = fxq.load(path)
     np.testing.assert_array_equal(graph.run(np.eye(4)), np.arange(16).reshape(4, 4))
+
+
+@pytest.mark.parametrize("op, params, what", [
+    ("Conv", {"w": np.ones((2, 1, 3, 3), np.float32), "b": np.zeros((2, 1), np.float32)},
+     "bias of shape (2, 1) for 2 channels"),
+    ("BatchNormalization", {"s": np.ones(2, np.float32), "b": np.zeros(2, np.float32),
+                            "m": np.zeros(3, np.float32), "v": np.ones(2, np.float32)},
+     "BatchNormalization"),       # (onnx's shape inference refuses this one first)
+])
+def test_a_per_channel_parameter_of_the_wrong_shape_is_refused(tmp_path, op, params, what):
+    """(Found by the damaged-file fuzzing: a Conv bias whose dims were corrupted reached the
+    BatchNorm fold and broke there with a traceback.)"""
+    inputs = ["x"] + list(params)
+    node = N(op, inputs, ["y"], pads=[1, 1, 1, 1]) if op == "Conv" else N(op, inputs, ["y"])
+    channels = 1 if op == "Conv" else 2
+    # (built by hand: onnx's shape inference, which make_model runs, rejects these too)
+    graph = helper.make_graph(
+        [node], "bad", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                      ["N", channels, 4, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 2, 4, 4])],
+        initializer=[onnx.numpy_helper.from_array(v, k) for k, v in params.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 10)
+    path = save(model, tmp_path)
+    with pytest.raises(fxq.ModelError, match=what.replace("(", r"\(").replace(")", r"\)")):
+        fxq.load(path)
+    run = fxq_cli("inspect", path)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in run.stderr

@@ -12,8 +12,15 @@ from fxq.ops.registry import fixed_kernel, float_kernel, rule, shape_rule
 from fxq.ops.windows import offset_slices, pad_spatial, spatial_output_shape, windows
 
 
+def _per_channel(shape, n: int, what: str) -> None:
+    """A parameter of one value per channel: shape (n,), else ValueError."""
+    if shape is not None and tuple(shape) != (n,):
+        raise ValueError(f"{what} of shape {tuple(shape)} for {n} channels")
+
+
 @shape_rule(Op.DENSE)
 def dense_shape(x, w, b=None):
+    _per_channel(b, w[1], "bias")
     return tuple(x[:-1]) + (w[1],)
 
 
@@ -25,6 +32,7 @@ def dense(x, w, b=None):
 
 @shape_rule(Op.CONV)
 def conv_shape(x, w, b=None, *, strides, pads, groups):
+    _per_channel(b, w[0], "bias")
     return (x[0], w[0]) + spatial_output_shape(x[2:], w[2:], strides, pads)
 
 
@@ -70,6 +78,8 @@ def conv(x, w, b=None, *, strides, pads, groups):
 
 @shape_rule(Op.BATCH_NORM)
 def batch_norm_shape(x, scale, shift):
+    _per_channel(scale, x[1], "scale")
+    _per_channel(shift, x[1], "shift")
     return tuple(x)
 
 
