@@ -191,8 +191,6 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
                     and p.agreement >= 100.0 - points - 1e-9)
         return p.accuracy >= sqnr_db
 
-    first = quantize_graph(graph, bound, start, io_type=str(target.io_type))
-    groups = width_groups(graph, first)
     widths: dict[str, dict[str, int]] = {}
     for name in graph.inputs:
         widths[name] = {"act_bits": start.input_width(name)}
@@ -204,6 +202,7 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
         raise BudgetError("the starting widths cannot be quantized")
     current, current_result = found
     start_point = current
+    groups = width_groups(graph, current_result)
     if not meets(current):
         raise BudgetError(f"the starting widths already miss the budget "
                           f"({_describe(current, points)} against float "
