@@ -117,3 +117,16 @@ def test_compile_sensitivity_reports_where_the_error_comes_from(zoo_dir, tmp_pat
     assert plain.returncode == 0, plain.stderr
     assert json.load(open(tmp_path / "p" / "report.json"))["sensitivity"] is None
     assert "Lowest SQNR" in open(tmp_path / "p" / "report.md").read()
+
+
+def test_a_layer_that_cannot_be_made_exact_stays_as_designed(zoo_dir):
+    """At 24 bits, 8 more on weights and inputs would need accumulators above 64 bits:
+    those layers keep their formats (no share), the rest is still measured."""
+    graph = fxq.load(os.path.join(zoo_dir, "mlp", "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, "mlp", "calib.npz"))["x"][:64]
+    config = BitConfig.of(24)
+    s = sensitivity(graph, x, quantize_graph(graph, x, config), config)
+    assert s.complete and s.remaining is None
+    shares = {r.node: r.share for r in s.layers}
+    assert any(v is None for v in shares.values())
+    assert any(v is not None for v in shares.values())

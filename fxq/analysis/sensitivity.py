@@ -136,7 +136,12 @@ def sensitivity(graph: Graph, calib: Any, result: SearchResult, config: BitConfi
                                        config.input_width(name) + EXACT_BITS)}
         exact_config = replace(exact_config, layers={**exact_config.layers, name: widths})
         exact_a = exact_a.with_(name, frac)
-    previous = d.evaluate(exact_a, exact_config)[0] if graph.inputs else base
+    try:
+        previous = d.evaluate(exact_a, exact_config)[0] if graph.inputs else base
+        inputs_share = (base - previous) / base / len(graph.inputs) if base > 0 else 0.0
+    except QuantizationError:    # e.g. a first accumulator above 64 bits: inputs as designed
+        exact_config, exact_a, previous, inputs_share = config, a, base, None
+    all_exact = inputs_share is not None or not graph.inputs
     for name in graph.inputs:
         narrower = None
         if config.input_width(name) > 1:
@@ -146,7 +151,7 @@ def sensitivity(graph: Graph, calib: Any, result: SearchResult, config: BitConfi
         stats = result.stats.get(name)
         rows.append(LayerSensitivity(
             f"input {name}", stats.sqnr_db if stats is not None else None,
-            (base - previous) / base / len(graph.inputs) if base > 0 else 0.0, narrower, None))
+            inputs_share, narrower, None))
     w = d.walker(a)                  # the design itself, node by node
     w.begin()
     exact = d.walker(exact_a, exact_config)   # every node so far (and the inputs) exact
@@ -157,21 +162,28 @@ def sensitivity(graph: Graph, calib: Any, result: SearchResult, config: BitConfi
         w.step(i)
         typed = node.output in a.results          # (a layout op keeps its input's format)
         params = [(node.name, role) for role in node.op.roles if (node.name, role) in a.params]
+        made = False
         if typed:
-            exact_config, exact_a = _exact(graph, exact_config, exact_a, node, result)
-        exact = d.walker(exact_a, exact_config)
-        exact.restore(exact_state)
-        exact.step(i)
+            trial_config, trial_a = _exact(graph, exact_config, exact_a, node, result)
+            try:
+                exact = d.walker(trial_a, trial_config)
+                exact.restore(exact_state)
+                exact.step(i)
+                exact_config, exact_a, made = trial_config, trial_a, True
+            except QuantizationError:     # e.g. an accumulator above 64 bits: as designed
+                all_exact = False
+        if not made:
+            exact = d.walker(exact_a, exact_config)
+            exact.restore(exact_state)
+            exact.step(i)
         if not typed:
             continue
         if d.spent():
             complete = False
             break
         figures = {}
-        try:
+        if made:
             figures["exact"] = d.evaluate_from(exact_a, i, exact_state, exact_config)
-        except QuantizationError:                 # e.g. an accumulator above 64 bits
-            pass
         for label, width_of, keys in (("act", ("act_bits",), [node.output]),
                                       ("weight", ("weight_bits",), params)):
             variant = _variant(config, a, node, keys, width_of, -1) if keys else None
@@ -190,7 +202,8 @@ def sensitivity(graph: Graph, calib: Any, result: SearchResult, config: BitConfi
             node.name, stats.sqnr_db if stats is not None else None, share,
             figures["act"] - base if "act" in figures else None,
             figures["weight"] - base if "weight" in figures else None))
-    remaining = previous / base if complete and base > 0 else None
+    # (what remains with every format exact: only when every one could be made so)
+    remaining = previous / base if complete and all_exact and base > 0 else None
     return Sensitivity(base, take, tuple(rows), complete, remaining)
 
 
