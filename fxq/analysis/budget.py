@@ -23,17 +23,17 @@ same on every machine.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from fxq.analysis.bits import BitConfig
 from fxq.analysis.refine import quantize_graph
-from fxq.analysis.search import SearchResult
+from fxq.analysis.search import SearchResult, clamp_reader
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
-from fxq.ir import Graph, Op
+from fxq.ir import Graph
 from fxq.task import infer_task
 
 COSTS = ("ebops", "dsp", "lut", "latency")
@@ -100,13 +100,10 @@ def width_groups(graph: Graph, result: SearchResult) -> list[tuple[str, tuple]]:
         if node.output not in a.results or node.name in joined:
             continue
         members = [(node.name, "act_bits")]
-        readers = graph.consumers(node.output)
-        if (len(readers) == 1 and node.output not in graph.outputs
-                and readers[0].output in a.results
-                and (readers[0].op is Op.RELU
-                     or (readers[0].op is Op.CLIP and readers[0].attrs["lo"] >= 0))):
-            members.append((readers[0].name, "act_bits"))
-            joined.add(readers[0].name)
+        clamp = clamp_reader(graph, node.output)
+        if clamp is not None and clamp.output in a.results:
+            members.append((clamp.name, "act_bits"))
+            joined.add(clamp.name)
         groups.append((f"{node.name} act", tuple(members)))
         if (node.name, "weight") in a.params:
             groups.append((f"{node.name} weight", ((node.name, "weight_bits"),)))
@@ -161,9 +158,7 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
         k = key(widths)
         if k not in memo:
             counter[0] += 1
-            config = BitConfig(weight_bits=start.weight_bits, act_bits=start.act_bits,
-                               kinds=start.kinds, layers=widths, objective=start.objective,
-                               rounding=start.rounding, overflow=start.overflow)
+            config = replace(start, layers=widths)
             try:
                 result = quantize_graph(graph, bound, config, io_type=str(target.io_type))
             except FxqError:
@@ -250,10 +245,7 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
                                      and (q.cost < p.cost or q.accuracy > p.accuracy)
                                      for q in evaluated)),
                          key=lambda p: (p.cost, -p.accuracy)))
-    config = BitConfig(weight_bits=start.weight_bits, act_bits=start.act_bits,
-                       kinds=start.kinds, layers=widths, objective=start.objective,
-                       rounding=start.rounding, overflow=start.overflow)
-    return BudgetResult(current_result, config, current, start_point, float_accuracy,
+    return BudgetResult(current_result, replace(start, layers=widths), current, start_point, float_accuracy,
                         tuple(trace), front, counter[0], complete)
 
 

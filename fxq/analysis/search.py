@@ -140,6 +140,19 @@ class SearchResult:
     refinement: Any = None                # fxq.analysis.refine.Refinement, when refined
 
 
+def clamp_reader(graph: Graph, tensor: str) -> Node | None:
+    """The node that alone reads `tensor` (not a graph output) when it is a ReLU or a Clip
+    with a lower bound >= 0: its output holds the same values for every tensor the clamp
+    maps alike; else None."""
+    readers = graph.consumers(tensor)
+    if len(readers) != 1 or tensor in graph.outputs:
+        return None
+    node = readers[0]
+    if node.op is Op.RELU or (node.op is Op.CLIP and node.attrs["lo"] >= 0):
+        return node
+    return None
+
+
 def frac_to_hold(magnitude: float, width: int, signed: bool) -> int:
     """The largest fractional length whose type of `width` bits still holds `magnitude`."""
     raw_max = (1 << (width - 1)) - 1 if signed else (1 << width) - 1
@@ -352,17 +365,13 @@ class _Search:
         """The float function of the clamp (ReLU, or Clip with a lower bound >= 0) that is
         the only reader of `tensor`, when results saturate; else None. Such a tensor is
         scored after the clamp and may be unsigned: values the clamp discards cost no range."""
-        readers = self.graph.consumers(tensor)
-        if (self.config.overflow is not Overflow.SAT or len(readers) != 1
-                or tensor in self.graph.outputs):
+        node = clamp_reader(self.graph, tensor)
+        if self.config.overflow is not Overflow.SAT or node is None:
             return None
-        node = readers[0]
         if node.op is Op.RELU:
             return lambda v: np.maximum(v, 0.0)
-        if node.op is Op.CLIP and node.attrs["lo"] >= 0:      # (bounds absent are infinite)
-            lo, hi = node.attrs["lo"], node.attrs["hi"]
-            return lambda v: np.clip(v, lo, hi)
-        return None
+        lo, hi = node.attrs["lo"], node.attrs["hi"]          # (bounds absent are infinite)
+        return lambda v: np.clip(v, lo, hi)
 
     def needs_signed(self, tensor: str) -> bool:
         """A tensor read by hls4ml's io_parallel padded max pooling must be signed (it pads
