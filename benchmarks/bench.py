@@ -6,9 +6,10 @@
    analysis chooses; and the default engine ("auto", its build cached) at 500 samples;
 2. top-1 accuracy on the held-out test set of float, fxq dynamic fixed point at 16, 8 and 6
    bits (Qiu et al.'s greedy pass; "refined": then refined against the output), 4-bit
-   weights with 8-bit feature maps, fxq static at 8 bits, and hls4ml's uniform default ap_fixed<16,6>
-   everywhere; on the zoo and on the networks kept out of the search's development
-   (examples/heldout.py: other architectures, seeds and data, four of them random);
+   weights with 8-bit feature maps (nearest, refined, AdaRound), fxq static at 8 bits, and
+   hls4ml's uniform default ap_fixed<16,6> everywhere; on the zoo, on the networks kept out
+   of the search's development (examples/heldout.py: other architectures, seeds and data,
+   four of them random) and on the three MLPerf Tiny classifiers;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
 4. fxq's cycle/resource estimate against published synthesis results;
 5. the MLPerf Tiny reference networks (examples/tiny.py, the dynamo export): the same
@@ -126,11 +127,14 @@ ACCURACY_SETTINGS = {"dynamic 16": dict(bits=16), "static 8": dict(bits=8, metho
                      "refined 6": dict(bits=6, refine=True),
                      "w4 a8": dict(weight_bits=4, act_bits=8),
                      "w4 a8 no bc": dict(weight_bits=4, act_bits=8, bias_correction=False),
-                     "w4 a8 refined": dict(weight_bits=4, act_bits=8, refine=True)}
+                     "w4 a8 refined": dict(weight_bits=4, act_bits=8, refine=True),
+                     "w4 a8 adaround": dict(weight_bits=4, act_bits=8,
+                                            weight_rounding="adaround")}
+TINY_CLASSIFIERS = ("resnet8", "ds_cnn", "mobilenet")     # (the autoencoder has no top-1)
 HLS4ML_DEFAULT = FixedType(16, 10)          # ap_fixed<16,6>, hls4ml's model-wide default
 
 
-def accuracy_row(name: str, zoo: str, held_out: bool = False) -> dict:
+def accuracy_row(name: str, zoo: str, held_out: bool | str = False) -> dict:
     graph = fxq.load(os.path.join(zoo, name, "model.onnx"))
     calib = np.load(os.path.join(zoo, name, "calib.npz"))["x"]
     test = np.load(os.path.join(zoo, name, "test.npz"))
@@ -138,7 +142,8 @@ def accuracy_row(name: str, zoo: str, held_out: bool = False) -> dict:
     def top1(y):
         return 100.0 * float(np.mean(np.asarray(y).argmax(axis=1) == test["y"]))
 
-    row = {"model": name + (" (held out)" if held_out else ""),
+    tag = {True: " (held out)", False: ""}.get(held_out, f" ({held_out})")
+    row = {"model": name + tag,
            "float": top1(graph.run(test["x"]))}
     for label, kw in ACCURACY_SETTINGS.items():
         start = time.perf_counter()
@@ -359,7 +364,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     models = args.models.split(",")
     print_accuracy([accuracy_row(name, args.zoo) for name in models] +
-                   [accuracy_row(name, args.heldout, held_out=True) for name in HELDOUT])
+                   [accuracy_row(name, args.heldout, held_out=True) for name in HELDOUT] +
+                   [accuracy_row(name, args.tiny, held_out="MLPerf Tiny")
+                    for name in TINY_CLASSIFIERS])
     print("\nanalysis time against depth (8-bit dynamic, 64-wide ReLU MLP, 256 samples)\n")
     print("| dense layers | analysis s | s per layer | refined s | s per layer |\n"
           "|---|---|---|---|---|")

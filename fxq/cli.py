@@ -131,7 +131,8 @@ def _compile(args: argparse.Namespace) -> int:
     if args.bits is not None:
         config = config.with_overrides(weight_bits=args.bits, act_bits=args.bits)
     config = config.with_overrides(weight_bits=args.weight_bits, act_bits=args.act_bits,
-                                   objective=args.objective)
+                                   objective=args.objective,
+                                   weight_rounding=args.weight_rounding)
     graph = load(args.model)
     calib, labels = _read_inputs(args.calib, graph)
     bar = _progress_bar()
@@ -342,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a fractional length per layer (dynamic, Qiu et al.) or one for all")
     p.add_argument("--objective", choices=("l1", "l2"),
                    help="error the greedy search minimizes")
+    p.add_argument("--weight-rounding", choices=("nearest", "adaround"),
+                   help="round each Dense/Conv weight to its nearest grid value (the "
+                   "default) or choose below/above per weight for the layer's output "
+                   "(AdaRound, Nagel et al. 2020; slower; helps at 4-bit weights)")
     p.add_argument("--refine", action="store_true",
                    help="refine the greedy search against the network's output (slower; "
                    "helps at 6 bits and 4-bit weights)")

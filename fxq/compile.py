@@ -92,9 +92,10 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         graph, changes = run_pipeline(graph, transforms)
     searched = None
     if budget is not None or budget_sqnr is not None:
-        if method != "dynamic" or refine or not bias_correction:
+        if method != "dynamic" or refine or not bias_correction or \
+                config.weight_rounding != "nearest":
             raise BudgetError("a budget searches with the default dynamic method (bias "
-                              "correction on, no --refine)")
+                              "correction on, nearest weight rounding, no --refine)")
         searched = budget_search(graph, calib, labels=labels, points=budget,
                                  sqnr_db=budget_sqnr, minimize=minimize, start=config,
                                  target=target)
@@ -121,7 +122,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
            "method": method, "refine": bool(refine and method == "dynamic"),
            "bias_correction": bool(bias_correction and method == "dynamic"),
            "weight_bits": config.weight_bits, "act_bits": config.act_bits,
-           "objective": config.objective}
+           "objective": config.objective,
+           "weight_rounding": config.weight_rounding if method == "dynamic" else "nearest"}
     hls = target.to_json()
     shown = {k: v for k, v in hls.items() if k not in ("project", "layer_reuse")}
     if fit:

@@ -54,7 +54,7 @@ def test_each_corrected_layer_has_no_mean_error_per_channel(zoo_dir, bits):
         corrected = 0
         for node in graph.nodes:
             roles = dict(graph.param_inputs(node))
-            if roles.get("bias") not in result.assignment.biases:
+            if roles.get("bias") not in result.assignment.values:
                 continue
             assert node.op in (Op.DENSE, Op.CONV)
             axis = floats[node.output].ndim - 1 if node.op is Op.DENSE else 1
@@ -63,16 +63,16 @@ def test_each_corrected_layer_has_no_mean_error_per_channel(zoo_dir, bits):
             lsb = 2.0 ** -min(q.layers[node.name].params["bias"].frac, q.layers[node.name].accum.frac)
             assert np.max(np.abs(mean)) <= lsb / 2 * (1 + 1e-9), (name, node.name)
             # the float model is untouched; the design's graph holds the corrected bias
-            np.testing.assert_array_equal(result.assignment.biases[roles["bias"]],
+            np.testing.assert_array_equal(result.assignment.values[roles["bias"]],
                                           q.graph.params[roles["bias"]])
             corrected += 1
         assert corrected > 0, name
         # the weights are the same: only biases move
         for pname in graph.params:
-            if pname not in result.assignment.biases:
+            if pname not in result.assignment.values:
                 np.testing.assert_array_equal(q.graph.params[pname], graph.params[pname])
         # without it the design computes the float model's biases
-        assert not plain.assignment.biases and plain.q.graph is graph
+        assert not plain.assignment.values and plain.q.graph is graph
 
 
 def test_a_corrected_assignment_replays_to_the_same_design(zoo_dir):
@@ -84,11 +84,11 @@ def test_a_corrected_assignment_replays_to_the_same_design(zoo_dir):
                      replay=result.assignment).run()
     assert replay.q.layers == result.q.layers
     assert replay.assignment == result.assignment
-    for name in result.assignment.biases:
+    for name in result.assignment.values:
         np.testing.assert_array_equal(replay.q.graph.params[name], result.q.graph.params[name])
     # refinement starts from the corrected greedy design and keeps its biases
     refined = quantize_graph(graph, x, config, bias_correction=True, refine=True)
-    assert refined.assignment.biases.keys() == result.assignment.biases.keys()
+    assert refined.assignment.values.keys() == result.assignment.values.keys()
     assert refined.refinement.starts["greedy"] <= refined.refinement.starts["static"]
 
 

@@ -16,7 +16,8 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
              config: BitConfig | str | None = None, method: str = "dynamic",
              objective: str | None = None, io_type: str = "io_parallel",
              progress: Callable[[str], None] | None = None,
-             refine: bool = False, bias_correction: bool = True) -> QuantizedGraph:
+             refine: bool = False, bias_correction: bool = True,
+             weight_rounding: str | None = None) -> QuantizedGraph:
     """A QuantizedGraph with every format chosen from calibration data `calib`.
 
     Bit widths: `bits` for weights and feature maps alike, `weight_bits` / `act_bits` apart,
@@ -28,6 +29,9 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
     `bias_correction` (on by default; dynamic): each Dense and Conv bias is corrected by its
     layer's mean error on the calibration data where that lowers the layer's error
     (Nagel et al. 2019); the result's graph holds those biases, the float model `graph`'s.
+    `weight_rounding` "adaround" (dynamic) rounds each Dense/Conv weight up or down as
+    AdaRound finds best for the layer's output (fxq.analysis.adaround; the config's
+    setting, "nearest" by default, otherwise).
     """
     if isinstance(config, str):
         config = load_config(config)
@@ -35,7 +39,7 @@ def quantize(graph: Graph, calib: Any, bits: int | None = None, *,
     if bits is not None:
         config = config.with_overrides(weight_bits=bits, act_bits=bits)
     config = config.with_overrides(weight_bits=weight_bits, act_bits=act_bits,
-                                   objective=objective)
+                                   objective=objective, weight_rounding=weight_rounding)
     return quantize_graph(graph, calib, config, method=method, io_type=io_type,
                           progress=progress, refine=refine,
                           bias_correction=bias_correction).q

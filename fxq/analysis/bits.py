@@ -7,6 +7,7 @@ global weight/activation widths. `load_config` reads the same from a TOML file:
     weight_bits = 8            # or bits = 8 for both
     act_bits = 8
     objective = "l1"           # or "l2"
+    weight_rounding = "nearest"  # or "adaround" (fxq.analysis.adaround)
     rounding = "RND"           # of feature maps (results): any Rounding name
     overflow = "SAT"           # of feature maps: any Overflow name
 
@@ -34,6 +35,7 @@ from fxq.ir import Node
 from fxq.op import KINDS          # every op names its kind when it is defined
 
 OBJECTIVES = ("l1", "l2")
+WEIGHT_ROUNDINGS = ("nearest", "adaround")
 WIDTH_KEYS = ("weight_bits", "act_bits")
 
 
@@ -57,7 +59,9 @@ class Widths:
 
 @dataclass(frozen=True)
 class BitConfig:
-    """Bit widths, the search objective and the result rounding, from global to per layer."""
+    """Bit widths, the search objective, the result rounding and how Dense/Conv weights are
+    rounded (nearest, or AdaRound's per-weight choice of the grid value below or above),
+    from global to per layer."""
 
     weight_bits: int = 8
     act_bits: int = 8
@@ -66,12 +70,16 @@ class BitConfig:
     objective: str = "l1"
     rounding: Rounding = Rounding.RND
     overflow: Overflow = Overflow.SAT
+    weight_rounding: str = "nearest"
 
     def __post_init__(self) -> None:
         check_bits(self.weight_bits, "weight bits")
         check_bits(self.act_bits, "activation bits")
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective {self.objective!r}: expected one of {OBJECTIVES}")
+        if self.weight_rounding not in WEIGHT_ROUNDINGS:
+            raise ConfigError(f"weight rounding {self.weight_rounding!r}: expected one of "
+                              f"{WEIGHT_ROUNDINGS}")
         for kind, widths in self.kinds.items():
             if kind not in KINDS:
                 raise ConfigError(f"layer kind {kind!r}: expected one of {sorted(KINDS)}")
@@ -120,8 +128,8 @@ def _check_widths(widths: Mapping[str, Any], where: str) -> None:
         check_bits(value, f"{where} {key}")
 
 
-TOP_KEYS = ("bits", "weight_bits", "act_bits", "objective", "rounding", "overflow",
-            "kind", "layer", "transform")      # [[transform]]: read by fxq.transforms
+TOP_KEYS = ("bits", "weight_bits", "act_bits", "objective", "weight_rounding", "rounding",
+            "overflow", "kind", "layer", "transform")      # [[transform]]: read by fxq.transforms
 
 
 def load_config(path: str) -> BitConfig:
@@ -166,6 +174,9 @@ def load_config(path: str) -> BitConfig:
                 width(k, v)
     if data.get("objective", "l1") not in OBJECTIVES:
         fail("objective", f"{data['objective']!r} is not one of {', '.join(OBJECTIVES)}")
+    if data.get("weight_rounding", "nearest") not in WEIGHT_ROUNDINGS:
+        fail("weight_rounding", f"{data['weight_rounding']!r} is not one of "
+                                f"{', '.join(WEIGHT_ROUNDINGS)}")
     enums = {}
     for key, enum in (("rounding", Rounding), ("overflow", Overflow)):
         if key in data:
@@ -175,7 +186,8 @@ def load_config(path: str) -> BitConfig:
                 fail(key, f"{data[key]!r} is not one of {', '.join(m.name for m in enum)}")
     return BitConfig.of(data.get("bits"), data.get("weight_bits"), data.get("act_bits"),
                         kinds=data.get("kind", {}), layers=data.get("layer", {}),
-                        objective=data.get("objective", "l1"), **enums)
+                        objective=data.get("objective", "l1"),
+                        weight_rounding=data.get("weight_rounding", "nearest"), **enums)
 
 
 def _line_of(text: str, key: str) -> int:

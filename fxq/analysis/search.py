@@ -8,6 +8,10 @@ Per node, in topological order:
 * accumulators: products kept exact (fractional bits of input + weight) and enough integer
   bits that no input of the declared input type can overflow them, bounded from the actual
   quantized weights; biases at the accumulator's resolution;
+* with `weight_rounding = "adaround"` (BitConfig), each Dense and Conv weight rounded to
+  the grid value below or above it that AdaRound (Nagel et al., ICML 2020) finds best for
+  the layer's output on the calibration data (fxq.analysis.adaround), kept when it lowers
+  the node's error after the clamp that reads it;
 * bias correction (Nagel et al., ICCV 2019, on by default): a Dense or Conv bias less its
   sums' mean error per output channel (against the float model's output of the node, every
   earlier node fixed), kept when it lowers the node's error after the ReLU or Softmax that
@@ -68,23 +72,24 @@ class NodeChoice:
 class Assignment:
     """Every fractional length the search chose: of each tensor it typed (graph inputs and
     the results of non-layout nodes), and of each parameter and constant by (node, role);
-    and the corrected value of each bias the search corrected (by parameter name).
+    and the value of each parameter the search changed (a corrected bias, adaptively
+    rounded weights), by parameter name.
     Replaying an assignment through the type rules gives the same QuantizedGraph: the
     accumulators, the biases' types and the tables follow from these."""
 
     results: Mapping[str, int]
     params: Mapping[tuple[str, str], int]
-    biases: Mapping[str, np.ndarray] = field(default_factory=dict)
+    values: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def with_(self, key: str | tuple[str, str], frac: int) -> "Assignment":
         if isinstance(key, tuple):
-            return Assignment(self.results, {**self.params, key: frac}, self.biases)
-        return Assignment({**self.results, key: frac}, self.params, self.biases)
+            return Assignment(self.results, {**self.params, key: frac}, self.values)
+        return Assignment({**self.results, key: frac}, self.params, self.values)
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Assignment) and self.results == other.results
-                and self.params == other.params and self.biases.keys() == other.biases.keys()
-                and all(np.array_equal(v, other.biases[k]) for k, v in self.biases.items()))
+                and self.params == other.params and self.values.keys() == other.values.keys()
+                and all(np.array_equal(v, other.values[k]) for k, v in self.values.items()))
 
     def frac(self, key: str | tuple[str, str]) -> int:
         return self.params[key] if isinstance(key, tuple) else self.results[key]
@@ -105,7 +110,7 @@ class StaticPlan:
 
     weight_frac: Mapping[int, int]
     magnitude: float
-    biases: Mapping[str, np.ndarray] = field(default_factory=dict)   # none: uncorrected
+    values: Mapping[str, np.ndarray] = field(default_factory=dict)   # none: the float model's
 
     def result_frac(self, tensor: str, width: int, signed: bool) -> int:
         return frac_to_hold(self.magnitude, width, signed)
@@ -264,8 +269,10 @@ class _Search:
         if method == "static" and replay is None:
             self.replay = static_plan(graph, bound, config)
         self.corrects = correct_bias and self.replay is None
-        # the graph the fixed kernels compute: the float model's, with the corrected biases
-        self.corrected: dict[str, np.ndarray] = dict(getattr(self.replay, "biases", {}))
+        self.adapts = config.weight_rounding == "adaround" and self.replay is None
+        # the graph the fixed kernels compute: the float model's, with the parameters the
+        # search changed (corrected biases, adaptively rounded weights)
+        self.corrected: dict[str, np.ndarray] = dict(getattr(self.replay, "values", {}))
         self.fixed_graph = graph if not self.corrected else \
             replace(graph, params=FrozenMap({**graph.params, **self.corrected}))
 
@@ -361,16 +368,23 @@ class _Search:
             block = slice(start, start + SAMPLE_BLOCK)
             stats.add(after(f[block]), t, after(to_float(raw[block], t)))
 
-    def clamp_reading(self, tensor: str) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The float function of the clamp (ReLU, or Clip with a lower bound >= 0) that is
-        the only reader of `tensor`, when results saturate; else None. Such a tensor is
-        scored after the clamp and may be unsigned: values the clamp discards cost no range."""
+    def clamp_bounds(self, tensor: str) -> tuple[float, float] | None:
+        """(lo, hi) of the clamp (ReLU, or Clip with a lower bound >= 0) that is the only
+        reader of `tensor`, when results saturate; else None."""
         node = clamp_reader(self.graph, tensor)
         if self.config.overflow is not Overflow.SAT or node is None:
             return None
         if node.op is Op.RELU:
-            return lambda v: np.maximum(v, 0.0)
-        lo, hi = node.attrs["lo"], node.attrs["hi"]          # (bounds absent are infinite)
+            return 0.0, np.inf
+        return node.attrs["lo"], node.attrs["hi"]           # (bounds absent are infinite)
+
+    def clamp_reading(self, tensor: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The float function of clamp_bounds' clamp, else None. Such a tensor is scored
+        after the clamp and may be unsigned: values the clamp discards cost no range."""
+        bounds = self.clamp_bounds(tensor)
+        if bounds is None:
+            return None
+        lo, hi = bounds
         return lambda v: np.clip(v, lo, hi)
 
     def needs_signed(self, tensor: str) -> bool:
@@ -394,7 +408,7 @@ class _Search:
         the sums used it (of type `bias_t`) less the mean, per output channel (`axis` of its
         output), of those sums (`raw` of type `t`, every earlier layer already fixed) minus
         the float model's output. None when nothing is to be corrected (not asked, a
-        replay, or no bias). set_bias makes it the node's bias."""
+        replay, or no bias). set_param(node, "bias", ...) makes it the node's bias."""
         names = dict(self.graph.param_inputs(node))
         if not self.corrects or "bias" not in names or bias_t is None:
             return None
@@ -410,9 +424,31 @@ class _Search:
         used = to_float(quantize(bias, bias_t), bias_t)
         return (used - (total / count).reshape(bias.shape)).astype(bias.dtype)
 
-    def set_bias(self, node: Node, value: np.ndarray | None) -> None:
-        """The node's bias in the fixed-point design: `value`, or (None) the float model's."""
-        name = dict(self.graph.param_inputs(node))["bias"]
+    def adaptive_weights(self, node: Node, x_t: FixedType, w_t: FixedType) -> np.ndarray | None:
+        """The Dense/Conv node's weights rounded onto w_t's grid by AdaRound (see
+        fxq.analysis.adaround) from its inputs as the fixed layers before it compute them
+        (of type x_t) and the float model's output; None when not asked (or a replay).
+        set_param makes them the node's weights."""
+        if not self.adapts:
+            return None
+        from fxq.analysis import adaround as ar
+
+        x = self.raw[self.graph.activation_inputs(node)[0]]
+        params = self.params_of(node)
+        w, b, target = params["weight"], params.get("bias"), self.floats[node.output]
+        if node.op is Op.DENSE:
+            problem = ar.dense_problem(x, x_t, w, b, target)
+        else:
+            problem = ar.conv_problem(x, x_t, w, b, target, **{
+                k: node.attrs[k] for k in ("strides", "pads", "groups")})
+        rounded = ar.adaround(problem, w_t, self.clamp_bounds(node.output))
+        exact = rounded.astype(w.dtype)
+        return exact if np.array_equal(exact, rounded) else rounded
+
+    def set_param(self, node: Node, role: str, value: np.ndarray | None) -> None:
+        """The node's parameter `role` in the fixed-point design: `value`, or (None) the
+        float model's."""
+        name = dict(self.graph.param_inputs(node))[role]
         if value is None:
             self.corrected.pop(name, None)
         else:

@@ -111,9 +111,10 @@ def _exact(graph: Graph, config: BitConfig, a: Assignment, node, result: SearchR
         widths["weight_bits"] = max(widths["weight_bits"],
                                     _holding(magnitude, frac, w.weight + EXACT_BITS))
         a = a.with_(key, frac)
-    # an exact node computes the float model's bias (a corrected one offsets rounding)
+    # an exact node computes the float model's parameters (a corrected bias or adaptively
+    # rounded weights offset rounding)
     a = Assignment(a.results, a.params,
-                   {k: v for k, v in a.biases.items() if k != names.get("bias")})
+                   {k: v for k, v in a.values.items() if k not in names.values()})
     return replace(config, layers={**config.layers, node.name: widths}), a
 
 

@@ -300,8 +300,9 @@ def _weight_matrix(node):
 
 @rule("types", Op.DENSE, Op.CONV)
 def weighted_sum_types(search, node, ins, widths):
-    """Weights by minimum error, an accumulator that cannot overflow, the bias at its
-    resolution; the result chosen from the exact sums."""
+    """Weights by minimum error (their fractional length; with AdaRound, each weight's
+    rounding), an accumulator that cannot overflow, the bias at its resolution (corrected);
+    the result chosen from the exact sums."""
     params = search.params_of(node)
     w_t = search.param_type(params["weight"], widths.weight, "weight")
 
@@ -315,22 +316,35 @@ def weighted_sum_types(search, node, ins, widths):
         return lambda t: search.blockwise(lambda a: requantize(a, accum.frac, t, accum.width),
                                           acc)
 
-    accum, types, acc = sums()
-    # bias correction: the bias less the sums' mean error per output channel (then the
-    # accumulator and bias types of the corrected bias), kept when it lowers the output's
-    # error as the network reads it (after the ReLU or Softmax that follows)
+    through = search.reader_function(node.output)
+
+    def error(accum, acc):
+        """The output's least error as the network reads it (after the ReLU or Softmax)."""
+        return search.output_error(node.output, widths.act, True, rounded(accum, acc), through)
+
+    def keep_if_better(role, value, current):
+        """Make `value` the parameter `role` when that lowers error(); the sums of the
+        parameters kept."""
+        before = error(current[0], current[2])
+        search.set_param(node, role, value)
+        changed = sums()
+        if error(changed[0], changed[2]) < before:
+            return changed
+        search.set_param(node, role, None)
+        return current
+
+    current = sums()
+    # adaptive rounding of the weights (AdaRound), then bias correction: the bias less the
+    # sums' mean error per output channel (then the accumulator and bias types of the
+    # corrected bias); each kept when it lowers the output's error
+    adapted = search.adaptive_weights(node, ins[0], w_t)
+    if adapted is not None:
+        current = keep_if_better("weight", adapted, current)
+    accum, types, acc = current
     fix = search.bias_correction(node, acc, accum, -1 if node.op is Op.DENSE else 1,
                                  types.get("bias"))
     if fix is not None:
-        through = search.reader_function(node.output)
-        before = search.output_error(node.output, widths.act, True, rounded(accum, acc), through)
-        search.set_bias(node, fix)
-        corrected = sums()
-        if search.output_error(node.output, widths.act, True, rounded(*corrected[::2]),
-                               through) < before:
-            accum, types, acc = corrected
-        else:
-            search.set_bias(node, None)
+        accum, types, acc = keep_if_better("bias", fix, current)
     result = search.choose_output(node.output, widths.act, True, rounded(accum, acc))
     return LayerTypes(result=result, params=types, accum=accum)
 
