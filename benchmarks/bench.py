@@ -233,6 +233,44 @@ def print_accuracy(rows: list[dict]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+EQUALIZE_MODELS = (("jet", "heldout"), ("dwsep", "zoo"), ("ds_cnn", "tiny"))
+
+
+def print_equalization(dirs: dict[str, str]) -> None:
+    """Cross-layer equalization on models whose channels were spread: every pair's channels
+    rescaled by 2^-3..2^3 (the float function unchanged, as BatchNorm folding leaves real
+    networks), 8 and 6 bits, without and with equalization."""
+    from fxq.ir import Op
+    from fxq.transforms.equalize import equalize, pairs, scale_channels
+
+    print("\ncross-layer equalization: top-1 %, held-out test set; 'spread': every "
+          "equalizable pair's channels rescaled by 2^-3..2^3 (seed 0), the same float "
+          "function\n")
+    print("| model | float | 8 as trained | 8 spread | 8 spread + equalized | 6 as trained | "
+          "6 spread | 6 spread + equalized |\n|---|---|---|---|---|---|---|---|")
+    for name, where in EQUALIZE_MODELS:
+        d = os.path.join(dirs[where], name)
+        graph = fxq.load(os.path.join(d, "model.onnx"))
+        calib = np.load(os.path.join(d, "calib.npz"))["x"]
+        test = np.load(os.path.join(d, "test.npz"))
+        rng, params = np.random.default_rng(0), dict(graph.params)
+        for pair in pairs(graph):
+            w = params[dict(graph.param_inputs(pair.producer))["weight"]]
+            channels = w.shape[1] if pair.producer.op is Op.DENSE else w.shape[0]
+            scale_channels(graph, pair, rng.integers(-3, 4, channels), params)
+        spread = graph.rebuild(graph.nodes, params=params)
+        balanced = equalize(spread)[0]
+
+        def top1(y):
+            return 100.0 * float(np.mean(np.asarray(y).argmax(axis=1) == test["y"]))
+
+        cells = [name, f"{top1(graph.run(test['x'])):.2f}"]
+        for bits in (8, 6):
+            cells += [f"{top1(quantize(g, calib, bits=bits).simulate(test['x'])):.2f}"
+                      for g in (graph, spread, balanced)]
+        print("| " + " | ".join(cells) + " |")
+
+
 BUDGET_MODELS = ("jet", "mlp", "mlp_s1", "cnn_bn", "resnet_bn")
 BUDGET_POINTS = 0.5
 
@@ -381,6 +419,7 @@ def main(argv=None) -> int:
     for nodes, seconds, changes, prune_s, pruned in normalize_scaling():
         print(f"| {nodes} | {seconds:.3f} | {changes} | {seconds / nodes * 1e6:.0f} | "
               f"{prune_s:.3f} | {pruned} |")
+    print_equalization({"zoo": args.zoo, "heldout": args.heldout, "tiny": args.tiny})
     print_budget([(name, args.zoo if name in ZOO else args.heldout) for name in BUDGET_MODELS])
     print_estimator_comparison()
     if args.skip_csim:

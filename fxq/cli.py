@@ -145,7 +145,8 @@ def _compile(args: argparse.Namespace) -> int:
                              task=args.task, fit_vary=tuple(args.fit_vary or ()),
                              refine=args.refine, bias_correction=args.bias_correction,
                              sensitivity=args.sensitivity, budget=args.budget,
-                             budget_sqnr=args.budget_sqnr, minimize=args.minimize)
+                             budget_sqnr=args.budget_sqnr, minimize=args.minimize,
+                             equalize=args.equalize)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -347,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="round each Dense/Conv weight to its nearest grid value (the "
                    "default) or choose below/above per weight for the layer's output "
                    "(AdaRound, Nagel et al. 2020; slower; helps at 4-bit weights)")
+    p.add_argument("--equalize", choices=("auto", "on", "off"), default="auto",
+                   help="cross-layer equalization with power-of-two scales before the "
+                   "search (the float function unchanged); auto: the layers whose "
+                   "channel ranges spread more than 16x")
     p.add_argument("--refine", action="store_true",
                    help="refine the greedy search against the network's output (slower; "
                    "helps at 6 bits and 4-bit weights)")

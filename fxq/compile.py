@@ -22,6 +22,7 @@ from fxq.estimate import Estimate, estimate
 from fxq.fit import FitError, describe, overuse
 from fxq.fit import fit as fit_target
 from fxq.hls.emit import emit_hls, plan
+from fxq.errors import FxqError
 from fxq.ir import Graph
 from fxq.model_file import save
 from fxq.onnx_import import load
@@ -29,6 +30,10 @@ from fxq.passes import Change, Rewrite, run_pipeline
 from fxq.quantized import QuantizedGraph
 from fxq.report import Report, build_report
 from fxq.target import Target
+from fxq.transforms.equalize import AUTO_SPREAD
+from fxq.transforms.equalize import equalize as equalize_graph
+
+EQUALIZE = ("auto", "on", "off")      # cross-layer equalization before the search
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             task: str | None = None, fit_vary: tuple[str, ...] = (),
             refine: bool = False, bias_correction: bool = True,
             sensitivity: bool = False, budget: float | None = None,
-            budget_sqnr: float | None = None, minimize: str = "ebops") -> CompileResult:
+            budget_sqnr: float | None = None, minimize: str = "ebops",
+            equalize: str = "auto") -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
@@ -75,6 +81,10 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     `budget` (top-1 points, needs `labels`) or `budget_sqnr` (dB) chooses per-layer widths
     of least `minimize` cost within it (fxq.analysis.budget), starting from `config`'s;
     report.json's "budget" section and plots/pareto.png show the search.
+    `equalize` ("auto", "on", "off"): cross-layer equalization with power-of-two scales
+    (fxq.transforms.equalize; the float function stays bit for bit) before the search;
+    "auto" scales the pairs whose channel ranges spread more than AUTO_SPREAD, "on" every
+    pair. What it scaled is among report.json's transforms.
     `labels` (one per calibration sample) add the task's figures to the report: top-1
     accuracy, ROC AUC or MSE, float and fixed point (`task`, else inferred: fxq.task).
     `source` names the model file in the report when `model` is a Graph loaded from it.
@@ -90,7 +100,12 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     changes: list[Change] = []
     if transforms:
         graph, changes = run_pipeline(graph, transforms)
+    if equalize not in EQUALIZE:
+        raise FxqError(f"equalize {equalize!r}: expected one of {EQUALIZE}")
     searched = None
+    if equalize != "off":
+        graph, scaled = equalize_graph(graph, AUTO_SPREAD if equalize == "auto" else 0.0)
+        changes = changes + scaled
     if budget is not None or budget_sqnr is not None:
         if method != "dynamic" or refine or not bias_correction or \
                 config.weight_rounding != "nearest":
@@ -121,6 +136,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     run = {"model": os.path.abspath(source) if source is not None else graph.name,
            "method": method, "refine": bool(refine and method == "dynamic"),
            "bias_correction": bool(bias_correction and method == "dynamic"),
+           "equalize": equalize, "equalized": any(c.rewrite == "equalize" for c in changes),
            "weight_bits": config.weight_bits, "act_bits": config.act_bits,
            "objective": config.objective,
            "weight_rounding": config.weight_rounding if method == "dynamic" else "nearest"}

@@ -1,0 +1,99 @@
+"""Cross-layer equalization (fxq.transforms.equalize): the float function stays bit for
+bit; channels spread by powers of two come back to balanced ranges and the quantized
+design recovers; fxq compile applies it by its --equalize setting and reports it."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import fxq
+from fxq.analysis import BitConfig, quantize_graph
+from fxq.compile import compile as compile_model
+from fxq.errors import FxqError
+from fxq.ir import Op
+from fxq.transforms.equalize import AUTO_SPREAD, _ranges, equalize, pairs, scale_channels, spread
+from helpers import fxq_cli
+from random_graphs import BUILDERS
+
+
+def _spread(graph, rng, k=3):
+    """The graph with every pair's channels rescaled by 2^-k..2^k: the same function."""
+    params = dict(graph.params)
+    for pair in pairs(graph):
+        w = params[dict(graph.param_inputs(pair.producer))["weight"]]
+        channels = w.shape[1] if pair.producer.op is Op.DENSE else w.shape[0]
+        scale_channels(graph, pair, rng.integers(-k, k + 1, channels), params)
+    return graph.rebuild(graph.nodes, params=params)
+
+
+def _models(zoo_dir):
+    for name in ("mlp", "dwsep", "resnet", "conv1d"):
+        graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+        yield name, graph, np.load(os.path.join(zoo_dir, name, "calib.npz"))["x"][:128]
+    for kind in ("cnn", "layouts_and_broadcasts", "mlp"):        # depthwise, grouped, Dense
+        q0, x = BUILDERS[kind](np.random.default_rng(2), "io_parallel")
+        yield kind, q0.graph, x
+
+
+def test_the_float_function_stays_bit_for_bit(zoo_dir):
+    found = 0
+    for name, graph, x in _models(zoo_dir):
+        for g in (graph, _spread(graph, np.random.default_rng(1))):
+            equalized, changes = equalize(g)
+            found += len(changes)
+            np.testing.assert_array_equal(equalized.run(x), graph.run(x), err_msg=name)
+    assert found > 0
+
+
+def test_spread_channels_come_back_balanced(zoo_dir):
+    for name, graph, _ in _models(zoo_dir):
+        spread_graph = _spread(graph, np.random.default_rng(4))
+        equalized, _ = equalize(spread_graph)
+        for pair in pairs(equalized):
+            r1, r2 = _ranges(equalized, pair, dict(equalized.params))
+            live = (r1 > 0) & (r2 > 0)
+            # each channel within a factor 2 of balanced (a power-of-two step rounds), so
+            # a second equalization changes nothing
+            assert np.all(np.abs(np.log2(r1[live] / r2[live])) <= 1 + 1e-9), (name, pair)
+        assert equalize(equalized)[1] == [], name
+
+
+def test_equalizing_recovers_a_spread_model(zoo_dir):
+    graph = fxq.load(os.path.join(zoo_dir, "dwsep", "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, "dwsep", "calib.npz"))["x"]
+    spread_graph = _spread(graph, np.random.default_rng(0))
+    assert all(spread(spread_graph, p) > AUTO_SPREAD for p in pairs(spread_graph))
+    want = graph.run(x)
+
+    def error(g):
+        got = quantize_graph(g, x, BitConfig.of(8)).q.simulate(x)
+        return float(np.mean((got - want) ** 2))
+
+    assert error(equalize(spread_graph)[0]) < 0.5 * error(spread_graph)
+
+
+def test_compile_equalizes_by_its_setting(zoo_dir, tmp_path):
+    graph = fxq.load(os.path.join(zoo_dir, "mlp", "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, "mlp", "calib.npz"))["x"]
+    spread_graph = _spread(graph, np.random.default_rng(0))
+    auto = compile_model(spread_graph, x)
+    assert auto.report.to_json()["settings"]["equalized"] is True
+    assert any(c.rewrite == "equalize" for c in auto.changes)
+    # the example as trained: no layer spreads past the threshold, so auto leaves it
+    assert all(spread(graph, p) <= AUTO_SPREAD for p in pairs(graph))
+    assert compile_model(graph, x).report.to_json()["settings"]["equalized"] is False
+    assert compile_model(graph, x, equalize="on").report.to_json()["settings"]["equalized"]
+    assert not compile_model(spread_graph, x, equalize="off").changes
+    with pytest.raises(FxqError, match="equalize 'yes'"):
+        compile_model(graph, x, equalize="yes")
+    model = os.path.join(zoo_dir, "mlp", "model.onnx")
+    calib = os.path.join(zoo_dir, "mlp", "calib.npz")
+    run = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "on"),
+                  "--equalize", "on")
+    assert run.returncode == 0, run.stderr
+    doc = json.load(open(tmp_path / "on" / "report.json"))
+    assert doc["settings"]["equalize"] == "on"
+    assert any(t["rewrite"] == "equalize" for t in doc["transforms"])
