@@ -282,7 +282,8 @@ def print_budget(models: list[tuple[str, str]]) -> None:
     from fxq.analysis.budget import budget_search
 
     print(f"\nper-layer widths under a budget ({BUDGET_POINTS} top-1 points on the calibration "
-          "data, least EBOPs = LUT + 55 x DSP of the estimate, from uniform 8 bits)\n")
+          "data and its boundary probes, least EBOPs = LUT + 55 x DSP of the estimate, from "
+          "uniform 8 bits)\n")
     print("| model | search s | designs | EBOPs 8-bit | EBOPs budget | ratio | calib float | "
           "calib budget | test float | test 8-bit | test budget | budget - float |")
     print("|" + "|".join("---" for _ in range(12)) + "|")

@@ -12,7 +12,9 @@ import pytest
 
 import fxq
 from fxq.analysis import BitConfig, quantize_graph
-from fxq.analysis.budget import BudgetError, budget_search, cost_of
+from fxq.analysis.budget import (PROBE_TOLERANCE, BudgetError, budget_search, cost_of,
+                                 probe_samples)
+from fxq.data import bind_inputs
 from fxq.estimate import estimate
 from fxq.hls import verify
 from helpers import assert_exact, fxq_cli
@@ -55,8 +57,28 @@ def test_the_chosen_widths_meet_the_budget_and_cost_less(zoo_dir):
     for node in graph.nodes:
         if node.output in b.result.assignment.results:
             assert q.types[node.output].width == b.chosen.widths[node.name]["act_bits"]
+    # and near the decision boundaries: on the probes, recomputed, the float decisions kept
+    # on all but 4 x 1 % more than the start keeps
+    probes = probe_samples(bind_inputs(graph, x), graph.run(x))
+    p_float = graph.run(probes)
+    kept = 100 * np.mean(q.simulate(probes).argmax(axis=1) == p_float.argmax(axis=1))
+    assert kept == b.chosen.probe_agreement
+    assert kept >= b.start.probe_agreement - PROBE_TOLERANCE * 1.0
     # deterministic
     assert budget_search(graph, x, labels=y, points=1.0).chosen == b.chosen
+
+
+def test_probes_mix_samples_of_different_float_classes():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    y = np.eye(2)[(x[:, 0] > 0).astype(int)]          # the "float model": the sign of x0
+    probes = probe_samples({"x": x}, y)["x"]
+    assert 0 < len(probes) <= 1024
+    # each probe is lam * a + (1 - lam) * b of two samples of different classes, lam in
+    # [0.3, 0.7]: its x0 lies strictly between theirs, so nearer the boundary x0 = 0
+    assert np.all(np.abs(probes[:, 0]) < np.abs(x[:, 0]).max())
+    np.testing.assert_array_equal(probe_samples({"x": x}, y)["x"], probes)
+    assert probe_samples({"x": x}, np.eye(2)[np.zeros(50, dtype=int)]) is None  # one class
 
 
 def test_an_sqnr_budget_needs_no_labels_and_holds(hls_dir):
