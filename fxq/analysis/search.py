@@ -171,9 +171,13 @@ def frac_to_hold(magnitude: float, width: int, signed: bool) -> int:
     return frac
 
 
+def _error_sum(d: np.ndarray, objective: str) -> float:
+    """The summed absolute ("l1") or squared ("l2") differences `d`."""
+    return float(np.sum(np.abs(d)) if objective == "l1" else np.sum(d * d))
+
+
 def _error(a: np.ndarray, b: np.ndarray, objective: str) -> float:
-    d = a - b
-    return float(np.mean(np.abs(d)) if objective == "l1" else np.mean(d * d))
+    return _error_sum(a - b, objective) / max(a.size, 1)
 
 
 def blockwise(fn: Callable[..., np.ndarray], *arrays: np.ndarray,
@@ -204,8 +208,7 @@ def _output_error(raw: np.ndarray, t: FixedType, target: np.ndarray, objective: 
     total = 0.0
     for start in range(0, raw.shape[0], SAMPLE_BLOCK):
         block = slice(start, start + SAMPLE_BLOCK)
-        d = after(to_float(raw[block], t)) - after(target[block])
-        total += float(np.sum(np.abs(d)) if objective == "l1" else np.sum(d * d))
+        total += _error_sum(after(to_float(raw[block], t)) - after(target[block]), objective)
     return total / max(raw.size, 1)
 
 
@@ -241,7 +244,7 @@ class _Search:
         if io_type not in IO_TYPES:
             raise QuantizationError(f"io_type {io_type!r}: expected one of {IO_TYPES}")
         config.check_layers({n.name for n in graph.nodes} | set(graph.inputs))
-        self.graph, self.config, self.method, self.io_type = graph, config, method, io_type
+        self.graph, self.config, self.io_type = graph, config, io_type
         self.progress = progress or (lambda _: None)
         self.replay, self.keep = replay, keep
         self.measure = measure or replay is None
