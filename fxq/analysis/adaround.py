@@ -128,7 +128,11 @@ def adaround(problem: Problem, w_t: FixedType, clamp: tuple[float, float] | None
     after = (lambda y: y) if clamp is None else (lambda y: torch.clamp(y, clamp[0], clamp[1]))
 
     def forward(rows: torch.Tensor, raw_w: torch.Tensor) -> torch.Tensor:
-        y = torch.einsum("rgf,gof->rgo", p[rows], torch.clamp(raw_w, lo, hi) * lsb)
+        w = torch.clamp(raw_w, lo, hi) * lsb
+        if w.shape[1] == 1:              # depthwise: one output per group, a product-sum
+            y = torch.sum(p[rows] * w[:, 0], dim=-1, keepdim=True)
+        else:
+            y = torch.einsum("rgf,gof->rgo", p[rows], w)
         return after(y if b is None else y + b)
 
     def h_of(v: torch.Tensor) -> torch.Tensor:
