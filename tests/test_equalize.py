@@ -97,3 +97,26 @@ def test_compile_equalizes_by_its_setting(zoo_dir, tmp_path):
     doc = json.load(open(tmp_path / "on" / "report.json"))
     assert doc["settings"]["equalize"] == "on"
     assert any(t["rewrite"] == "equalize" for t in doc["transforms"])
+
+
+def test_scales_stop_where_a_value_would_leave_the_normal_range(zoo_dir):
+    """A channel with a tiny weight beside a large one, read by near-zero weights: the
+    balancing scale would push the tiny weight below float32's normal range, so it is
+    limited and the function still holds bit for bit (float64, as fxq loads models)."""
+    graph = fxq.load(os.path.join(zoo_dir, "mlp", "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, "mlp", "calib.npz"))["x"][:64]
+    pair = pairs(graph)[0]
+    params = dict(graph.params)
+    w1 = params[dict(graph.param_inputs(pair.producer))["weight"]].copy()   # (in, out)
+    w2 = params[dict(graph.param_inputs(pair.consumer))["weight"]].copy()   # (in, out)
+    w1[:, 0] = 1.0
+    w1[0, 0] = 1e-300
+    w2[0, :] = 1e-306
+    params[dict(graph.param_inputs(pair.producer))["weight"]] = w1
+    params[dict(graph.param_inputs(pair.consumer))["weight"]] = w2
+    g = graph.rebuild(graph.nodes, params=params)
+    equalized, changes = equalize(g)
+    assert changes
+    np.testing.assert_array_equal(equalized.run(x), g.run(x))
+    w1e = equalized.params[dict(graph.param_inputs(pair.producer))["weight"]]
+    assert np.abs(w1e[0, 0]) >= np.finfo(w1e.dtype).tiny

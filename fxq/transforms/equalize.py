@@ -11,7 +11,8 @@ leaves the channels alone), f(x / s) = f(x) / s for s > 0, so dividing P's outpu
 With s_i = 2^round(log2(sqrt(r1_i / r2_i))) (r1_i the range of P's channel-i weights, r2_i of
 C's), both become close to their geometric mean, and since the scales are powers of two the
 float model's outputs stay bit for bit what they were (every product and sum is scaled
-exactly; only a value falling out of float range could differ).
+exactly; a channel's scale is limited so that every nonzero weight and bias stays a normal
+number of its dtype).
 
 `fxq compile` equalizes by default (--equalize auto) the pairs whose producer's channel
 ranges spread more than AUTO_SPREAD; --equalize on every pair, off none. Measured here:
@@ -164,10 +165,40 @@ def _equalize_pair(graph: Graph, pair: Pair, params: dict) -> int:
     r1, r2 = _ranges(graph, pair, params)
     with np.errstate(divide="ignore", invalid="ignore"):
         exponent = np.where((r1 > 0) & (r2 > 0), np.round(0.5 * np.log2(r1 / r2)), 0.0)
-    k = exponent.astype(np.int64)
+    k = np.clip(exponent, *_exact_exponents(graph, pair, params)).astype(np.int64)
     if np.any(k):
         scale_channels(graph, pair, k, params)
     return int(np.count_nonzero(k))
+
+
+def _exact_exponents(graph: Graph, pair: Pair, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the least and greatest k for which dividing P's channel (weights, bias)
+    by 2^k and multiplying C's by it keeps every nonzero value a normal number of its dtype
+    (so the scaling stays exact)."""
+    def extremes(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = np.abs(rows.reshape(rows.shape[0], -1).astype(np.float64))
+        big = a.max(axis=1, initial=0.0)
+        small = np.where(a > 0, a, np.inf).min(axis=1, initial=np.inf)
+        return small, big
+
+    p_roles = dict(graph.param_inputs(pair.producer))
+    w1 = params[p_roles["weight"]]
+    rows = _output_rows(pair.producer, w1)
+    if "bias" in p_roles:
+        rows = np.concatenate([rows.reshape(rows.shape[0], -1),
+                               params[p_roles["bias"]].reshape(-1, 1)], axis=1)
+    w2 = params[dict(graph.param_inputs(pair.consumer))["weight"]]
+    cols = np.stack([np.abs(w2[i]).reshape(-1) for i in
+                     _input_groups(pair.consumer, w2, rows.shape[0])])
+    info1, info2 = np.finfo(w1.dtype), np.finfo(w2.dtype)
+    p_small, p_big = extremes(rows)
+    c_small, c_big = extremes(cols)
+    with np.errstate(divide="ignore", over="ignore"):     # (no value: no bound)
+        hi = np.minimum(np.floor(np.log2(p_small / float(info1.tiny))),
+                        np.floor(np.log2(float(info2.max) / np.maximum(c_big, 1e-300))))
+        lo = np.maximum(np.ceil(np.log2(np.maximum(p_big, 1e-300) / float(info1.max))),
+                        np.ceil(np.log2(float(info2.tiny) / c_small)))
+    return np.minimum(lo, 0), np.maximum(hi, 0)
 
 
 def spread(graph: Graph, pair: Pair) -> float:
