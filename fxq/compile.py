@@ -18,11 +18,11 @@ from fxq.analysis.budget import BudgetError, budget_search
 from fxq.analysis.refine import search_summary
 from fxq.analysis.sensitivity import sensitivity as layer_sensitivity
 from fxq.analysis.stats import TensorStats
+from fxq.errors import FxqError
 from fxq.estimate import Estimate, estimate
 from fxq.fit import FitError, describe, overuse
 from fxq.fit import fit as fit_target
 from fxq.hls.emit import emit_hls, plan
-from fxq.errors import FxqError
 from fxq.ir import Graph
 from fxq.model_file import save
 from fxq.onnx_import import load

@@ -106,13 +106,11 @@ def adaround(problem: Problem, w_t: FixedType, clamp: tuple[float, float] | None
     reading the layer's output)."""
     import torch
 
-    lsb = 2.0 ** -w_t.frac
-    lo = -(1 << (w_t.width - 1)) if w_t.signed else 0
-    hi = (1 << (w_t.width - 1)) - 1 if w_t.signed else (1 << w_t.width) - 1
+    lsb, lo, hi = 2.0 ** -w_t.frac, w_t.raw_min, w_t.raw_max
     scaled = problem.weights.astype(np.float64) / lsb
     floor = np.floor(scaled)
     rest = scaled - floor
-    nearest = np.clip(quantize(problem.weights, w_t), lo, hi)
+    nearest = quantize(problem.weights, w_t)          # (saturated to the type's range)
 
     torch.manual_seed(SEED)
     p = torch.from_numpy(np.ascontiguousarray(problem.patches, dtype=np.float32))

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fxq.ir import Graph, Node, Op
+from fxq.ops.prelu import PRELU
 from fxq.passes.base import Change, sole_consumer
 
 MAX_SWEEPS = 20
@@ -58,7 +59,7 @@ def _commutes(graph: Graph, node: Node, channel_axis: int) -> int | None:
     """The channel axis (per sample) after `node` when a positive scale per channel on its
     input commutes with it (f(x / s) = f(x) / s), else None."""
     op = node.op
-    if op in (Op.RELU, Op.LEAKY_RELU, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL,
+    if op in (Op.RELU, Op.LEAKY_RELU, PRELU, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL,
               Op.GLOBAL_MAX_POOL):
         return channel_axis
     if op is Op.CLIP and node.attrs["lo"] == 0 and node.attrs["hi"] == np.inf:
@@ -68,8 +69,6 @@ def _commutes(graph: Graph, node: Node, channel_axis: int) -> int | None:
         if node.attrs["value"] == 0 and pads[channel_axis] == pads[channel_axis + nd] == 0:
             return channel_axis                      # zeros stay zeros; channels unmoved
         return None
-    if op.name == "PRELU":
-        return channel_axis
     if op in (Op.FLATTEN, Op.RESHAPE):
         before = graph.tensors[node.inputs[0]].shape
         after = graph.tensors[node.output].shape
@@ -129,16 +128,25 @@ def _input_groups(node: Node, w: np.ndarray, channels: int) -> list[tuple]:
              i % per_group) for i in range(channels)]
 
 
+def _channels(graph: Graph, pair: Pair, params: dict) -> tuple[np.ndarray, np.ndarray | None,
+                                                                 np.ndarray]:
+    """With the values in `params` (param name -> array): P's weights as (channel, ...),
+    P's bias (or None), and C's weights of each input channel as (channel, ...)."""
+    p_roles = dict(graph.param_inputs(pair.producer))
+    w1 = params[p_roles["weight"]]
+    w2 = params[dict(graph.param_inputs(pair.consumer))["weight"]]
+    rows = _output_rows(pair.producer, w1)
+    rows = rows.reshape(rows.shape[0], -1)
+    cols = np.stack([w2[i].reshape(-1) for i in
+                     _input_groups(pair.consumer, w2, rows.shape[0])])
+    return rows, params[p_roles["bias"]] if "bias" in p_roles else None, cols
+
+
 def _ranges(graph: Graph, pair: Pair, params: dict) -> tuple[np.ndarray, np.ndarray]:
     """(r1, r2): per channel, the largest |weight| of P's output channel and of C's input
     channel, with the weights in `params` (param name -> array)."""
-    w1 = params[dict(graph.param_inputs(pair.producer))["weight"]]
-    w2 = params[dict(graph.param_inputs(pair.consumer))["weight"]]
-    rows = _output_rows(pair.producer, w1)
-    channels = rows.shape[0]
-    r2 = np.array([np.abs(w2[i]).max(initial=0.0)
-                   for i in _input_groups(pair.consumer, w2, channels)])
-    return np.abs(rows.reshape(channels, -1)).max(axis=1), r2
+    rows, _, cols = _channels(graph, pair, params)
+    return np.abs(rows).max(axis=1, initial=0.0), np.abs(cols).max(axis=1, initial=0.0)
 
 
 def scale_channels(graph: Graph, pair: Pair, exponents: np.ndarray, params: dict) -> None:
@@ -176,21 +184,15 @@ def _exact_exponents(graph: Graph, pair: Pair, params: dict) -> tuple[np.ndarray
     by 2^k and multiplying C's by it keeps every nonzero value a normal number of its dtype
     (so the scaling stays exact)."""
     def extremes(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a = np.abs(rows.reshape(rows.shape[0], -1).astype(np.float64))
+        a = np.abs(rows.astype(np.float64))
         big = a.max(axis=1, initial=0.0)
         small = np.where(a > 0, a, np.inf).min(axis=1, initial=np.inf)
         return small, big
 
-    p_roles = dict(graph.param_inputs(pair.producer))
-    w1 = params[p_roles["weight"]]
-    rows = _output_rows(pair.producer, w1)
-    if "bias" in p_roles:
-        rows = np.concatenate([rows.reshape(rows.shape[0], -1),
-                               params[p_roles["bias"]].reshape(-1, 1)], axis=1)
-    w2 = params[dict(graph.param_inputs(pair.consumer))["weight"]]
-    cols = np.stack([np.abs(w2[i]).reshape(-1) for i in
-                     _input_groups(pair.consumer, w2, rows.shape[0])])
-    info1, info2 = np.finfo(w1.dtype), np.finfo(w2.dtype)
+    rows, bias, cols = _channels(graph, pair, params)
+    info1, info2 = np.finfo(rows.dtype), np.finfo(cols.dtype)
+    if bias is not None:
+        rows = np.concatenate([rows, bias.reshape(-1, 1)], axis=1)
     p_small, p_big = extremes(rows)
     c_small, c_big = extremes(cols)
     with np.errstate(divide="ignore", over="ignore"):     # (no value: no bound)
