@@ -8,6 +8,7 @@ Oracles for the float reference:
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -80,6 +81,17 @@ def ort_error(got: np.ndarray, want: np.ndarray) -> float:
 def fxq_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fxq", *args], capture_output=True,
                           text=True, cwd=cwd)
+
+
+def compile_zoo(zoo_dir: str, name: str, out, *flags: str):
+    """`fxq compile` of zoo model `name` on its calibration data into `out` with `flags`:
+    (the finished process, report.json's contents or None when it failed)."""
+    run = fxq_cli("compile", os.path.join(zoo_dir, name, "model.onnx"), "--calib",
+                  os.path.join(zoo_dir, name, "calib.npz"), "-o", str(out), *flags)
+    if run.returncode:
+        return run, None
+    with open(os.path.join(out, "report.json")) as f:
+        return run, json.load(f)
 
 
 def assert_exact(result) -> None:

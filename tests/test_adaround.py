@@ -5,7 +5,6 @@ replays, and compiles to hls4ml exactly (C simulation, no mismatch); the setting
 the CLI, the TOML configuration and the report."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -20,7 +19,7 @@ from fxq.data import bind_inputs
 from fxq.fixed import FixedType, quantize, to_float
 from fxq.hls import verify
 from fxq.ir import Op
-from helpers import assert_exact, fxq_cli
+from helpers import assert_exact, compile_zoo, fxq_cli
 from random_graphs import BUILDERS
 
 W4A8 = dict(weight_bits=4, act_bits=8)
@@ -130,11 +129,10 @@ def test_adaround_designs_match_c_simulation(hls_dir, designs, kind):
 def test_cli_and_config_name_the_rounding(zoo_dir, tmp_path):
     model = os.path.join(zoo_dir, "mlp", "model.onnx")
     calib = os.path.join(zoo_dir, "mlp", "calib.npz")
-    run = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "c"),
-                  "--weight-bits", "4", "--act-bits", "8", "--weight-rounding", "adaround")
+    run, doc = compile_zoo(zoo_dir, "mlp", tmp_path / "c", "--weight-bits", "4",
+                           "--act-bits", "8", "--weight-rounding", "adaround")
     assert run.returncode == 0, run.stderr
-    assert json.load(open(tmp_path / "c" / "report.json"))["settings"]["weight_rounding"] \
-        == "adaround"
+    assert doc["settings"]["weight_rounding"] == "adaround"
     data = np.load(calib)
     design, _ = fxq.load_quantized(str(tmp_path / "c" / "fxq_model.json"))
     q = quantize_graph(fxq.load(model), data["x"], ADAROUND).q

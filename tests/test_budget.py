@@ -4,7 +4,6 @@ than the start, is what its widths give, is on the search's Pareto front, and ma
 hls4ml's C simulation; bad budgets are one-line errors that write nothing."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -17,7 +16,7 @@ from fxq.analysis.budget import (PROBE_TOLERANCE, BudgetError, budget_search, co
 from fxq.data import bind_inputs
 from fxq.estimate import estimate
 from fxq.hls import verify
-from helpers import assert_exact, fxq_cli
+from helpers import assert_exact, compile_zoo, fxq_cli
 from random_graphs import BUILDERS
 
 
@@ -108,10 +107,8 @@ def test_bad_budgets_are_refused(zoo_dir):
 def test_compile_budget_writes_the_search_and_its_front(zoo_dir, tmp_path):
     model = os.path.join(zoo_dir, "mlp", "model.onnx")
     calib = os.path.join(zoo_dir, "mlp", "calib.npz")
-    run = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "b"),
-                  "--budget", "1")
+    run, doc = compile_zoo(zoo_dir, "mlp", tmp_path / "b", "--budget", "1")
     assert run.returncode == 0, run.stderr
-    doc = json.load(open(tmp_path / "b" / "report.json"))
     b = doc["budget"]
     assert b["minimize"] == "ebops" and b["chosen"]["cost"] < b["start"]["cost"]
     assert b["front"] and b["trace"][0]["move"] == "start"

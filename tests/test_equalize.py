@@ -3,7 +3,6 @@ bit; channels spread by powers of two come back to balanced ranges and the quant
 design recovers; fxq compile applies it by its --equalize setting and reports it."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -15,7 +14,7 @@ from fxq.compile import compile as compile_model
 from fxq.errors import FxqError
 from fxq.ir import Op
 from fxq.transforms.equalize import AUTO_SPREAD, _ranges, equalize, pairs, scale_channels, spread
-from helpers import fxq_cli
+from helpers import compile_zoo
 from random_graphs import BUILDERS
 
 
@@ -89,12 +88,8 @@ def test_compile_equalizes_by_its_setting(zoo_dir, tmp_path):
     assert not compile_model(spread_graph, x, equalize="off").changes
     with pytest.raises(FxqError, match="equalize 'yes'"):
         compile_model(graph, x, equalize="yes")
-    model = os.path.join(zoo_dir, "mlp", "model.onnx")
-    calib = os.path.join(zoo_dir, "mlp", "calib.npz")
-    run = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "on"),
-                  "--equalize", "on")
+    run, doc = compile_zoo(zoo_dir, "mlp", tmp_path / "on", "--equalize", "on")
     assert run.returncode == 0, run.stderr
-    doc = json.load(open(tmp_path / "on" / "report.json"))
     assert doc["settings"]["equalize"] == "on"
     assert any(t["rewrite"] == "equalize" for t in doc["transforms"])
 
