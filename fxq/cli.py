@@ -111,6 +111,81 @@ def _say(message: str) -> None:
     print(f"fxq: {message}", file=sys.stderr, flush=True)
 
 
+def _add_compress_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("compression (post-training, on the calibration data)")
+    g.add_argument("--prune", type=float, metavar="SPARSITY",
+                   help="zero this fraction of the Dense/Conv weights (per-layer sparsities "
+                        "from each layer's sensitivity), survivors refit")
+    g.add_argument("--prune-by", choices=("magnitude", "obd"),
+                   help="which weights: smallest |w| (default) or Optimal Brain Damage's "
+                        "w^2 E[x^2]")
+    g.add_argument("--prune-structure", choices=("weight", "channel"),
+                   help="single weights (default) or whole output channels")
+    g.add_argument("--prune-allocation", choices=("sensitivity", "uniform"),
+                   default="sensitivity", help="per-layer sparsities: from sensitivity "
+                   "curves (default) or the same for every layer")
+    g.add_argument("--rank", type=int, help="low-rank factorization of Dense and Conv "
+                   "layers at this rank")
+    g.add_argument("--svd-energy", type=float, metavar="E",
+                   help="low rank: the least rank keeping this fraction of the response energy")
+    g.add_argument("--share", type=int, metavar="K", help="k-means weight sharing, K values "
+                   "per layer")
+    sets = g.add_mutually_exclusive_group()
+    for name in ("ternary", "binary", "pow2"):
+        sets.add_argument(f"--{name}", dest="weights", action="store_const", const=name,
+                          help={"ternary": "weights {-a, 0, a} per output (a a power of two)",
+                                "binary": "weights {-a, a} per output (a a power of two)",
+                                "pow2": "every weight 0 or a power of two"}[name])
+
+
+def _compress_config(args: argparse.Namespace):
+    """The compression settings of --config's [compress] and [layer] tables, overridden by
+    the command line's."""
+    from fxq.compress.config import CompressConfig, from_toml
+
+    config = from_toml(args.config) if args.config else CompressConfig()
+    return config.with_default(prune=args.prune, prune_by=args.prune_by,
+                               prune_structure=args.prune_structure, rank=args.rank,
+                               svd_energy=args.svd_energy, share=args.share,
+                               weights=args.weights)
+
+
+def _compress(args: argparse.Namespace) -> int:
+    import json
+
+    from fxq.compress import compress
+    from fxq.compress.summary import markdown
+    from fxq.onnx_export import to_onnx
+    from fxq.onnx_import import load
+
+    if not args.output.endswith(".onnx"):
+        raise DataError(f"-o {args.output}: expected a path ending in .onnx")
+    side = args.output[:-len(".onnx")] + ".json"
+    for path in (args.output, side):
+        _refuse_existing(path, args.force)
+    config = _compress_config(args)
+    if not config.any:
+        raise DataError("no compression method given (--prune, --rank, --svd-energy, "
+                        "--share, --ternary, --binary, --pow2, or a [compress] table)")
+    graph = load(args.model)
+    calib, labels = _read_inputs(args.calib, graph)
+    result = compress(graph, calib, config, labels=labels, allocation=args.prune_allocation,
+                      progress=_say)
+    model = to_onnx(result.graph)             # checked before anything is written
+    doc = {"model": os.path.abspath(args.model), "calibration_samples": _samples(calib),
+           **result.to_json()}
+    directory = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(directory, exist_ok=True)
+    import onnx
+    onnx.save(model, args.output)
+    with open(side, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print("\n".join(markdown(doc)))
+    print(f"\nwrote {args.output}, {side}")
+    return 0
+
+
 def _compile(args: argparse.Namespace) -> int:
     from fxq.analysis import BitConfig, check_bits, load_config
     from fxq.compile import compile as compile_model
@@ -133,6 +208,7 @@ def _compile(args: argparse.Namespace) -> int:
     config = config.with_overrides(weight_bits=args.weight_bits, act_bits=args.act_bits,
                                    objective=args.objective,
                                    weight_rounding=args.weight_rounding)
+    compression = _compress_config(args)
     graph = load(args.model)
     calib, labels = _read_inputs(args.calib, graph)
     bar = _progress_bar()
@@ -146,7 +222,8 @@ def _compile(args: argparse.Namespace) -> int:
                              refine=args.refine, bias_correction=args.bias_correction,
                              sensitivity=args.sensitivity, budget=args.budget,
                              budget_sqnr=args.budget_sqnr, minimize=args.minimize,
-                             equalize=args.equalize)
+                             equalize=args.equalize, compress=compression,
+                             compress_allocation=args.prune_allocation)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -388,6 +465,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a design whose estimate exceeds the part (with a warning)")
     p.add_argument("--force", action="store_true", help="write into an existing directory")
     p.set_defaults(func=_compile)
+
+    _add_compress_args(p)
+
+    p = sub.add_parser("compress", help="compress a model (pruning, low rank, weight "
+                       "sharing, ternary/binary/power-of-two weights) into a float ONNX model")
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("--calib", required=True, help="calibration data (.npz or .npy; labels "
+                   "'y' add the task's figure)")
+    p.add_argument("-o", "--output", required=True, help="the compressed model, OUT.onnx "
+                   "(OUT.json beside it: what was done, storage per layer)")
+    p.add_argument("--config", help="TOML file: [compress] settings, per layer in "
+                   "[layer.\"name\"] tables")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    _add_compress_args(p)
+    p.set_defaults(func=_compress)
 
     p = sub.add_parser("simulate", help="bit-accurate fixed-point run of a compiled model")
     p.add_argument("out", help="directory written by fxq compile (or its fxq_model.json)")

@@ -18,6 +18,9 @@ from fxq.analysis.budget import BudgetError, budget_search
 from fxq.analysis.refine import search_summary
 from fxq.analysis.sensitivity import sensitivity as layer_sensitivity
 from fxq.analysis.stats import TensorStats
+from fxq.compress import CompressConfig
+from fxq.compress import compress as compress_graph
+from fxq.compress.storage import fixed_storage
 from fxq.errors import FxqError
 from fxq.estimate import Estimate, estimate
 from fxq.fit import FitError, describe, overuse
@@ -67,10 +70,14 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             refine: bool = False, bias_correction: bool = True,
             sensitivity: bool = False, budget: float | None = None,
             budget_sqnr: float | None = None, minimize: str = "ebops",
-            equalize: str = "auto") -> CompileResult:
+            equalize: str = "auto", compress: CompressConfig | None = None,
+            compress_allocation: str = "sensitivity") -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
+    `compress` (fxq.compress: pruning, low rank, sharing, weight sets) runs first, on the
+    calibration data (`compress_allocation` as fxq.compress's `allocation`); report.json's
+    "compression" section gives what it did and the storage, float and at the chosen widths.
     `transforms` (value-changing rewrites) run after normalization, before the search.
     `refine` (dynamic method) refines the greedy search against the network's output
     (fxq.analysis.refine); report.json's "search" section says what it did.
@@ -97,6 +104,11 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     target = target or Target()
     config = config or BitConfig()
     graph = model if isinstance(model, Graph) else load(model)
+    compressed = None
+    if compress is not None and compress.any:
+        compressed = compress_graph(graph, calib, compress, labels=labels, task=task,
+                                    allocation=compress_allocation, progress=progress)
+        graph = compressed.graph
     changes: list[Change] = []
     if transforms:
         graph, changes = run_pipeline(graph, transforms)
@@ -149,6 +161,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
                           estimate=cost, stats=result.stats, task=task, reference=graph)
     report.transforms = [asdict(c) for c in changes]
     report.search = search_summary(result)
+    if compressed is not None:
+        report.compression = {**compressed.to_json(), "fixed": fixed_storage(q).to_json()}
     if searched is not None:
         report.budget = searched.to_json(minimize, budget, budget_sqnr)
     if sensitivity:

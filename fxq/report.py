@@ -52,6 +52,7 @@ class Report:
     search: dict[str, Any] = field(default_factory=dict)  # fxq.analysis.refine.search_summary
     sensitivity: dict[str, Any] | None = None   # fxq.analysis.sensitivity, when asked
     budget: dict[str, Any] | None = None        # fxq.analysis.budget, when asked
+    compression: dict[str, Any] | None = None   # fxq.compress, when asked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class Report:
             "settings": self.settings, "accuracy": self.accuracy,
             "transforms": self.transforms, "search": self.search,
             "sensitivity": self.sensitivity, "budget": self.budget,
+            "compression": self.compression,
             "layers": [{"name": r.name, "op": r.op, "input_shapes": r.input_shapes,
                         "output_shape": r.output_shape,
                         "types": {k: type_to_json(t) for k, t in r.types.items()},
@@ -89,6 +91,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [f"# fxq report: {doc['model']}", ""]
     if doc.get("settings"):
         lines += ["Settings: " + ", ".join(f"{k} {v}" for k, v in doc["settings"].items()), ""]
+    if doc.get("compression"):
+        from fxq.compress.summary import markdown as compression_markdown
+        lines += compression_markdown(doc["compression"]) + [""]
     if doc.get("transforms"):
         lines += [f"Transforms ({len(doc['transforms'])} changes, before the search):", ""]
         lines += [f"- {c['rewrite']}: {c['what'] or ', '.join(c['removed'])}"

@@ -12,6 +12,7 @@ import fxq
 import fxq.estimate  # noqa: F401  (the stages register their rules on import)
 import fxq.hls.emit  # noqa: F401
 import fxq.native.codegen  # noqa: F401
+import fxq.onnx_export  # noqa: F401
 from fxq.op import Op
 from fxq.ops.registry import RULES, MissingRule, lookup, missing, rule
 

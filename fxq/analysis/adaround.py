@@ -18,19 +18,17 @@ rounds h at 1/2: every weight is exactly on its type's grid (saturated to its ra
 the fixed-point kernels, hls4ml's and fxq's, compute it exactly.
 
 The loss is normalized by the error of nearest rounding, so the regularizer's weight means
-the same on every layer. Rows of patches: at most MAX_ROWS, drawn at random (a fixed seed:
-the same calibration data gives the same weights) from every sample and position.
+the same on every layer. The rows of patches are fxq.ops.patches' (at most MAX_ROWS, drawn
+with a fixed seed, so the same calibration data gives the same weights).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from fxq.fixed import FixedType, quantize, to_float
-from fxq.ops.windows import pad_spatial, windows
+from fxq.fixed import FixedType, quantize
+from fxq.ops.patches import Problem, conv_problem, dense_problem  # noqa: F401  (re-exported)
 
 ZETA, GAMMA = 1.1, -0.1          # the rectified sigmoid's stretch (the paper's values)
 ITERATIONS = 1000
@@ -39,63 +37,7 @@ BETA = (20.0, 2.0)
 REGULARIZER = 0.01
 LEARNING_RATE = 1e-2
 BATCH_ROWS = 1024
-MAX_ROWS = 16384
-MAX_PATCH_VALUES = 1 << 24        # rows x features held at once (float64: 128 MiB)
 SEED = 0
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A layer's rounding problem: patches p (rows, G, F), weights w (G, O/G, F), the
-    bias b (G, O/G) or None, the float target (rows, G, O/G), and the function giving
-    weights of w's layout back in the layer's own."""
-
-    patches: np.ndarray
-    weights: np.ndarray
-    bias: np.ndarray | None
-    target: np.ndarray
-    to_layer: Callable[[np.ndarray], np.ndarray]
-
-
-def _rows(total: int, limit: int, rng: np.random.Generator) -> np.ndarray:
-    return np.arange(total) if total <= limit else np.sort(rng.choice(total, limit, replace=False))
-
-
-def dense_problem(x: np.ndarray, x_t: FixedType, w: np.ndarray, b: np.ndarray | None,
-                  target: np.ndarray) -> Problem:
-    """Dense: x (..., in) the layer's raw inputs of type x_t, w (in, out), target
-    (..., out)."""
-    x2 = x.reshape(-1, x.shape[-1])
-    rng = np.random.default_rng(SEED)
-    limit = max(1, min(MAX_ROWS, MAX_PATCH_VALUES // max(x2.shape[1], 1)))
-    rows = _rows(x2.shape[0], limit, rng)
-    return Problem(to_float(x2[rows], x_t)[:, None, :], w.T[None],
-                   None if b is None else b[None],
-                   target.reshape(-1, target.shape[-1])[rows][:, None, :],
-                   lambda r: r[0].T)
-
-
-def conv_problem(x: np.ndarray, x_t: FixedType, w: np.ndarray, b: np.ndarray | None,
-                 target: np.ndarray, *, strides, pads, groups: int) -> Problem:
-    """Conv: x (N, C, *spatial) the layer's raw inputs of type x_t, w (O, C/G, *k) as
-    ONNX, target (N, O, *out). Only the rows drawn are converted to float."""
-    n, c = x.shape[:2]
-    o = w.shape[0]
-    win = windows(pad_spatial(x, pads), w.shape[2:], strides)     # N, C, *out, *k (a view)
-    nd = w.ndim - 2
-    pixels = int(np.prod(win.shape[2:2 + nd], dtype=np.int64))
-    k = int(np.prod(w.shape[2:], dtype=np.int64))
-    features = (c // groups) * k
-    rng = np.random.default_rng(SEED)
-    limit = max(1, min(MAX_ROWS, MAX_PATCH_VALUES // max(c * k, 1)))
-    rows = _rows(n * pixels, limit, rng)
-    sample, pixel = np.divmod(rows, pixels)
-    win = win.reshape(n, c, pixels, k)
-    patches = to_float(win[sample, :, pixel, :], x_t).reshape(len(rows), groups, features)
-    tgt = target.reshape(n, o, pixels)[sample, :, pixel].reshape(len(rows), groups, o // groups)
-    return Problem(patches, w.reshape(groups, o // groups, features),
-                   None if b is None else b.reshape(groups, o // groups), tgt,
-                   lambda r: r.reshape(w.shape))
 
 
 def adaround(problem: Problem, w_t: FixedType, clamp: tuple[float, float] | None = None,

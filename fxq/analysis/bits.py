@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from fxq.compress.config import KEYS as COMPRESS_KEYS   # [layer."name"] keys fxq.compress reads
 from fxq.errors import FxqError
 from fxq.fixed import MAX_WIDTH, Overflow, Rounding
 from fxq.ir import Node
@@ -129,7 +130,9 @@ def _check_widths(widths: Mapping[str, Any], where: str) -> None:
 
 
 TOP_KEYS = ("bits", "weight_bits", "act_bits", "objective", "weight_rounding", "rounding",
-            "overflow", "kind", "layer", "transform")      # [[transform]]: read by fxq.transforms
+            "overflow", "kind", "layer", "transform",      # [[transform]]: read by fxq.transforms
+            "compress")                                    # [compress]: read by fxq.compress
+
 
 
 def load_config(path: str) -> BitConfig:
@@ -168,6 +171,8 @@ def load_config(path: str) -> BitConfig:
             if not isinstance(widths, dict):
                 fail(name, "expected a table of weight_bits / act_bits")
             for k, v in widths.items():
+                if key == "layer" and k in COMPRESS_KEYS:
+                    continue
                 if k not in WIDTH_KEYS:
                     fail(k, f"unknown key in [{key}.{name}] (expected "
                             f"{', '.join(WIDTH_KEYS)})")
@@ -185,7 +190,9 @@ def load_config(path: str) -> BitConfig:
             except KeyError:
                 fail(key, f"{data[key]!r} is not one of {', '.join(m.name for m in enum)}")
     return BitConfig.of(data.get("bits"), data.get("weight_bits"), data.get("act_bits"),
-                        kinds=data.get("kind", {}), layers=data.get("layer", {}),
+                        kinds=data.get("kind", {}),
+                        layers={name: {k: v for k, v in widths.items() if k not in COMPRESS_KEYS}
+                                for name, widths in data.get("layer", {}).items()},
                         objective=data.get("objective", "l1"),
                         weight_rounding=data.get("weight_rounding", "nearest"), **enums)
 

@@ -30,6 +30,12 @@ def convert_hard_sigmoid(ctx, node):
              shift=float(attrs.get("beta", np.float32(0.5))))
 
 
+@rule("onnx", HARD_SIGMOID)
+def export_hard_sigmoid(ex, node):
+    ex.node("HardSigmoid", [node.inputs[0]], [node.output], node.name,
+            alpha=float(node.attrs["slope"]), beta=float(node.attrs["shift"]))
+
+
 @rule("shape", HARD_SIGMOID)
 def same_shape(x, **_):
     return tuple(x)

@@ -30,6 +30,13 @@ def convert_hard_swish(ctx, node):
     ctx.emit(node, HARD_SWISH, [node.input[0]], slope=SLOPE, shift=SHIFT)
 
 
+@rule("onnx", HARD_SWISH)
+def export_hard_swish(ex, node):
+    if (node.attrs["slope"], node.attrs["shift"]) != (SLOPE, SHIFT):
+        raise ValueError(f"node {node.name!r}: a HardSwish with its own slope and shift")
+    ex.node("HardSwish", [node.inputs[0]], [node.output], node.name)
+
+
 @rule("shape", HARD_SWISH)
 def same_shape(x, **_):
     return tuple(x)

@@ -40,6 +40,11 @@ def convert_prelu(ctx, node):
     ctx.emit(node, PRELU, [node.input[0], ctx.param(node, slope, "slope")])
 
 
+@rule("onnx", PRELU)
+def export_prelu(ex, node):
+    ex.node("PRelu", [node.inputs[0], ex.param(node, "slope")], [node.output], node.name)
+
+
 @rule("shape", PRELU)
 def prelu_shape(x, slope):
     return tuple(x)

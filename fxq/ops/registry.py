@@ -19,6 +19,8 @@ An op's definition is its rules for every stage, registered under its `Op`:
   (fxq.native.codegen).
 * ``cost``: ``rule(estimator, node, fx) -> Cost``: the estimator's cycles and resources
   (fxq.estimate).
+* ``onnx``: ``export(exporter, node)``: the ONNX nodes and initializers that compute it
+  (fxq.onnx_export), for the float32 ONNX model `fxq compress` writes.
 
 ONNX converters are registered by ONNX op type (``converter("Gemm")``). A stage that meets an
 op without its rule raises MissingRule, naming the op, the node and the stage; nothing falls
@@ -34,7 +36,7 @@ from fxq.op import Op
 STAGES = {
     "shape": "shape rule", "float": "float kernel", "fixed": "bit-accurate kernel",
     "check": "type check", "types": "type rule for the search", "hls": "hls4ml emitter",
-    "native": "native-engine emitter", "cost": "cost rule",
+    "native": "native-engine emitter", "cost": "cost rule", "onnx": "ONNX exporter",
 }
 OPTIONAL = frozenset({"check"})
 
@@ -101,7 +103,8 @@ def converter(*op_types: str) -> Callable[[Callable], Callable]:
 
 _VERBS = {"shape": "infer the shape of", "float": "run", "fixed": "simulate",
           "check": "check the types of", "types": "choose the types of",
-          "hls": "emit to hls4ml", "native": "compile natively", "cost": "estimate"}
+          "hls": "emit to hls4ml", "native": "compile natively", "cost": "estimate",
+          "onnx": "export to ONNX"}
 
 
 def shape_rule(*ops: Op) -> Callable:

@@ -45,6 +45,47 @@ def convert_resize(ctx, node):
     ctx.emit(node, RESIZE, [node.input[0]], index=index)
 
 
+@converter("Gather")
+def convert_gather(ctx, node):
+    """A Gather of constant positions along one spatial axis copies input elements: a
+    resize of that axis (what fxq's ONNX export writes for one)."""
+    if ctx.is_const(node.input[0]) or not ctx.is_const(node.input[1]):
+        raise refuse(ctx, node, "only constant indices into a computed tensor are supported")
+    shape = ctx.shape(node.input[0])
+    rank = len(shape) + 1
+    axis = int(attrs_of(node).get("axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    positions = np.asarray(ctx.consts[node.input[1]])
+    if len(shape) not in (2, 3) or axis < 2 or positions.ndim != 1:
+        raise refuse(ctx, node, f"axis {axis} of {ctx.describe(node.input[0])} with indices "
+                     f"of shape {positions.shape}: only 1-D indices along a spatial axis of an "
+                     "(N,C,L) or (N,C,H,W) input are supported")
+    size = shape[axis - 1]
+    if positions.size and not -size <= positions.min() <= positions.max() < size:
+        raise refuse(ctx, node, f"indices outside the axis of {size}")
+    index = [tuple(range(n)) for n in shape[1:]]
+    index[axis - 2] = tuple(int(p) % size for p in positions)
+    ctx.emit(node, RESIZE, [node.input[0]], index=tuple(index))
+
+
+@rule("onnx", RESIZE)
+def export_resize(ex, node):
+    """One Gather per spatial axis the resize changes."""
+    x, index = node.inputs[0], node.attrs["index"]
+    shape = ex.graph.shape(x)
+    moved = [(axis, p) for axis, p in enumerate(index, start=2)
+             if tuple(p) != tuple(range(shape[axis - 1]))]
+    if not moved:
+        ex.node("Identity", [x], [node.output], node.name)
+    for i, (axis, positions) in enumerate(moved):
+        last = i == len(moved) - 1
+        out = node.output if last else ex.fresh(f"{node.output}/axis{axis}")
+        ex.node("Gather", [x, ex.const(positions, ex.fresh(f"{node.name}/index{axis}"),
+                                       np.int64)], [out],
+                node.name if last else ex.fresh(f"{node.name}/axis{axis}"), axis=axis)
+        x = out
+
+
 def source_index(ctx, node, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     """Per spatial axis, the input position each output position copies, found by running
     onnx's reference Resize on positions (exact: they are small integers in float32)."""

@@ -1,0 +1,232 @@
+"""fxq.compress: the model-compression methods, post-training, before fixed point.
+
+    compressed = fxq.compress(graph, calib, prune=0.7, share=16)
+    compressed.graph            # a Graph as any other: fxq.compile it, save it as ONNX
+
+The methods run as walks over the graph on the calibration data (fxq.compress.walk), each
+layer compressed against the float model's output given what the layers before it, already
+compressed, compute, and refit by least squares (fxq.compress.linear):
+
+1. low rank (`rank` R or `svd_energy` E): Dense and Conv layers as two;
+2. channel pruning (`prune` with `prune_structure="channel"`): whole output channels of a
+   layer removed with the inputs of the layer that reads them, which is refit;
+3. weight pruning (`prune` S): with one setting for the layers, each layer's sparsity is
+   chosen from its sensitivity curve (the network's output error with that layer pruned
+   to each of GRID) so the layers together reach S at the least summed error
+   (`allocation="uniform"` prunes every layer to S);
+4. weight sharing (`share` K, k-means) or a weight set (`weights` ternary|binary|pow2),
+   after pruning on the same layer, the bias refit.
+
+Every parameter written is a float32 value, so `fxq.onnx_export.save_onnx` writes this
+function exactly. `Compressed.storage` gives parameters, nonzeros, MACs and Deep
+Compression's storage per layer (fxq.compress.storage).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from fxq.compress import linear
+from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods)
+from fxq.compress.methods import is_layer, low_rank_visit, problem_of, weight_visit
+from fxq.compress.storage import Storage, storage
+from fxq.compress.walk import Visit, apply, lockstep
+from fxq.data import bind_inputs
+from fxq.ir import Graph
+from fxq.passes import Change
+
+GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)   # the sensitivity curves' sparsities
+ALLOCATIONS = ("sensitivity", "uniform")
+CURVE_SAMPLES = 1024     # calibration samples the sensitivity curves are measured on
+
+
+@dataclass(frozen=True)
+class Compressed:
+    graph: Graph
+    original: Graph
+    config: CompressConfig
+    changes: tuple[Change, ...]
+    sparsity: dict[str, float]                 # each weight-pruned layer's target
+    curves: dict[str, dict[float, float]]      # sensitivity: output error by sparsity
+    before: Storage
+    after: Storage
+    quality: dict[str, Any] = field(default_factory=dict)   # labelled calibration data
+
+    def to_json(self) -> dict:
+        return {"settings": self.config.to_json(),
+                "changes": [{"layer": c.removed[0], "method": c.rewrite, "what": c.what}
+                            for c in self.changes],
+                "sparsity": self.sparsity,
+                "sensitivity": {k: {f"{s:g}": e for s, e in v.items()}
+                                for k, v in self.curves.items()},
+                "before": self.before.to_json(), "after": self.after.to_json(),
+                "quality": self.quality}
+
+
+def _output_error(y: Any, ref: Any) -> float:
+    """The output's squared error relative to its variance (all outputs together)."""
+    ys = y.values() if isinstance(y, dict) else [y]
+    rs = ref.values() if isinstance(ref, dict) else [ref]
+    num = sum(float(np.sum((a - b) ** 2)) for a, b in zip(ys, rs))
+    den = sum(float(np.sum((b - b.mean(axis=0)) ** 2)) for b in rs)
+    return num / max(den, 1e-300)
+
+
+def _subsample(graph: Graph, calib: Any, n: int) -> dict:
+    bound = bind_inputs(graph, calib)
+    return {k: v[:n] for k, v in bound.items()}
+
+
+def sensitivity_curves(graph: Graph, calib: Any, layers: list[str], steps: int) -> \
+        dict[str, dict[float, float]]:
+    """Per layer, the network's output error (relative to the output's variance) with that
+    layer alone pruned to each sparsity of GRID and refit, on the float inputs."""
+    moments: dict[str, linear.Moments] = {}
+    wanted = set(layers)
+
+    def collect(v: Visit):
+        if v.node.name in wanted:
+            moments[v.node.name] = linear.Moments.of(problem_of(v))
+        return None
+
+    lockstep(graph, graph, calib, collect)
+    sample = _subsample(graph, calib, CURVE_SAMPLES)
+    reference = graph.run(sample)
+    curves: dict[str, dict[float, float]] = {}
+    for name in layers:
+        node = graph.node(name)
+        m = moments[name]
+        w0 = _rows_of(graph, node)
+        curve = {}
+        for s in GRID:
+            w, b = linear.prune(m, w0, s, "magnitude", steps)
+            trial = apply(graph, {name: _replacement(graph, node, w, b)})
+            curve[s] = _output_error(trial.run(sample), reference)
+        curves[name] = curve
+    return curves
+
+
+def _rows_of(graph: Graph, node) -> np.ndarray:
+    w = graph.params[dict(graph.param_inputs(node))["weight"]]
+    if node.op.name == "DENSE":
+        return w.T[None].astype(np.float64)
+    groups = node.attrs["groups"]
+    return w.reshape(groups, w.shape[0] // groups, -1).astype(np.float64)
+
+
+def _replacement(graph: Graph, node, w_rows: np.ndarray, bias: np.ndarray):
+    from fxq.compress.methods import with_params
+
+    w = graph.params[dict(graph.param_inputs(node))["weight"]]
+    layer = w_rows[0].T if node.op.name == "DENSE" else w_rows.reshape(w.shape)
+    visit = Visit(graph, node, [], None, {})
+    return with_params(visit, layer, bias.reshape(-1), None, "")
+
+
+def allocate(curves: dict[str, dict[float, float]], sizes: dict[str, int],
+             target: float) -> dict[str, float]:
+    """Per-layer sparsities whose weighted mean is `target`, by least summed output error:
+    greedily the step (layer, next sparsity of its curve) of least error per weight pruned,
+    the last step cut to land on the target exactly."""
+    level = {name: 0.0 for name in curves}
+    total = sum(sizes.values())
+    need = target * total
+    pruned = 0.0
+    while pruned < need - 1e-9:
+        best = None
+        for name, curve in curves.items():
+            points = [0.0] + sorted(curve)
+            errors = {0.0: 0.0, **curve}
+            here = level[name]
+            for nxt in (p for p in points if p > here):
+                gain = (nxt - here) * sizes[name]
+                cost = max(errors[nxt] - errors[here], 0.0) / gain
+                if best is None or cost < best[0]:
+                    best = (cost, name, nxt)
+                break
+        if best is None:
+            break                                         # every layer at its last point
+        _, name, nxt = best
+        step = (nxt - level[name]) * sizes[name]
+        if pruned + step > need:
+            nxt = level[name] + (need - pruned) / sizes[name]
+            step = need - pruned
+        level[name] = nxt
+        pruned += step
+    return {k: float(v) for k, v in level.items() if v > 0}
+
+
+def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
+             labels: np.ndarray | None = None, task: str | None = None,
+             allocation: str = "sensitivity", progress: Callable[[str], None] | None = None,
+             **settings: Any) -> Compressed:
+    """Compress `graph` on `calib` (see the module's note). `config` or keyword settings
+    (prune, prune_by, prune_structure, rank, svd_energy, share, weights) for every layer;
+    `labels` add the task's figure, float and compressed, on the calibration data."""
+    if config is None:
+        unknown = sorted(set(settings) - set(KEYS))
+        if unknown:
+            raise CompressError(f"unknown compression setting {unknown[0]!r} (expected "
+                                f"{', '.join(KEYS)})")
+        config = CompressConfig.of(**settings)
+    elif settings:
+        raise CompressError("give a CompressConfig or keyword settings, not both")
+    if allocation not in ALLOCATIONS:
+        raise CompressError(f"allocation {allocation!r}: expected one of {ALLOCATIONS}")
+    config.check(graph)
+    say = progress or (lambda _: None)
+    original = graph
+    changes: list[Change] = []
+
+    def record(method: str, made) -> None:
+        changes.extend(Change(method, (layer,), (), what) for layer, what in made)
+
+    layers = [n.name for n in graph.nodes if is_layer(n)]
+    if any(config.for_layer(n).low_rank for n in layers):
+        say("compress: low-rank factorization")
+        graph, made = lockstep(graph, original, calib, low_rank_visit(config))
+        record("low_rank", made)
+    if any(config.for_layer(n).channel_pruning for n in layers):
+        from fxq.compress.channels import channel_visit
+        say("compress: channel pruning")
+        graph, made = lockstep(graph, original, calib, channel_visit(config))
+        record("prune_channels", made)
+    layers = [n.name for n in graph.nodes if is_layer(n)]
+    sparsity: dict[str, float] = {}
+    curves: dict[str, dict[float, float]] = {}
+    pruned = [n for n in layers if config.for_layer(n).weight_pruning]
+    fixed = [n for n in pruned if "prune" in config.layers.get(n, {})]
+    free = [n for n in pruned if n not in fixed]
+    sparsity.update({n: config.for_layer(n).prune for n in fixed})
+    if free and allocation == "sensitivity" and len(free) > 1:
+        say(f"compress: sensitivity of {len(free)} layers to pruning")
+        curves = sensitivity_curves(graph, calib, free, linear.PRUNE_STEPS)
+        sizes = {n: graph.params[dict(graph.param_inputs(graph.node(n)))["weight"]].size
+                 for n in free}
+        sparsity.update(allocate(curves, sizes, config.default.prune))
+    else:
+        sparsity.update({n: config.for_layer(n).prune for n in free})
+    if sparsity or any(config.for_layer(n).share is not None or
+                       config.for_layer(n).weights is not None for n in layers):
+        say("compress: pruning, sharing, weight sets")
+        graph, made = lockstep(graph, original, calib, weight_visit(config, sparsity))
+        record("weights", made)
+    quality = {}
+    if labels is not None:
+        from fxq.task import infer_task
+        from fxq.task import quality as task_quality
+
+        x = next(iter(bind_inputs(original, calib).values()))
+        y_float, y_comp = original.run(calib), graph.run(calib)
+        first = (lambda y: next(iter(y.values())) if isinstance(y, dict) else y)
+        kind = task or infer_task(labels, x, first(y_float))
+        q = task_quality(kind, x, labels, first(y_float), first(y_comp))
+        quality = {"task": q["task"], "samples": q["samples"], "float": q["float"],
+                   "compressed": q["fixed"]}
+    return Compressed(graph, original, config, tuple(changes), sparsity, curves,
+                      storage(original), storage(graph), quality)
+
+
+__all__ = ["CompressConfig", "CompressError", "Compressed", "Methods", "compress"]

@@ -1,0 +1,307 @@
+"""The least-squares algebra of compressing one Dense or Conv layer on calibration data.
+
+Every method works on a layer's rows of patches (fxq.ops.patches.Problem: inputs p as the
+compressed network before the layer computes them, the float model's output as the target)
+and refits what it keeps so that the layer reproduces the float output as well as it can:
+
+* `prune`: zero the weights of least saliency (magnitude, or Optimal Brain Damage's
+  w^2 * H_ii with H the layer's Hessian of its output's squared error, whose diagonal is
+  the inputs' second moment), a step at a time, each step followed by a least-squares refit
+  of every output's surviving weights and its bias (Han et al.'s pruning without retraining;
+  the refit stands in for the retraining);
+* `low_rank`: the rank-r weights closest to the float output on the data (reduced-rank
+  regression: the least-squares weights projected on the top r right singular vectors of
+  their fitted responses), as two factors: a layer into r values, then r -> outputs;
+* `ternary`, `binary`, `pow2`: weight sets whose products are shifts: each output's weights
+  {-a, 0, a} (starting from TWN's threshold 0.7 E|w|), {-a, a}, or a power of two each,
+  with `a` the least-squares scale rounded to a power of two (so the hardware shifts);
+  `share`: the weights rounded to a codebook's values. All four round with the error fed
+  forward (`feedback_round`, GPTQ's update), so later weights of each output make up for
+  the rounding of earlier ones;
+* `refit_bias`: the bias that zeroes the mean error, after any change of the weights.
+
+Arrays are in the Problem's layout: weights (G, O, F), biases (G, O). Everything here is
+float64; fxq.compress rounds the result to float32, the model file's type.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from fxq.ops.patches import Problem
+
+RIDGE = 1e-9            # relative ridge of the normal equations (rank-deficient inputs)
+PRUNE_STEPS = 4         # prune a quarter of the target, refit, repeat
+TWN_THRESHOLD = 0.7     # ternary threshold as a fraction of the mean |w| (Li & Liu 2016)
+POW2_EXPONENTS = 8      # power-of-two weights: exponents within 8 of the layer's largest
+
+
+@dataclass(frozen=True)
+class Moments:
+    """A layer's data, reduced to what least squares needs: per group the inputs' mean
+    (G, F) and the outputs' (G, O), the centered Gram matrix P'P (G, F, F) and the centered
+    cross moments P'T (G, F, O), over `rows` rows."""
+
+    p_mean: np.ndarray
+    t_mean: np.ndarray
+    gram: np.ndarray
+    cross: np.ndarray
+    rows: int
+
+    @staticmethod
+    def of(problem: Problem) -> "Moments":
+        p = problem.patches.astype(np.float64)
+        t = problem.target.astype(np.float64)
+        p_mean, t_mean = p.mean(axis=0), t.mean(axis=0)
+        pc, tc = p - p_mean, t - t_mean
+        gram = np.einsum("rgf,rgh->gfh", pc, pc)
+        cross = np.einsum("rgf,rgo->gfo", pc, tc)
+        return Moments(p_mean, t_mean, gram, cross, p.shape[0])
+
+    def second_moment(self) -> np.ndarray:
+        """E[p_f^2] about the mean per group and feature (G, F): the Hessian's diagonal."""
+        return np.einsum("gff->gf", self.gram) / max(self.rows, 1)
+
+    def solve(self, g: int, keep: np.ndarray, o: int) -> np.ndarray:
+        """Least-squares weights of output o of group g on the features `keep` (bool, F)."""
+        idx = np.flatnonzero(keep)
+        if idx.size == 0:
+            return np.zeros(0)
+        a = self.gram[g][np.ix_(idx, idx)]
+        ridge = RIDGE * (np.trace(a) / idx.size + 1e-30)
+        return np.linalg.solve(a + ridge * np.eye(idx.size), self.cross[g][idx, o])
+
+
+def refit_bias(m: Moments, weights: np.ndarray) -> np.ndarray:
+    """The bias (G, O) making the mean output equal the float one, for these weights."""
+    return m.t_mean - np.einsum("gf,gof->go", m.p_mean, weights)
+
+
+def refit(m: Moments, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares weights (G, O, F), zero outside `mask`, and their bias."""
+    g_count, o_count, f_count = mask.shape
+    w = np.zeros(mask.shape)
+    for g in range(g_count):
+        if mask[g].all():                              # every output at once
+            a = m.gram[g]
+            ridge = RIDGE * (np.trace(a) / f_count + 1e-30)
+            w[g] = np.linalg.solve(a + ridge * np.eye(f_count), m.cross[g]).T
+            continue
+        for o in range(o_count):
+            w[g, o, mask[g, o]] = m.solve(g, mask[g, o], o)
+    return w, refit_bias(m, w)
+
+
+def saliency(m: Moments, weights: np.ndarray, by: str) -> np.ndarray:
+    """How much removing each weight costs: |w|, or OBD's w^2 * E[p^2] / 2."""
+    if by == "magnitude":
+        return np.abs(weights)
+    if by == "obd":
+        return 0.5 * weights ** 2 * m.second_moment()[:, None, :]
+    raise ValueError(f"unknown saliency {by!r}")
+
+
+def output_error(m: Moments, weights: np.ndarray, bias: np.ndarray) -> float:
+    """Mean squared error of the layer's output against the target, over rows and outputs,
+    from the moments (exact up to rounding): the bias only moves the mean."""
+    # E|Pc w - Tc|^2 = w'Gw - 2 w'C + const; the constant (the target's variance) is not
+    # in the moments, so this is the error minus the target's centered energy
+    quad = np.einsum("gof,gfh,goh->", weights, m.gram, weights)
+    lin = np.einsum("gof,gfo->", weights, m.cross)
+    mean = refit_bias(m, weights) - bias
+    return float((quad - 2 * lin) / max(m.rows, 1) + np.sum(mean ** 2))
+
+
+def prune(m: Moments, weights: np.ndarray, sparsity: float, by: str = "magnitude",
+          steps: int = PRUNE_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """Weights with `sparsity` of them zero (ties by position) and every output's
+    survivors and bias refit, in `steps` steps; the layer's weights are (G, O, F)."""
+    total = weights.size
+    mask = weights != 0
+    w = weights.astype(np.float64)
+    bias = refit_bias(m, w)
+    target = int(round(sparsity * total))
+    for step in range(1, steps + 1):
+        zeros = int(round(target * step / steps))
+        if zeros <= total - int(mask.sum()):
+            continue
+        score = np.where(mask, saliency(m, w, by), -np.inf).ravel()
+        order = np.argsort(score, kind="stable")
+        keep = np.ones(total, dtype=bool)
+        keep[order[:zeros]] = False
+        mask = keep.reshape(mask.shape) & mask
+        w, bias = refit(m, mask)
+    return w, bias
+
+
+@dataclass(frozen=True)
+class Factors:
+    """A layer as two: `first` (F -> r, no bias), then `second` (r -> O) and `bias`
+    (groups of one)."""
+
+    first: np.ndarray      # (r, F)
+    second: np.ndarray     # (O, r)
+    bias: np.ndarray       # (O,)
+    energy: float          # fraction of the fitted responses' energy kept
+
+
+def response_spectrum(m: Moments) -> tuple[np.ndarray, np.ndarray]:
+    """The least-squares weights (F, O) of a one-group layer and the singular values and
+    right singular vectors of their fitted responses: (B, s, V)."""
+    a = m.gram[0]
+    ridge = RIDGE * (np.trace(a) / a.shape[0] + 1e-30)
+    b = np.linalg.solve(a + ridge * np.eye(a.shape[0]), m.cross[0])
+    fitted = b.T @ a @ b                                  # (O, O): the responses' Gram
+    s2, v = np.linalg.eigh((fitted + fitted.T) / 2)
+    order = np.argsort(s2)[::-1]
+    return b, np.sqrt(np.maximum(s2[order], 0.0)), v[:, order]
+
+
+def rank_for_energy(s: np.ndarray, energy: float) -> int:
+    """The smallest rank keeping `energy` of the squared singular values."""
+    e = np.cumsum(s ** 2)
+    if e[-1] <= 0:
+        return 1
+    return int(np.searchsorted(e / e[-1], energy - 1e-12) + 1)
+
+
+def low_rank(m: Moments, rank: int) -> Factors:
+    """The rank-`rank` layer closest to the target on the data, factored."""
+    b, s, v = response_spectrum(m)
+    vr = v[:, :rank]                                      # (O, r)
+    first = (b @ vr).T                                    # (r, F)
+    projected = b @ vr @ vr.T                             # (F, O)
+    bias = m.t_mean[0] - m.p_mean[0] @ projected
+    energy = float(np.sum(s[:rank] ** 2) / max(np.sum(s ** 2), 1e-300))
+    return Factors(first, vr, bias, energy)
+
+
+# -- rounding onto a set of values, with the error fed forward ---------------------------------
+
+DAMP = 0.01             # the Hessian's damping, a fraction of its mean diagonal (GPTQ's)
+
+
+def feedback_round(m: Moments, weights: np.ndarray,
+                   nearest: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Weights (G, O, F) rounded feature by feature with `nearest(column (G, O), f)`, each
+    rounding's error on the layer's output compensated by the features not yet rounded
+    (Optimal Brain Quantization's update, in GPTQ's order and Cholesky form: Frantar et al.
+    2022). Zero weights stay zero where `nearest` keeps them."""
+    w = weights.astype(np.float64).copy()
+    live = w != 0
+    groups, _, features = w.shape
+    upper = []
+    for g in range(groups):
+        h = m.gram[g] / max(m.rows, 1)
+        h = h + DAMP * (np.mean(np.diag(h)) + 1e-30) * np.eye(features)
+        upper.append(np.linalg.cholesky(np.linalg.inv(h)).T)
+    for f in range(features):
+        q = nearest(w[:, :, f], f)
+        for g in range(groups):
+            u = upper[g]
+            err = (w[g, :, f] - q[g]) / u[f, f]
+            w[g, :, f + 1:] -= np.outer(err, u[f, f + 1:]) * live[g, :, f + 1:]
+        w[:, :, f] = q
+    return w
+
+
+# -- weight sets whose products are shifts ---------------------------------------------------
+
+def _power_of_two(a: np.ndarray) -> np.ndarray:
+    """Each positive `a` as the nearer of the powers of two around it (0 stays 0)."""
+    out = np.zeros_like(a, dtype=np.float64)
+    pos = a > 0
+    low = 2.0 ** np.floor(np.log2(a[pos]))
+    out[pos] = np.where(a[pos] - low <= 2 * low - a[pos], low, 2 * low)
+    return out
+
+
+def _scaled_patterns(m: Moments, patterns: np.ndarray) -> np.ndarray:
+    """Each output's pattern (G, O, F) of -1/0/+1 times its least-squares scale on the data,
+    the scale a power of two chosen between the two around the optimum by the error."""
+    quad = np.einsum("gof,gfh,goh->go", patterns, m.gram, patterns)
+    lin = np.einsum("gof,gfo->go", patterns, m.cross)
+    best = np.where(quad > 0, lin / np.where(quad > 0, quad, 1.0), 0.0)
+    best = np.where(best > 0, best, 0.0)                    # a negative scale: no fit at all
+    low = np.where(best > 0, 2.0 ** np.floor(np.log2(np.where(best > 0, best, 1.0))), 0.0)
+    err_low = low ** 2 * quad - 2 * low * lin
+    err_high = (2 * low) ** 2 * quad - 2 * (2 * low) * lin
+    scale = np.where(err_high < err_low, 2 * low, low)
+    return patterns * scale[..., None]
+
+
+def ternary(m: Moments, weights: np.ndarray) -> np.ndarray:
+    """{-a, 0, a} per output: the pattern starts at TWN's (zero below 0.7 of the mean |w|),
+    a is the data's power-of-two scale for it, then every weight is rounded to the nearest
+    of -a, 0, a with the error fed forward, and a refit for the final pattern."""
+    mag = np.abs(weights)
+    live = np.maximum(np.count_nonzero(mag, axis=-1), 1)[..., None]
+    threshold = TWN_THRESHOLD * mag.sum(axis=-1, keepdims=True) / live   # pruned ones aside
+    start = _scaled_patterns(m, np.sign(weights) * (mag > threshold))
+    scale = np.max(np.abs(start), axis=-1)                              # (G, O)
+    pruned = weights == 0
+
+    def nearest(col: np.ndarray, f: int) -> np.ndarray:
+        q = np.sign(col) * scale * (np.abs(col) > scale / 2)
+        return np.where(pruned[:, :, f], 0.0, q)
+
+    rounded = feedback_round(m, weights, nearest)
+    return _scaled_patterns(m, np.sign(rounded))
+
+
+def binary(m: Moments, weights: np.ndarray, keep_zeros: bool = False) -> np.ndarray:
+    """{-a, a} per output, a the data's power-of-two scale, signs rounded with the error
+    fed forward; zero weights become +-a, or with `keep_zeros` (pruned ones) stay zero."""
+    pruned = (weights == 0) if keep_zeros else np.zeros(weights.shape, dtype=bool)
+    pattern = np.where(weights < 0, -1.0, 1.0) * ~pruned
+    scale = np.max(np.abs(_scaled_patterns(m, pattern)), axis=-1)
+
+    def nearest(col: np.ndarray, f: int) -> np.ndarray:
+        q = np.where(col < 0, -scale, scale)
+        return np.where(pruned[:, :, f], 0.0, q)
+
+    rounded = feedback_round(m, weights, nearest)
+    return _scaled_patterns(m, np.sign(rounded))
+
+
+def pow2_grid(weights: np.ndarray, exponents: int = POW2_EXPONENTS) -> Callable:
+    """The nearest of 0 and +-2^e, e within `exponents` of the layer's largest power."""
+    top = _power_of_two(np.array([np.max(np.abs(weights))]))[0]
+    smallest = top * 2.0 ** -(exponents - 1)
+
+    def nearest(v: np.ndarray) -> np.ndarray:
+        mag = _power_of_two(np.minimum(np.abs(v), top))
+        small = np.abs(v) < smallest
+        mag = np.where(small, np.where(np.abs(v) <= smallest / 2, 0.0, smallest), mag)
+        return np.sign(v) * mag
+
+    return nearest
+
+
+def pow2(m: Moments, weights: np.ndarray, exponents: int = POW2_EXPONENTS) -> np.ndarray:
+    """Every weight 0 or +-2^e (e within `exponents` of the layer's largest), rounded
+    with the error fed forward: each product a shift."""
+    if not np.any(weights):
+        return np.zeros_like(weights, dtype=np.float64)
+    nearest = pow2_grid(weights, exponents)
+    pruned = weights == 0
+    return feedback_round(m, weights, lambda col, f: np.where(pruned[:, :, f], 0.0, nearest(col)))
+
+
+def share(m: Moments, weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Weights rounded to the nearest of `values` (a codebook holding 0 when some are
+    pruned), with the error fed forward; zeros stay zero."""
+    values = np.sort(np.asarray(values, dtype=np.float64))
+    pruned = weights == 0
+    live = values[values != 0] if np.any(values != 0) else values
+
+    def nearest(col: np.ndarray, f: int) -> np.ndarray:
+        idx = np.clip(np.searchsorted(live, col), 1, max(live.size - 1, 1))
+        lo, hi = live[idx - 1], live[np.minimum(idx, live.size - 1)]
+        q = np.where(np.abs(col - lo) <= np.abs(hi - col), lo, hi) if live.size > 1 else \
+            np.full_like(col, live[0])
+        return np.where(pruned[:, :, f], 0.0, q)
+
+    return feedback_round(m, weights, nearest)
