@@ -119,8 +119,6 @@ def _add_compress_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prune-by", choices=("magnitude", "obd"),
                    help="which weights: smallest |w| (default) or Optimal Brain Damage's "
                         "w^2 E[x^2]")
-    g.add_argument("--prune-structure", choices=("weight", "channel"),
-                   help="single weights (default) or whole output channels")
     g.add_argument("--prune-allocation", choices=("sensitivity", "uniform"),
                    default="sensitivity", help="per-layer sparsities: from sensitivity "
                    "curves (default) or the same for every layer")
@@ -145,7 +143,7 @@ def _compress_config(args: argparse.Namespace):
 
     config = from_toml(args.config) if args.config else CompressConfig()
     return config.with_default(prune=args.prune, prune_by=args.prune_by,
-                               prune_structure=args.prune_structure, rank=args.rank,
+                               rank=args.rank,
                                svd_energy=args.svd_energy, share=args.share,
                                weights=args.weights)
 

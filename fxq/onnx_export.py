@@ -72,6 +72,19 @@ class Exporter:
         return self.graph.activation_inputs(node)
 
 
+def as_float32(graph: Graph) -> Graph:
+    """`graph` with every parameter and float attribute rounded to float32: the function
+    its ONNX export computes (float32 parameters keep their encodings)."""
+    def rounded(v):
+        return float(np.float32(v)) if isinstance(v, float) and np.isfinite(v) else v
+
+    params = {k: np.asarray(v, dtype=np.float32).astype(np.float64)
+              for k, v in graph.params.items()}
+    changed = {k: v for k, v in params.items() if not np.array_equal(v, graph.params[k])}
+    nodes = [n.with_(attrs={k: rounded(v) for k, v in n.attrs.items()}) for n in graph.nodes]
+    return graph.rebuild(nodes, params=changed)
+
+
 def _value_info(graph: Graph, name: str) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
                                          ["N", *graph.shape(name)])

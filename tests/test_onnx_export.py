@@ -10,7 +10,7 @@ import pytest
 
 import fxq
 from fxq.errors import FxqError
-from fxq.onnx_export import save_onnx, to_onnx
+from fxq.onnx_export import as_float32, save_onnx, to_onnx
 from helpers import make_model, run_ort, save
 from random_graphs import BUILDERS
 
@@ -20,13 +20,7 @@ def _by_role(graph):
 
 
 def _f32(graph):
-    """The graph with float32 parameters and float attributes (what ONNX holds)."""
-    def attrs(node):
-        return {k: float(np.float32(v)) if isinstance(v, float) else v
-                for k, v in node.attrs.items()}
-    return graph.rebuild([n.with_(attrs=attrs(n)) for n in graph.nodes],
-                         params={k: np.float32(v).astype(np.float64)
-                                 for k, v in graph.params.items()})
+    return as_float32(graph)
 
 
 def _round_trip(graph, tmp_path):

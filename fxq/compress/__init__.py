@@ -7,18 +7,16 @@ The methods run as walks over the graph on the calibration data (fxq.compress.wa
 layer compressed against the float model's output given what the layers before it, already
 compressed, compute, and refit by least squares (fxq.compress.linear):
 
-1. low rank (`rank` R or `svd_energy` E): Dense and Conv layers as two;
-2. channel pruning (`prune` with `prune_structure="channel"`): whole output channels of a
-   layer removed with the inputs of the layer that reads them, which is refit;
-3. weight pruning (`prune` S): with one setting for the layers, each layer's sparsity is
+1. low rank (`rank` R or `svd_energy` E): Dense and (ungrouped) Conv layers as two;
+2. weight pruning (`prune` S): with one setting for the layers, each layer's sparsity is
    chosen from its sensitivity curve (the network's output error with that layer pruned
    to each of GRID) so the layers together reach S at the least summed error
    (`allocation="uniform"` prunes every layer to S);
-4. weight sharing (`share` K, k-means) or a weight set (`weights` ternary|binary|pow2),
+3. weight sharing (`share` K, k-means) or a weight set (`weights` ternary|binary|pow2),
    after pruning on the same layer, the bias refit.
 
-Every parameter written is a float32 value, so `fxq.onnx_export.save_onnx` writes this
-function exactly. `Compressed.storage` gives parameters, nonzeros, MACs and Deep
+The result's parameters and float attributes are all float32 values (the ones no method
+changed are rounded too), so `fxq.onnx_export.save_onnx` writes this function exactly. `Compressed.storage` gives parameters, nonzeros, MACs and Deep
 Compression's storage per layer (fxq.compress.storage).
 """
 from __future__ import annotations
@@ -35,6 +33,7 @@ from fxq.compress.storage import Storage, storage
 from fxq.compress.walk import Visit, apply, lockstep
 from fxq.data import bind_inputs
 from fxq.ir import Graph
+from fxq.onnx_export import as_float32
 from fxq.passes import Change
 
 GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)   # the sensitivity curves' sparsities
@@ -188,11 +187,6 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
         say("compress: low-rank factorization")
         graph, made = lockstep(graph, original, calib, low_rank_visit(config))
         record("low_rank", made)
-    if any(config.for_layer(n).channel_pruning for n in layers):
-        from fxq.compress.channels import channel_visit
-        say("compress: channel pruning")
-        graph, made = lockstep(graph, original, calib, channel_visit(config))
-        record("prune_channels", made)
     layers = [n.name for n in graph.nodes if is_layer(n)]
     sparsity: dict[str, float] = {}
     curves: dict[str, dict[float, float]] = {}
@@ -213,6 +207,7 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
         say("compress: pruning, sharing, weight sets")
         graph, made = lockstep(graph, original, calib, weight_visit(config, sparsity))
         record("weights", made)
+    graph = as_float32(graph)          # what the model file holds, so the two are one function
     quality = {}
     if labels is not None:
         from fxq.task import infer_task

@@ -8,7 +8,7 @@
     weights = "ternary"
 
 Methods by layer (Dense and Conv): `prune` (a fraction in [0, 1)) with `prune_by`
-magnitude|obd and `prune_structure` weight|channel; `rank` (an integer >= 1) or
+magnitude|obd and `prune_structure` (weight: the only one so far); `rank` (an integer >= 1) or
 `svd_energy` (a fraction in (0, 1]) for a low-rank factorization; `share` (K >= 2 shared
 values) or `weights` ternary|binary|pow2. Every bad value is a CompressError naming the
 setting (and the layer).
@@ -22,7 +22,7 @@ from fxq.errors import FxqError
 from fxq.ir import Graph, Op
 
 PRUNE_BY = ("magnitude", "obd")
-PRUNE_STRUCTURES = ("weight", "channel")
+PRUNE_STRUCTURES = ("weight",)          # structured (channel) pruning: not yet
 WEIGHT_SETS = ("ternary", "binary", "pow2")
 LAYER_OPS = (Op.DENSE, Op.CONV)
 
@@ -89,9 +89,6 @@ class Methods:
                               self.weights is not None):
             raise CompressError(f"{at}a low-rank layer is not also pruned, shared or given a "
                                 "weight set")
-        if self.prune_structure == "channel" and self.prune is not None and \
-                (self.share is not None or self.weights is not None):
-            raise CompressError(f"{at}channel pruning is not combined with share or weights")
         return self
 
     @property
@@ -103,13 +100,9 @@ class Methods:
         return self.prune is not None and self.prune > 0 and self.prune_structure == "weight"
 
     @property
-    def channel_pruning(self) -> bool:
-        return self.prune is not None and self.prune > 0 and self.prune_structure == "channel"
-
-    @property
     def any(self) -> bool:
-        return self.low_rank or self.weight_pruning or self.channel_pruning or \
-            self.share is not None or self.weights is not None
+        return self.low_rank or self.weight_pruning or self.share is not None or \
+            self.weights is not None
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -1,0 +1,210 @@
+"""fxq.compress: each method does what it says on the weights, keeps (or explains) the
+function, writes a model file that is the same function, and its fixed-point design matches
+the C simulation bit for bit."""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import fxq
+from fxq.compress import CompressError, compress
+from fxq.compress.storage import _gaps, huffman_lengths, storage
+from fxq.compress.walk import run_nodes  # noqa: F401  (the walk's node runner is public)
+from fxq.hls import verify
+from fxq.ir import Op
+from fxq.onnx_export import save_onnx
+from fxq.transforms.prune import MagnitudePrune
+from fxq.passes import run_pipeline
+from helpers import assert_exact, fxq_cli
+from random_graphs import BUILDERS
+
+
+def _model(zoo_dir, name):
+    graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    calib = np.load(os.path.join(zoo_dir, name, "calib.npz"))
+    return graph, calib["x"], calib["y"]
+
+
+def _weights(graph):
+    return {n.name: graph.params[dict(graph.param_inputs(n))["weight"]]
+            for n in graph.nodes if n.op in (Op.DENSE, Op.CONV)}
+
+
+def _error(graph, ref, x):
+    return float(np.mean((graph.run(x) - ref.run(x)) ** 2))
+
+
+@pytest.fixture(scope="module")
+def mlp(zoo_dir):
+    return _model(zoo_dir, "mlp")
+
+
+@pytest.mark.parametrize("allocation", ["sensitivity", "uniform"])
+def test_pruning_reaches_the_sparsity_asked_for(mlp, allocation):
+    graph, x, _ = mlp
+    out = compress(graph, x, prune=0.7, allocation=allocation)
+    w = _weights(out.graph)
+    total = sum(v.size for v in w.values())
+    zeros = sum(int(np.sum(v == 0)) for v in w.values())
+    assert abs(zeros / total - 0.7) <= 0.002
+    if allocation == "uniform":
+        assert all(abs(np.mean(v == 0) - 0.7) <= 0.002 for v in w.values())
+    else:
+        assert len({round(float(np.mean(v == 0)), 2) for v in w.values()}) > 1
+        assert set(out.curves) == set(w)
+
+
+def test_the_refit_beats_plain_magnitude_pruning(mlp):
+    graph, x, _ = mlp
+    plain, _ = run_pipeline(graph, [MagnitudePrune(0.7)])
+    refit = compress(graph, x, prune=0.7, allocation="uniform").graph
+    assert _error(refit, graph, x) < 0.5 * _error(plain, graph, x)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn_bn", "dwsep"])
+def test_weight_sets_hold_only_their_values(zoo_dir, name):
+    graph, x, _ = _model(zoo_dir, name)
+    for kind in ("ternary", "binary", "pow2"):
+        out = compress(graph, x, weights=kind).graph
+        for layer, w in _weights(out).items():
+            rows = (w.T if w.ndim == 2 else w.reshape(w.shape[0], -1))
+            mag = np.abs(w[w != 0])
+            assert np.all(np.log2(mag) == np.round(np.log2(mag))), (kind, layer)
+            for row in rows:
+                values = set(np.abs(row[row != 0]).tolist())
+                if kind in ("ternary", "binary"):
+                    assert len(values) <= 1, (kind, layer)
+                if kind == "binary":
+                    assert np.all(row != 0) or not values, (kind, layer)
+
+
+def test_sharing_keeps_at_most_k_values_and_the_zeros(mlp):
+    graph, x, _ = mlp
+    out = compress(graph, x, prune=0.6, share=8, allocation="uniform").graph
+    for layer, w in _weights(out).items():
+        name = dict(out.param_inputs(out.node(layer)))["weight"]
+        book = out.encodings[name]
+        assert book.values.size <= 9 and np.array_equal(book.dense(), w)
+        assert abs(np.mean(w == 0) - 0.6) <= 0.01
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv1d", "resnet"])   # cnn_bn's layers: too small
+def test_low_rank_factors_are_smaller_and_close(zoo_dir, name):
+    graph, x, _ = _model(zoo_dir, name)
+    out = compress(graph, x, svd_energy=0.99)
+    assert out.after.total("params") < out.before.total("params")
+    assert len(out.graph.nodes) > len(graph.nodes)
+    ref = graph.run(x)
+    assert np.mean((out.graph.run(x) - ref) ** 2) < 0.05 * np.var(ref)
+
+
+def test_a_rank_at_or_above_a_named_layers_is_refused(mlp):
+    graph, x, _ = mlp
+    with pytest.raises(CompressError, match="rank 64 is not below the layer's"):
+        compress(graph, x, fxq.CompressConfig.of({"/0/Gemm": {"rank": 64}}))
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(prune=1.0), r"prune = 1.0: expected a fraction in \[0, 1\)"),
+    (dict(rank=0), "rank = 0: expected an integer of at least 1"),
+    (dict(share=1), "share = 1: expected an integer of at least 2"),
+    (dict(weights="quaternary"), "weights = 'quaternary': expected one of"),
+    (dict(share=4, weights="ternary"), "either shared values or a weight set"),
+    (dict(rank=4, prune=0.5), "a low-rank layer is not also pruned"),
+])
+def test_bad_settings_are_named(mlp, settings, message):
+    graph, x, _ = mlp
+    with pytest.raises(CompressError, match=message):
+        compress(graph, x, **settings)
+
+
+def test_a_layer_setting_for_a_missing_or_wrong_node_is_named(zoo_dir):
+    graph, x, _ = _model(zoo_dir, "cnn_bn")
+    with pytest.raises(CompressError, match="layer 'nope' in the compression settings"):
+        compress(graph, x, fxq.CompressConfig.of({"nope": {"prune": 0.5}}))
+    pool = next(n.name for n in graph.nodes if n.op not in (Op.DENSE, Op.CONV))
+    with pytest.raises(CompressError, match="only Dense and Conv layers are compressed"):
+        compress(graph, x, fxq.CompressConfig.of({pool: {"prune": 0.5}}))
+
+
+def test_the_written_model_is_the_compressed_function(zoo_dir, tmp_path):
+    cases = [(_model(zoo_dir, "cnn_bn")[:2], dict(prune=0.5, share=16)),
+             (_model(zoo_dir, "resnet")[:2], dict(rank=4)),
+             (_model(zoo_dir, "dwsep")[:2], dict(weights="pow2"))]
+    for kind in ("mlp", "cnn", "conv1d"):
+        q, x = BUILDERS[kind](np.random.default_rng(3), "io_parallel")
+        cases.append(((q.graph, np.repeat(x, 8, axis=0)), dict(prune=0.5, weights="ternary")))
+    for (graph, x), settings in cases:
+        out = compress(graph, x, **settings).graph
+        path = tmp_path / "c.onnx"
+        save_onnx(out, path, overwrite=True)
+        np.testing.assert_array_equal(fxq.load(path).run(x), out.run(x), err_msg=str(settings))
+
+
+def test_compressed_designs_match_the_c_simulation(zoo_dir, hls_dir):
+    for name, settings in (("mlp", dict(prune=0.7, share=16)),
+                           ("cnn_bn", dict(weights="ternary")),
+                           ("resnet", dict(svd_energy=0.99))):
+        graph, x, _ = _model(zoo_dir, name)
+        out = compress(graph, x, **settings).graph
+        q = fxq.quantize(out, calib=x, bits=8)
+        assert_exact(verify(q, hls_dir / name, x[:64], overwrite=True))
+
+
+def test_ternary_and_pow2_layers_need_no_multiplier(mlp):
+    graph, x, _ = mlp
+    for kind in ("ternary", "pow2"):
+        result = fxq.compile(graph, x, compress=fxq.CompressConfig.of(weights=kind))
+        layers = {l["name"]: l for l in result.estimate.to_json()["layers"]}
+        dense = [n.name for n in result.q.graph.nodes if n.op is Op.DENSE]
+        assert dense and all(layers[n]["dsp"] == 0 for n in dense), kind
+
+
+def test_huffman_lengths_are_optimal_and_gaps_use_fillers():
+    lengths = huffman_lengths(Counter({"a": 5, "b": 2, "c": 1, "d": 1}))
+    assert lengths == {"a": 1, "b": 2, "c": 3, "d": 3}
+    flat = np.zeros(40)
+    flat[[0, 3, 39]] = 1.0
+    gaps, where = _gaps(flat, 3)                       # jumps 1, 3, 36: 36 = 4 fillers + 4
+    assert gaps.tolist() == [0, 2, 7, 7, 7, 7, 3] and where.tolist() == [0, 3, -1, -1, -1, -1, 39]
+
+
+def test_storage_of_a_deep_compressed_mlp(mlp):
+    graph, x, _ = mlp
+    out = compress(graph, x, prune=0.8, share=16)
+    s = out.after
+    assert s.total("dense_bits") == out.before.total("dense_bits")
+    assert s.total("huffman_bits") <= s.total("shared_bits") < s.total("pruned_bits") \
+        < s.total("dense_bits")
+    assert s.total("nonzeros") == sum(int(np.count_nonzero(w)) for w in _weights(out.graph).values())
+    assert storage(graph).ratio == pytest.approx(1.0, abs=0.01)
+
+
+def test_the_cli_writes_the_model_and_its_summary(zoo_dir, tmp_path):
+    model = os.path.join(zoo_dir, "mlp", "model.onnx")
+    calib = os.path.join(zoo_dir, "mlp", "calib.npz")
+    out = tmp_path / "small.onnx"
+    run = fxq_cli("compress", model, "--calib", calib, "-o", str(out), "--prune", "0.5",
+                  "--share", "16")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads((tmp_path / "small.json").read_text())
+    assert doc["after"]["ratio"]["huffman"] > 4 and doc["quality"]["task"] == "classify"
+    again = fxq_cli("compress", model, "--calib", calib, "-o", str(out), "--prune", "0.5")
+    assert again.returncode == 2 and "exists" in again.stderr
+    bad = fxq_cli("compress", model, "--calib", calib, "-o", str(tmp_path / "b.onnx"),
+                  "--prune", "1.5")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "prune = 1.5" in bad.stderr
+    assert not (tmp_path / "b.onnx").exists() and not (tmp_path / "b.json").exists()
+    toml = tmp_path / "c.toml"
+    toml.write_text('[compress]\nprune = 0.5\n[layer."/0/Gemm"]\nprune = 0.9\nweight_bits = 6\n')
+    run = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "o"),
+                  "--config", str(toml))
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["compression"]["sparsity"]["/0/Gemm"] == 0.9
+    assert report["compression"]["fixed"]["total"]["huffman_bits"] > 0
+    assert "Compression (post-training" in (tmp_path / "o" / "report.md").read_text()
