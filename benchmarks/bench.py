@@ -11,7 +11,8 @@
    of the search's development (examples/heldout.py: other architectures, seeds and data,
    four of them random) and on the three MLPerf Tiny classifiers;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
-4. fxq's cycle/resource estimate against published synthesis results;
+4. fxq's cycle/resource estimate against published synthesis results; every compression
+   method on the example models (benchmarks/compression.py);
 5. the MLPerf Tiny reference networks (examples/tiny.py, the dynamo export): the same
    throughputs as 1. at 8 bits (each in its io type), then end to end, each in a process
    of its own: compile, simulate and verify time, peak memory, the task metric
@@ -423,6 +424,8 @@ def main(argv=None) -> int:
     print_equalization({"zoo": args.zoo, "heldout": args.heldout, "tiny": args.tiny})
     print_budget([(name, args.zoo if name in ZOO else args.heldout) for name in BUDGET_MODELS])
     print_estimator_comparison()
+    from compression import print_compression
+    print_compression(os.path.join(ROOT, "examples"))
     if args.skip_csim:
         return 0
     rows = []

@@ -13,7 +13,6 @@ import pytest
 import fxq
 from fxq.compress import CompressError, compress
 from fxq.compress.storage import _gaps, huffman_lengths, storage
-from fxq.compress.walk import run_nodes  # noqa: F401  (the walk's node runner is public)
 from fxq.hls import verify
 from fxq.ir import Op
 from fxq.onnx_export import save_onnx

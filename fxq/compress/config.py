@@ -162,15 +162,9 @@ class CompressConfig:
 def from_toml(path: str) -> CompressConfig:
     """The [compress] table and the compression keys of [layer."name"] tables of a TOML
     file (fxq.analysis.load_config reads the widths of the same file)."""
-    import tomllib
+    from fxq.config_file import read_toml
 
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise CompressError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CompressError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, CompressError)
     default = data.get("compress", {})
     if not isinstance(default, dict):
         raise CompressError(f"{path}: compress: expected a [compress] table")

@@ -103,17 +103,6 @@ def saliency(m: Moments, weights: np.ndarray, by: str) -> np.ndarray:
     raise ValueError(f"unknown saliency {by!r}")
 
 
-def output_error(m: Moments, weights: np.ndarray, bias: np.ndarray) -> float:
-    """Mean squared error of the layer's output against the target, over rows and outputs,
-    from the moments (exact up to rounding): the bias only moves the mean."""
-    # E|Pc w - Tc|^2 = w'Gw - 2 w'C + const; the constant (the target's variance) is not
-    # in the moments, so this is the error minus the target's centered energy
-    quad = np.einsum("gof,gfh,goh->", weights, m.gram, weights)
-    lin = np.einsum("gof,gfo->", weights, m.cross)
-    mean = refit_bias(m, weights) - bias
-    return float((quad - 2 * lin) / max(m.rows, 1) + np.sum(mean ** 2))
-
-
 def prune(m: Moments, weights: np.ndarray, sparsity: float, by: str = "magnitude",
           steps: int = PRUNE_STEPS) -> tuple[np.ndarray, np.ndarray]:
     """Weights with `sparsity` of them zero (ties by position) and every output's

@@ -133,14 +133,6 @@ def _codebook_of(weight: np.ndarray, values: np.ndarray) -> Codebook:
     return Codebook(used, index.reshape(weight.shape))
 
 
-def _to_rows(problem: Problem, dense_layer: np.ndarray) -> np.ndarray:
-    """Layer-layout weights in the problem's (G, O, F) layout."""
-    g, o, f = problem.weights.shape
-    if problem.patches.shape[1] == 1 and dense_layer.ndim == 2:       # Dense: (in, out)
-        return dense_layer.T[None]
-    return dense_layer.reshape(g, o, f)
-
-
 def low_rank_visit(config: CompressConfig) -> Callable:
     """Dense and (ungrouped) Conv layers factored into two by reduced-rank regression."""
 

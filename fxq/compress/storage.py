@@ -149,6 +149,8 @@ class Storage:
 
     @property
     def ratio(self) -> float:
+        """Its own float32 dense storage over its Huffman-coded storage (against another
+        model's, as fxq.compress reports it: before.total("dense_bits") / ...)."""
         return self.total("dense_bits") / max(self.total("huffman_bits"), 1)
 
     def to_json(self) -> dict:

@@ -16,10 +16,10 @@ Adding a transform is one module that defines it and calls `register`.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+from fxq.config_file import read_toml
 from fxq.errors import FxqError
 from fxq.passes.base import Transform
 
@@ -102,13 +102,7 @@ def from_cli(text: str) -> Transform:
 
 def from_toml(path: str) -> list[Transform]:
     """The ``[[transform]]`` tables of a TOML file, in order."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise TransformError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TransformError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, TransformError)
     tables = data.get("transform", [])
     if not isinstance(tables, list):
         raise TransformError(f"{path}: transform: expected [[transform]] tables")

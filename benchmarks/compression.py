@@ -1,0 +1,84 @@
+"""`make bench`, compression: every method of fxq.compress on the example models, one table
+per method, figures on the held-out test set.
+
+Columns: parameters and nonzero weights of the Dense/Conv layers, MACs with a nonzero weight
+(against the dense MACs), Deep Compression storage (Huffman-coded, float32 values) against
+float32 dense, the estimate's DSPs at uniform 16 bits, reuse 1 (uncompressed -> compressed),
+top-1: float -> compressed float -> compressed at 8-bit dynamic fixed point, and the
+compression's time. Usage: python benchmarks/compression.py [--models a,b]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import fxq  # noqa: E402
+from fxq.analysis import quantize  # noqa: E402
+
+MODELS = (("zoo", "mlp"), ("zoo", "cnn_bn"), ("zoo", "resnet"), ("zoo", "dwsep"),
+          ("zoo", "conv1d"), ("heldout", "jet"), ("heldout", "mlp_s1"),
+          ("heldout", "resnet_bn"), ("heldout", "mbv2"))
+METHODS = (("prune 0.5", dict(prune=0.5)), ("prune 0.7", dict(prune=0.7)),
+           ("prune 0.7 (uniform)", dict(prune=0.7, allocation="uniform")),
+           ("Deep Compression: prune 0.8, share 16", dict(prune=0.8, share=16)),
+           ("share 16", dict(share=16)), ("ternary", dict(weights="ternary")),
+           ("binary", dict(weights="binary")), ("pow2", dict(weights="pow2")),
+           ("low rank, svd_energy 0.99", dict(svd_energy=0.99)))
+
+
+def _dsp(graph, x) -> int:
+    q = quantize(graph, x, bits=16)
+    return int(fxq.compile(q.graph, x, config=fxq.BitConfig.of(16), equalize="off",
+                           bias_correction=False).estimate.to_json()["total"]["dsp"])
+
+
+def print_compression(examples: str, models=MODELS) -> None:
+    loaded = []
+    for folder, name in models:
+        d = os.path.join(examples, folder, name)
+        graph = fxq.load(os.path.join(d, "model.onnx"))
+        calib, test = np.load(os.path.join(d, "calib.npz")), np.load(os.path.join(d, "test.npz"))
+        loaded.append((name, graph, calib, test, _dsp(graph, calib["x"])))
+
+    for title, settings in METHODS:
+        print(f"\ncompression: {title} (post-training, calibration data only)\n")
+        print("| model | params | nonzero | MACs nonzero/dense | storage x | DSP16 before -> "
+              "after | top-1 float | compressed | compressed 8-bit | s |")
+        print("|" + "|".join("---" for _ in range(10)) + "|")
+        for name, graph, calib, test, dsp0 in loaded:
+            def top1(y):
+                return 100.0 * float(np.mean(np.asarray(y).argmax(axis=1) == test["y"]))
+            methods = {k: v for k, v in settings.items() if k != "allocation"}
+            start = time.perf_counter()
+            out = fxq.compress(graph, calib["x"], allocation=settings.get(
+                "allocation", "sensitivity"), **methods)
+            seconds = time.perf_counter() - start
+            s = out.after
+            q8 = quantize(out.graph, calib["x"], bits=8)
+            print(f"| {name} | {s.total('params')} | {s.total('nonzeros')} | "
+                  f"{s.total('nonzero_macs') / max(out.before.total('macs'), 1):.2f} | "
+                  f"{out.before.total('dense_bits') / s.total('huffman_bits'):.1f} | {dsp0} -> {_dsp(out.graph, calib['x'])} | "
+                  f"{top1(graph.run(test['x'])):.2f} | {top1(out.graph.run(test['x'])):.2f} | "
+                  f"{top1(q8.simulate(test['x'])):.2f} | {seconds:.1f} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", default=os.path.join(ROOT, "examples"))
+    parser.add_argument("--models", help="names among " + ",".join(n for _, n in MODELS))
+    args = parser.parse_args(argv)
+    models = MODELS if not args.models else \
+        tuple(m for m in MODELS if m[1] in args.models.split(","))
+    print_compression(args.examples, models)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
