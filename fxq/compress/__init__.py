@@ -78,10 +78,11 @@ def _subsample(graph: Graph, calib: Any, n: int) -> dict:
     return {k: v[:n] for k, v in bound.items()}
 
 
-def sensitivity_curves(graph: Graph, calib: Any, layers: list[str], steps: int) -> \
+def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: int) -> \
         dict[str, dict[float, float]]:
-    """Per layer, the network's output error (relative to the output's variance) with that
-    layer alone pruned to each sparsity of GRID and refit, on the float inputs."""
+    """Per layer (name -> its saliency, magnitude or obd), the network's output error
+    (relative to the output's variance) with that layer alone pruned to each sparsity of
+    GRID and refit, on the float inputs."""
     moments: dict[str, linear.Moments] = {}
     wanted = set(layers)
 
@@ -100,7 +101,7 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: list[str], steps: int) 
         w0 = _rows_of(graph, node)
         curve = {}
         for s in GRID:
-            w, b = linear.prune(m, w0, s, "magnitude", steps)
+            w, b = linear.prune(m, w0, s, layers[name], steps)
             trial = apply(graph, {name: _replacement(graph, node, w, b)})
             curve[s] = _output_error(trial.run(sample), reference)
         curves[name] = curve
@@ -196,7 +197,8 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
     sparsity.update({n: config.for_layer(n).prune for n in fixed})
     if free and allocation == "sensitivity" and len(free) > 1:
         say(f"compress: sensitivity of {len(free)} layers to pruning")
-        curves = sensitivity_curves(graph, calib, free, linear.PRUNE_STEPS)
+        curves = sensitivity_curves(graph, calib, {n: config.for_layer(n).prune_by
+                                                   for n in free}, linear.PRUNE_STEPS)
         sizes = {n: graph.params[dict(graph.param_inputs(graph.node(n)))["weight"]].size
                  for n in free}
         sparsity.update(allocate(curves, sizes, config.default.prune))
