@@ -185,6 +185,8 @@ CASES = [
          {"s": np.array([0, 0, -1], np.int64)}),
     Case("transpose_nhwc", [N("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])],
          {"x": ("N", 2, 3, 4)}),
+    Case("gather_spatial", [N("Gather", ["x", "i"], ["y"], axis=2)], {"x": ("N", 2, 4, 3)},
+         {"i": np.array([3, 0, 0, -1], dtype=np.int64)}),
     Case("pad_constant", [N("Pad", ["x", "p", "v"], ["y"])], {"x": ("N", 2, 3, 3)},
          {"p": np.array([0, 0, 1, 2, 0, 1, 0, 1], np.int64), "v": np.array(0.5, np.float32)}),
     Case("pad_axes_opset18", [N("Pad", ["x", "p", "", "a"], ["y"])], {"x": ("N", 2, 3, 3)},
