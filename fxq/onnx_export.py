@@ -53,16 +53,10 @@ class Exporter:
         self.initializers[name] = numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
         return name
 
-    def param(self, node: Node, role: str, shape: tuple[int, ...] | None = None) -> str | None:
+    def param(self, node: Node, role: str) -> str | None:
         """The initializer of `node`'s `role` parameter (None when it has none)."""
         name = dict(self.graph.param_inputs(node)).get(role)
-        if name is None:
-            return None
-        value = self.graph.params[name]
-        if shape is not None:
-            value = value.reshape(shape)
-            name = self.fresh(f"{name}/reshaped")
-        return self.const(value, name)
+        return None if name is None else self.const(self.graph.params[name], name)
 
     def node(self, op_type: str, inputs: list[str], outputs: list[str], name: str,
              **attrs: Any) -> None:

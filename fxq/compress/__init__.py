@@ -28,7 +28,8 @@ import numpy as np
 
 from fxq.compress import linear
 from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods)
-from fxq.compress.methods import is_layer, low_rank_visit, problem_of, weight_visit
+from fxq.compress.methods import (is_layer, low_rank_visit, problem_of, weight_visit,
+                                  with_params)
 from fxq.compress.storage import Storage, storage
 from fxq.compress.walk import Visit, apply, lockstep
 from fxq.data import bind_inputs
@@ -83,12 +84,14 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: 
     """Per layer (name -> its saliency, magnitude or obd), the network's output error
     (relative to the output's variance) with that layer alone pruned to each sparsity of
     GRID and refit, on the float inputs."""
-    moments: dict[str, linear.Moments] = {}
+    problems: dict[str, tuple] = {}          # name -> (moments, weights (G, O, F), to_layer)
     wanted = set(layers)
 
     def collect(v: Visit):
         if v.node.name in wanted:
-            moments[v.node.name] = linear.Moments.of(problem_of(v))
+            problem = problem_of(v)
+            problems[v.node.name] = (linear.Moments.of(problem), problem.weights,
+                                     problem.to_layer)
         return None
 
     lockstep(graph, graph, calib, collect)
@@ -96,33 +99,16 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: 
     reference = graph.run(sample)
     curves: dict[str, dict[float, float]] = {}
     for name in layers:
-        node = graph.node(name)
-        m = moments[name]
-        w0 = _rows_of(graph, node)
+        visit = Visit(graph, graph.node(name), [], None, {})
+        m, w0, to_layer = problems[name]
         curve = {}
         for s in GRID:
             w, b = linear.prune(m, w0, s, layers[name], steps)
-            trial = apply(graph, {name: _replacement(graph, node, w, b)})
+            trial = apply(graph, {name: with_params(visit, to_layer(w), b.reshape(-1), None,
+                                                    "")})
             curve[s] = _output_error(trial.run(sample), reference)
         curves[name] = curve
     return curves
-
-
-def _rows_of(graph: Graph, node) -> np.ndarray:
-    w = graph.params[dict(graph.param_inputs(node))["weight"]]
-    if node.op.name == "DENSE":
-        return w.T[None].astype(np.float64)
-    groups = node.attrs["groups"]
-    return w.reshape(groups, w.shape[0] // groups, -1).astype(np.float64)
-
-
-def _replacement(graph: Graph, node, w_rows: np.ndarray, bias: np.ndarray):
-    from fxq.compress.methods import with_params
-
-    w = graph.params[dict(graph.param_inputs(node))["weight"]]
-    layer = w_rows[0].T if node.op.name == "DENSE" else w_rows.reshape(w.shape)
-    visit = Visit(graph, node, [], None, {})
-    return with_params(visit, layer, bias.reshape(-1), None, "")
 
 
 def allocate(curves: dict[str, dict[float, float]], sizes: dict[str, int],

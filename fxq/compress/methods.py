@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from fxq.compress import linear
-from fxq.compress.config import CompressConfig, Methods
+from fxq.compress.config import LAYER_OPS, CompressConfig, Methods
 from fxq.compress.walk import Replacement, Visit
 from fxq.encoding import Codebook
 from fxq.ir import Node, Op, Tensor
@@ -26,16 +26,16 @@ def f32(a: np.ndarray) -> np.ndarray:
 
 
 def is_layer(node: Node) -> bool:
-    return node.op in (Op.DENSE, Op.CONV)
+    return node.op in LAYER_OPS
 
 
-def problem_of(visit: Visit, weight: np.ndarray | None = None) -> Problem:
+def problem_of(visit: Visit) -> Problem:
     """The visited layer's problem: its inputs as the compressed network computes them; the
     target is the float model's output, or (a layer the float model lacks) the layer's own
     output on those inputs."""
     node = visit.node
     x = visit.inputs[0]
-    w = visit.param("weight") if weight is None else weight
+    w = visit.param("weight")
     b = visit.param("bias")
     target = visit.target
     if target is None:
@@ -71,12 +71,9 @@ def _fresh(visit: Visit, base: str) -> str:
     return name
 
 
-def share_codebook(w: np.ndarray, clusters: int, to_layer: Callable) -> tuple[Codebook, np.ndarray]:
-    """k-means sharing of the layer's weights (zeros kept) with float32 values: the
-    codebook (in the layer's layout) and its dense weights."""
-    book = kmeans_codebook(to_layer(w), clusters)
-    book = book.with_values(f32(book.values))
-    return book, book.dense()
+def shared_values(w: np.ndarray, clusters: int) -> np.ndarray:
+    """The k-means codebook's values (float32; 0 among them when some weights are zero)."""
+    return f32(kmeans_codebook(w, clusters).values)
 
 
 def weight_visit(config: CompressConfig, sparsity: Mapping[str, float]) -> Callable:
@@ -101,9 +98,9 @@ def weight_visit(config: CompressConfig, sparsity: Mapping[str, float]) -> Calla
                         f"least-squares refit)")
         book = None
         if methods.share is not None:
-            book, _ = share_codebook(f32(w), methods.share, problem.to_layer)
-            w = linear.share(m, w, book.values)
-            book = _codebook_of(problem.to_layer(f32(w)), book.values)
+            values = shared_values(f32(w), methods.share)
+            w = linear.share(m, w, values)
+            book = _codebook_of(problem.to_layer(f32(w)), values)
             done.append(f"{book.values.size} shared values ({book.index_bits()}-bit indices)")
         elif methods.weights == "ternary":
             w = linear.ternary(m, w)

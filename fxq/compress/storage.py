@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fxq.compress.config import LAYER_OPS
 from fxq.ir import Graph, Node, Op
 
 VALUE_BITS = 32
@@ -164,8 +165,7 @@ class Storage:
 
 
 def storage(graph: Graph) -> Storage:
-    return Storage(tuple(layer_storage(graph, n) for n in graph.nodes
-                         if n.op in (Op.DENSE, Op.CONV)))
+    return Storage(tuple(layer_storage(graph, n) for n in graph.nodes if n.op in LAYER_OPS))
 
 
 def fixed_storage(q) -> Storage:
@@ -178,7 +178,7 @@ def fixed_storage(q) -> Storage:
     real = g.rebuild(g.nodes, params=params, encodings={})
     layers = []
     for node in g.nodes:
-        if node.op not in (Op.DENSE, Op.CONV):
+        if node.op not in LAYER_OPS:
             continue
         roles = dict(g.param_inputs(node))
         w_bits = q.types[roles["weight"]].width
