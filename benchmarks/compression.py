@@ -4,8 +4,10 @@ per method, figures on the held-out test set.
 Columns: parameters and nonzero weights of the Dense/Conv layers, MACs with a nonzero weight
 (against the dense MACs), Deep Compression storage (Huffman-coded, float32 values) against
 float32 dense, the estimate's DSPs at uniform 16 bits, reuse 1 (uncompressed -> compressed),
-top-1: float -> compressed float -> compressed at 8-bit dynamic fixed point, and the
-compression's time. Usage: python benchmarks/compression.py [--models a,b]
+top-1: float -> compressed float -> compressed at 8-bit dynamic fixed point, the 8-bit
+design's mismatches against hls4ml's C simulation (every traced layer and the outputs, on
+CSIM_SAMPLES test samples), and the compression's time.
+Usage: python benchmarks/compression.py [--models a,b] [--no-csim]
 """
 from __future__ import annotations
 
@@ -21,12 +23,16 @@ sys.path.insert(0, ROOT)
 
 import fxq  # noqa: E402
 from fxq.analysis import quantize  # noqa: E402
+from fxq.hls import verify  # noqa: E402
+
+CSIM_SAMPLES = 32
 
 MODELS = (("zoo", "mlp"), ("zoo", "cnn_bn"), ("zoo", "resnet"), ("zoo", "dwsep"),
           ("zoo", "conv1d"), ("heldout", "jet"), ("heldout", "mlp_s1"),
           ("heldout", "resnet_bn"), ("heldout", "mbv2"))
 METHODS = (("prune 0.5", dict(prune=0.5)), ("prune 0.7", dict(prune=0.7)),
            ("prune 0.7 (uniform)", dict(prune=0.7, allocation="uniform")),
+           ("channels: 50 % of the MACs removed", dict(prune=0.5, prune_structure="channel")),
            ("Deep Compression: prune 0.8, share 16", dict(prune=0.8, share=16)),
            ("share 16", dict(share=16)), ("ternary", dict(weights="ternary")),
            ("binary", dict(weights="binary")), ("pow2", dict(weights="pow2")),
@@ -39,7 +45,16 @@ def _dsp(graph, x) -> int:
                            bias_correction=False).estimate.to_json()["total"]["dsp"])
 
 
-def print_compression(examples: str, models=MODELS) -> None:
+def _mismatches(q, x, where: str) -> str:
+    """Mismatching values (layers and outputs) of the design against its C simulation."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="fxq-bench-") as tmp:
+        r = verify(q, os.path.join(tmp, where), x[:CSIM_SAMPLES])
+    return str(r.mismatches + sum(layer.mismatches for layer in r.layers))
+
+
+def print_compression(examples: str, models=MODELS, csim: bool = True) -> None:
     loaded = []
     for folder, name in models:
         d = os.path.join(examples, folder, name)
@@ -50,8 +65,8 @@ def print_compression(examples: str, models=MODELS) -> None:
     for title, settings in METHODS:
         print(f"\ncompression: {title} (post-training, calibration data only)\n")
         print("| model | params | nonzero | MACs nonzero/dense | storage x | DSP16 before -> "
-              "after | top-1 float | compressed | compressed 8-bit | s |")
-        print("|" + "|".join("---" for _ in range(10)) + "|")
+              "after | top-1 float | compressed | compressed 8-bit | C sim mismatches | s |")
+        print("|" + "|".join("---" for _ in range(11)) + "|")
         for name, graph, calib, test, dsp0 in loaded:
             def top1(y):
                 return 100.0 * float(np.mean(np.asarray(y).argmax(axis=1) == test["y"]))
@@ -66,17 +81,19 @@ def print_compression(examples: str, models=MODELS) -> None:
                   f"{s.total('nonzero_macs') / max(out.before.total('macs'), 1):.2f} | "
                   f"{out.before.total('dense_bits') / s.total('huffman_bits'):.1f} | {dsp0} -> {_dsp(out.graph, calib['x'])} | "
                   f"{top1(graph.run(test['x'])):.2f} | {top1(out.graph.run(test['x'])):.2f} | "
-                  f"{top1(q8.simulate(test['x'])):.2f} | {seconds:.1f} |")
+                  f"{top1(q8.simulate(test['x'])):.2f} | "
+                  f"{_mismatches(q8, test['x'], name) if csim else '-'} | {seconds:.1f} |")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", default=os.path.join(ROOT, "examples"))
     parser.add_argument("--models", help="names among " + ",".join(n for _, n in MODELS))
+    parser.add_argument("--no-csim", action="store_true", help="skip the C simulations")
     args = parser.parse_args(argv)
     models = MODELS if not args.models else \
         tuple(m for m in MODELS if m[1] in args.models.split(","))
-    print_compression(args.examples, models)
+    print_compression(args.examples, models, csim=not args.no_csim)
     return 0
 
 

@@ -115,7 +115,12 @@ def _add_compress_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("compression (post-training, on the calibration data)")
     g.add_argument("--prune", type=float, metavar="SPARSITY",
                    help="zero this fraction of the Dense/Conv weights (per-layer sparsities "
-                        "from each layer's sensitivity), survivors refit")
+                        "from each layer's sensitivity), survivors refit; with "
+                        "--prune-structure channel: remove this fraction of the Dense/Conv "
+                        "MACs by removing whole channels")
+    g.add_argument("--prune-structure", choices=("weight", "channel"),
+                   help="weight (default): single weights; channel: whole output channels "
+                        "of Dense/Conv layers and the inputs reading them (shapes shrink)")
     g.add_argument("--prune-by", choices=("magnitude", "obd"),
                    help="which weights: smallest |w| (default) or Optimal Brain Damage's "
                         "w^2 E[x^2]")
@@ -143,7 +148,7 @@ def _compress_config(args: argparse.Namespace):
 
     config = from_toml(args.config) if args.config else CompressConfig()
     return config.with_default(prune=args.prune, prune_by=args.prune_by,
-                               rank=args.rank,
+                               prune_structure=args.prune_structure, rank=args.rank,
                                svd_energy=args.svd_energy, share=args.share,
                                weights=args.weights)
 

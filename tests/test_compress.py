@@ -12,9 +12,11 @@ import pytest
 
 import fxq
 from fxq.compress import CompressError, compress
-from fxq.compress.storage import _gaps, huffman_lengths, storage
+from fxq.compress.channels import cut, families
+from fxq.compress.storage import _gaps, huffman_lengths, macs, storage
 from fxq.hls import verify
-from fxq.ir import Op
+from fxq.ir import Graph, Node, Op, Tensor
+from fxq.ops.prelu import PRELU
 from fxq.onnx_export import save_onnx
 from fxq.transforms.prune import MagnitudePrune
 from fxq.passes import run_pipeline
@@ -133,7 +135,8 @@ def test_a_layer_setting_for_a_missing_or_wrong_node_is_named(zoo_dir):
 def test_the_written_model_is_the_compressed_function(zoo_dir, tmp_path):
     cases = [(_model(zoo_dir, "cnn_bn")[:2], dict(prune=0.5, share=16)),
              (_model(zoo_dir, "resnet")[:2], dict(rank=4)),
-             (_model(zoo_dir, "dwsep")[:2], dict(weights="pow2"))]
+             (_model(zoo_dir, "dwsep")[:2], dict(weights="pow2")),
+             (_model(zoo_dir, "resnet")[:2], dict(prune=0.5, prune_structure="channel"))]
     for kind in ("mlp", "cnn", "conv1d"):
         q, x = BUILDERS[kind](np.random.default_rng(3), "io_parallel")
         cases.append(((q.graph, np.repeat(x, 8, axis=0)), dict(prune=0.5, weights="ternary")))
@@ -147,7 +150,8 @@ def test_the_written_model_is_the_compressed_function(zoo_dir, tmp_path):
 def test_compressed_designs_match_the_c_simulation(zoo_dir, hls_dir):
     for name, settings in (("mlp", dict(prune=0.7, share=16)),
                            ("cnn_bn", dict(weights="ternary")),
-                           ("resnet", dict(svd_energy=0.99))):
+                           ("resnet", dict(svd_energy=0.99)),
+                           ("dwsep", dict(prune=0.5, prune_structure="channel"))):
         graph, x, _ = _model(zoo_dir, name)
         out = compress(graph, x, **settings).graph
         q = fxq.quantize(out, calib=x, bits=8)
@@ -207,3 +211,137 @@ def test_the_cli_writes_the_model_and_its_summary(zoo_dir, tmp_path):
     assert report["compression"]["sparsity"]["/0/Gemm"] == 0.9
     assert report["compression"]["fixed"]["total"]["huffman_bits"] > 0
     assert "Compression (post-training" in (tmp_path / "o" / "report.md").read_text()
+
+
+# -- channel pruning -------------------------------------------------------------------------
+
+def _blocks(seed: int):
+    """A random graph of the shapes channel pruning must follow: Conv, BatchNorm, PReLU, a
+    residual Add of a depthwise-separable branch, a Concat of two Convs, per-channel Mul
+    and Add parameters, MaxPool, Flatten and two Dense layers."""
+    rng = np.random.default_rng(seed)
+    c, d, e = (int(v) for v in rng.integers(3, 9, 3))
+    hw = 6
+    t, p, nodes = {}, {}, []
+
+    def add(name, op, ins, shape, params=(), **attrs):
+        for pname, value in params:
+            p[pname] = value
+        nodes.append(Node(name, op, tuple(ins) + tuple(n for n, _ in params), (name,), attrs))
+        t[name] = Tensor(name, shape)
+        return name
+
+    def conv(name, x, cin, cout, k, groups=1):
+        return add(name, Op.CONV, [x], (cout, hw, hw),
+                   [(name + ".w", rng.normal(size=(cout, cin // groups, k, k))),
+                    (name + ".b", rng.normal(size=cout))],
+                   strides=(1, 1), pads=(k // 2,) * 4, groups=groups)
+
+    t["x"] = Tensor("x", (2, hw, hw))
+    h = conv("stem", "x", 2, c, 3)
+    h = add("bn", Op.BATCH_NORM, [h], (c, hw, hw), [("bn.s", rng.uniform(0.5, 2, c)),
+                                                     ("bn.t", rng.normal(size=c))])
+    h = add("prelu", PRELU, [h], (c, hw, hw), [("prelu.a", rng.uniform(0, 0.3, (c, 1, 1)))])
+    b = conv("dw", h, c, c, 3, groups=c)
+    b = add("relu1", Op.RELU, [b], (c, hw, hw))
+    b = conv("pw", b, c, c, 1)
+    h = add("sum", Op.ADD, [h, b], (c, hw, hw))
+    u = conv("left", h, c, d, 3)
+    v = conv("right", h, c, e, 1)
+    v = add("scale", Op.MUL, [v], (e, hw, hw), [("scale.k", rng.uniform(0.5, 2, (e, 1, 1)))])
+    m = add("cat", Op.CONCAT, [u, v], (d + e, hw, hw), axis=1)
+    m = add("shift", Op.ADD, [m], (d + e, hw, hw), [("shift.k", rng.normal(size=(d + e, 1, 1)))])
+    m = add("relu2", Op.RELU, [m], (d + e, hw, hw))
+    m = add("pool", Op.MAX_POOL, [m], (d + e, hw // 2, hw // 2), kernel=(2, 2), strides=(2, 2),
+            pads=(0, 0, 0, 0))
+    f = add("flat", Op.FLATTEN, [m], ((d + e) * (hw // 2) ** 2,))
+    f = add("fc1", Op.DENSE, [f], (12,), [("fc1.w", rng.normal(size=((d + e) * 9, 12))),
+                                         ("fc1.b", rng.normal(size=12))])
+    f = add("relu3", Op.RELU, [f], (12,))
+    add("y", Op.DENSE, [f], (4,), [("y.w", rng.normal(size=(12, 4))), ("y.b", rng.normal(size=4))])
+    return Graph.build("blocks", ["x"], ["y"], nodes, t, p), rng.normal(size=(32, 2, hw, hw))
+
+
+def _without_columns(graph, fams, removed):
+    """`graph` with the readers' weights of the removed channels zeroed (what the cut graph
+    must compute)."""
+    params = dict(graph.params)
+    for fam in fams:
+        if fam.name not in removed:
+            continue
+        for reader, tensor in fam.readers:
+            node = graph.node(reader)
+            name = dict(graph.param_inputs(node))["weight"]
+            idx = fam.reach[tensor].idx[removed[fam.name]].reshape(-1)
+            w = params[name].copy()
+            if node.op is Op.DENSE:
+                w[idx] = 0
+            else:
+                w[:, idx] = 0
+            params[name] = w
+    return graph.rebuild(graph.nodes, params=params)
+
+
+def _zoo_and_blocks(zoo_dir):
+    for name in ("mlp", "cnn_bn", "resnet", "dwsep", "conv1d"):
+        graph, x, _ = _model(zoo_dir, name)
+        yield name, graph, x[:32]
+    for seed in range(4):
+        graph, x = _blocks(seed)
+        yield f"blocks{seed}", graph, x
+
+
+def test_cutting_channels_computes_the_model_without_them(zoo_dir):
+    for name, graph, x in _zoo_and_blocks(zoo_dir):
+        fams = families(graph)
+        free = [f for f in fams if f.pinned is None]
+        assert free, name
+        rng = np.random.default_rng(1)
+        removed = {f.name: rng.choice(f.units, f.units // 2, replace=False) for f in free}
+        small = cut(graph, fams, removed)
+        assert macs(small) < macs(graph), name
+        np.testing.assert_allclose(small.run(x), _without_columns(graph, fams, removed).run(x),
+                                   rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_families_join_residual_branches_and_pin_what_cannot_be_cut(zoo_dir):
+    by = {f.name: f for f in families(_model(zoo_dir, "resnet")[0])}
+    assert by["/stem/stem.0/Conv"].producers == ["/stem/stem.0/Conv", "/conv2/Conv"]
+    assert by["/head/head.2/Gemm"].pinned == "graph output 'y'"
+    blocks = {f.name: f for f in families(_blocks(0)[0])}
+    assert blocks["stem"].producers == ["stem", "pw"] and blocks["stem"].pinned is None
+    assert {r for r, _ in blocks["stem"].readers} == {"pw", "left", "right"}   # pw via dw
+    assert set(blocks["stem"].carriers) == {"bn", "prelu", "dw"}
+    assert {r for r, _ in blocks["left"].readers} == {"fc1"}
+    mlp_softmax = {f.name: f for f in families(_model(zoo_dir, "mlp")[0])}
+    assert "SOFTMAX" in mlp_softmax["/6/Gemm"].pinned
+
+
+def test_channel_pruning_reaches_the_mac_target_and_refits(zoo_dir):
+    graph, x, _ = _model(zoo_dir, "resnet")
+    out = compress(graph, x, prune=0.5, prune_structure="channel")
+    assert macs(out.graph) <= 0.5 * macs(graph)
+    assert out.channels["macs"] == {"before": macs(graph), "after": macs(out.graph)}
+    fams = families(graph)
+    removed = {k: np.asarray(v["removed_channels"]) for k, v in out.channels["families"].items()}
+    plain = cut(graph, fams, removed)
+    assert _error(out.graph, graph, x) < 0.5 * _error(plain, graph, x)
+
+
+def test_a_layer_whose_channels_cannot_be_cut_is_named(zoo_dir):
+    graph, x, _ = _model(zoo_dir, "mlp")
+    with pytest.raises(CompressError, match="'/6/Gemm': its output channels cannot be pruned"):
+        compress(graph, x, fxq.CompressConfig.of(
+            {"/6/Gemm": {"prune": 0.5, "prune_structure": "channel"}}))
+
+
+def test_the_cli_prunes_channels(zoo_dir, tmp_path):
+    model = os.path.join(zoo_dir, "conv1d", "model.onnx")
+    calib = os.path.join(zoo_dir, "conv1d", "calib.npz")
+    run = fxq_cli("compress", model, "--calib", calib, "-o", str(tmp_path / "c.onnx"),
+                  "--prune", "0.5", "--prune-structure", "channel")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert doc["channels"]["macs"]["after"] <= 0.5 * doc["channels"]["macs"]["before"]
+    assert doc["after"]["total"]["params"] < doc["before"]["total"]["params"]
+    assert "output channels removed" in run.stdout

@@ -27,10 +27,12 @@ from typing import Any, Callable
 import numpy as np
 
 from fxq.compress import linear
+from fxq.compress.error import output_error, subsample
 from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods)
 from fxq.compress.methods import (is_layer, low_rank_visit, problem_of, weight_visit,
                                   with_params)
 from fxq.compress.storage import Storage, storage
+from fxq.compress.structured import prune_channels
 from fxq.compress.walk import Visit, apply, lockstep
 from fxq.data import bind_inputs
 from fxq.ir import Graph
@@ -39,7 +41,6 @@ from fxq.passes import Change
 
 GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)   # the sensitivity curves' sparsities
 ALLOCATIONS = ("sensitivity", "uniform")
-CURVE_SAMPLES = 1024     # calibration samples the sensitivity curves are measured on
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Compressed:
     before: Storage
     after: Storage
     quality: dict[str, Any] = field(default_factory=dict)   # labelled calibration data
+    channels: dict[str, Any] = field(default_factory=dict)  # channel pruning, per family
 
     def to_json(self) -> dict:
         return {"settings": self.config.to_json(),
@@ -62,21 +64,7 @@ class Compressed:
                 "sensitivity": {k: {f"{s:g}": e for s, e in v.items()}
                                 for k, v in self.curves.items()},
                 "before": self.before.to_json(), "after": self.after.to_json(),
-                "quality": self.quality}
-
-
-def _output_error(y: Any, ref: Any) -> float:
-    """The output's squared error relative to its variance (all outputs together)."""
-    ys = y.values() if isinstance(y, dict) else [y]
-    rs = ref.values() if isinstance(ref, dict) else [ref]
-    num = sum(float(np.sum((a - b) ** 2)) for a, b in zip(ys, rs))
-    den = sum(float(np.sum((b - b.mean(axis=0)) ** 2)) for b in rs)
-    return num / max(den, 1e-300)
-
-
-def _subsample(graph: Graph, calib: Any, n: int) -> dict:
-    bound = bind_inputs(graph, calib)
-    return {k: v[:n] for k, v in bound.items()}
+                "quality": self.quality, "channels": self.channels}
 
 
 def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: int) -> \
@@ -95,7 +83,7 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: 
         return None
 
     lockstep(graph, graph, calib, collect)
-    sample = _subsample(graph, calib, CURVE_SAMPLES)
+    sample = subsample(graph, calib)
     reference = graph.run(sample)
     curves: dict[str, dict[float, float]] = {}
     for name in layers:
@@ -106,7 +94,7 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: 
             w, b = linear.prune(m, w0, s, layers[name], steps)
             trial = apply(graph, {name: with_params(visit, to_layer(w), b.reshape(-1), None,
                                                     "")})
-            curve[s] = _output_error(trial.run(sample), reference)
+            curve[s] = output_error(trial.run(sample), reference)
         curves[name] = curve
     return curves
 
@@ -170,6 +158,11 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
         changes.extend(Change(method, (layer,), (), what) for layer, what in made)
 
     layers = [n.name for n in graph.nodes if is_layer(n)]
+    channels: dict[str, Any] = {}
+    if any(config.for_layer(n).channel_pruning for n in layers):
+        graph, made, channels = prune_channels(graph, calib, config, say)
+        record("channels", made)
+        layers = [n.name for n in graph.nodes if is_layer(n)]
     if any(config.for_layer(n).low_rank for n in layers):
         say("compress: low-rank factorization")
         graph, made = lockstep(graph, original, calib, low_rank_visit(config))
@@ -209,7 +202,7 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
         quality = {"task": q["task"], "samples": q["samples"], "float": q["float"],
                    "compressed": q["fixed"]}
     return Compressed(graph, original, config, tuple(changes), sparsity, curves,
-                      storage(original), storage(graph), quality)
+                      storage(original), storage(graph), quality, channels)
 
 
 __all__ = ["CompressConfig", "CompressError", "Compressed", "Methods", "compress"]

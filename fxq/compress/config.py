@@ -8,7 +8,10 @@
     weights = "ternary"
 
 Methods by layer (Dense and Conv): `prune` (a fraction in [0, 1)) with `prune_by`
-magnitude|obd and `prune_structure` (weight: the only one so far); `rank` (an integer >= 1) or
+magnitude|obd and `prune_structure` weight|channel (unstructured: `prune` is the fraction
+of weights set to zero; channel: whole output channels removed with the inputs reading
+them; as the setting of every layer, `prune` is then the fraction of the network's Dense
+and Conv MACs removed, per layer the fraction of the layer's output channels); `rank` (an integer >= 1) or
 `svd_energy` (a fraction in (0, 1]) for a low-rank factorization; `share` (K >= 2 shared
 values) or `weights` ternary|binary|pow2. Every bad value is a CompressError naming the
 setting (and the layer).
@@ -22,7 +25,7 @@ from fxq.errors import FxqError
 from fxq.ir import Graph, Op
 
 PRUNE_BY = ("magnitude", "obd")
-PRUNE_STRUCTURES = ("weight",)          # structured (channel) pruning: not yet
+PRUNE_STRUCTURES = ("weight", "channel")
 WEIGHT_SETS = ("ternary", "binary", "pow2")
 LAYER_OPS = (Op.DENSE, Op.CONV)
 
@@ -100,8 +103,12 @@ class Methods:
         return self.prune is not None and self.prune > 0 and self.prune_structure == "weight"
 
     @property
+    def channel_pruning(self) -> bool:
+        return self.prune is not None and self.prune > 0 and self.prune_structure == "channel"
+
+    @property
     def any(self) -> bool:
-        return self.low_rank or self.weight_pruning or self.share is not None or \
+        return self.low_rank or self.weight_pruning or self.channel_pruning or self.share is not None or \
             self.weights is not None
 
     def to_json(self) -> dict:

@@ -164,6 +164,12 @@ class Storage:
                           "huffman": self.ratio}}
 
 
+def macs(graph: Graph) -> int:
+    """Multiply-accumulates per sample of the Dense and Conv layers (zeros counted)."""
+    return sum(_positions(graph, n) * graph.params[dict(graph.param_inputs(n))["weight"]].size
+               for n in graph.nodes if n.op in LAYER_OPS)
+
+
 def storage(graph: Graph) -> Storage:
     return Storage(tuple(layer_storage(graph, n) for n in graph.nodes if n.op in LAYER_OPS))
 
