@@ -7,9 +7,10 @@ STAMP  := $(VENV)/.installed
 ZOO    := examples/zoo
 TINY   := examples/tiny
 HELDOUT := examples/heldout
+LENET  := examples/lenet
 DEMO   := cnn_bn
 
-.PHONY: install zoo tiny heldout demo test bench clean distclean
+.PHONY: install zoo tiny heldout lenet demo test bench clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,10 @@ tiny: install
 heldout: install
 	$(PY) examples/build_zoo.py --set heldout --out $(HELDOUT)
 
+# LeNet-300-100 and LeNet-5 shapes on digits (examples/lenet.py): the compression bench
+lenet: install
+	$(PY) examples/build_zoo.py --set lenet --out $(LENET)
+
 DEMO_OUT := build/demo_$(DEMO)
 
 # compile a zoo model end to end (8-bit dynamic fixed point), print its report, then run
@@ -46,11 +51,11 @@ demo: zoo
 test: zoo tiny
 	$(PY) -m pytest
 
-bench: zoo tiny heldout
+bench: zoo tiny heldout lenet
 	$(PY) benchmarks/bench.py
 
 clean:
-	rm -rf $(ZOO) $(TINY) $(HELDOUT) build .pytest_cache .hypothesis
+	rm -rf $(ZOO) $(TINY) $(HELDOUT) $(LENET) build .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -424,8 +424,8 @@ def main(argv=None) -> int:
     print_equalization({"zoo": args.zoo, "heldout": args.heldout, "tiny": args.tiny})
     print_budget([(name, args.zoo if name in ZOO else args.heldout) for name in BUDGET_MODELS])
     print_estimator_comparison()
-    from compression import print_compression
-    print_compression(os.path.join(ROOT, "examples"))
+    from compression import main as compression_main
+    compression_main([] if not args.skip_csim else ["--no-csim"])
     if args.skip_csim:
         return 0
     rows = []

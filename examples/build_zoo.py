@@ -1,9 +1,10 @@
 """Build the example zoo into examples/zoo/, with --set tiny the MLPerf Tiny reference
 networks (examples/tiny.py) into examples/tiny/, or with --set heldout the networks kept out
-of the search's development (examples/heldout.py) into examples/heldout/ (cached: a model
+of the search's development (examples/heldout.py) into examples/heldout/, or with --set lenet
+the LeNet shapes of the compression bench (examples/lenet.py) into examples/lenet/ (cached: a model
 is rebuilt only when its module changed since it was built, or with --force).
 
-    python examples/build_zoo.py [--set zoo|tiny|heldout] [--force] [--out DIR] [NAME ...]
+    python examples/build_zoo.py [--set zoo|tiny|heldout|lenet] [--force] [--out DIR] [NAME ...]
 """
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import heldout  # noqa: E402
+import lenet  # noqa: E402
 import tiny  # noqa: E402
 import zoo  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = ("model.onnx", "model_dynamo.onnx", "calib.npz", "test.npz")
-SETS = {"zoo": (zoo, zoo.ZOO), "tiny": (tiny, tiny.TINY), "heldout": (heldout, heldout.HELDOUT)}
+SETS = {"zoo": (zoo, zoo.ZOO), "tiny": (tiny, tiny.TINY), "heldout": (heldout, heldout.HELDOUT),
+        "lenet": (lenet, lenet.LENET)}
 
 
 def source_hash(module) -> str:

@@ -118,9 +118,12 @@ def _add_compress_args(p: argparse.ArgumentParser) -> None:
                         "from each layer's sensitivity), survivors refit; with "
                         "--prune-structure channel: remove this fraction of the Dense/Conv "
                         "MACs by removing whole channels")
-    g.add_argument("--prune-structure", choices=("weight", "channel"),
+    g.add_argument("--prune-structure", choices=("weight", "channel", "column"),
                    help="weight (default): single weights; channel: whole output channels "
-                        "of Dense/Conv layers and the inputs reading them (shapes shrink)")
+                        "of Dense/Conv layers and the inputs reading them (shapes shrink); "
+                        "column: in Dense layers, the blocks of weights one multiplier of "
+                        "the resource strategy computes at --reuse-factor (the multiplier "
+                        "goes: hls4ml's ResourceUnrolled)")
     g.add_argument("--prune-by", choices=("magnitude", "obd"),
                    help="which weights: smallest |w| (default) or Optimal Brain Damage's "
                         "w^2 E[x^2]")
@@ -147,8 +150,11 @@ def _compress_config(args: argparse.Namespace):
     from fxq.compress.config import CompressConfig, from_toml
 
     config = from_toml(args.config) if args.config else CompressConfig()
+    structure = args.prune_structure or config.default.prune_structure
+    reuse = args.reuse_factor if structure == "column" else None
     return config.with_default(prune=args.prune, prune_by=args.prune_by,
-                               prune_structure=args.prune_structure, rank=args.rank,
+                               prune_structure=args.prune_structure, reuse_factor=reuse,
+                               rank=args.rank,
                                svd_energy=args.svd_energy, share=args.share,
                                weights=args.weights)
 
@@ -481,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file: [compress] settings, per layer in "
                    "[layer.\"name\"] tables")
     p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument("--reuse-factor", type=int, help="the reuse factor column pruning aligns "
+                   "its blocks to (the one the design will be compiled with)")
     _add_compress_args(p)
     p.set_defaults(func=_compress)
 

@@ -36,7 +36,7 @@ from fxq.layer import FixedNode
 from fxq.op import Op
 from fxq.ops.registry import find, lookup, rule
 from fxq.quantized import QuantizedGraph
-from fxq.reuse import built_reuse
+from fxq.reuse import built_reuse, unrolled, zero_blocks
 from fxq.target import Target
 
 @dataclass
@@ -142,7 +142,16 @@ class _Estimator:
 
     @rule("cost", Op.DENSE)
     def dense(self, node, fx) -> Cost:
-        cost = self.multiply_accumulate(fx, fx.params[0], 1)
+        w = fx.params[0]
+        cost = self.multiply_accumulate(fx, w, 1)
+        if unrolled(w, self.target.strategy, self.reuse):
+            # hls4ml's ResourceUnrolled: each of the ceil(K * O / R) multipliers computes one
+            # block of R products; a block of zero weights has none (rows in the IR's order:
+            # a Dense after a Flatten of a channels-first map is emitted channels-last)
+            blocks, zeros = zero_blocks(w, self.reuse)
+            live = (blocks - zeros) / blocks
+            cost.dsp = math.ceil(cost.dsp * live)
+            cost.lut = math.ceil(cost.lut * live)
         if self.stream():
             cost.ii = cost.latency              # hls4ml's stream dense is not pipelined
         return cost

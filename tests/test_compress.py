@@ -345,3 +345,50 @@ def test_the_cli_prunes_channels(zoo_dir, tmp_path):
     assert doc["channels"]["macs"]["after"] <= 0.5 * doc["channels"]["macs"]["before"]
     assert doc["after"]["total"]["params"] < doc["before"]["total"]["params"]
     assert "output channels removed" in run.stdout
+
+
+# -- column pruning: the resource strategy's multipliers --------------------------------------
+
+def test_column_pruning_removes_the_resource_strategys_multipliers(zoo_dir, hls_dir):
+    import re
+
+    from fxq.reuse import zero_blocks
+
+    graph, x, _ = _model(zoo_dir, "mlp")
+    out = compress(graph, x, prune=0.5, prune_structure="column", reuse_factor=4)
+    w = _weights(out.graph)
+    in_zero_blocks = 0                                 # weights in blocks pruned whole
+    for v in w.values():
+        blocks = (np.arange(v.shape[1])[None, :] * v.shape[0] + np.arange(v.shape[0])[:, None]) // 4
+        in_zero_blocks += sum(4 for b in np.unique(blocks) if not np.any(v[blocks == b]))
+    assert in_zero_blocks >= 0.5 * sum(v.size for v in w.values())
+    q = fxq.quantize(out.graph, calib=x, bits=8)
+    result = verify(q, hls_dir / "mlp_column", x[:32], strategy="resource", reuse_factor=4,
+                    overwrite=True)
+    assert_exact(result)
+    code = (hls_dir / "mlp_column" / "firmware" / "nnet_utils" / "nnet_code_gen.h").read_text()
+    limits = [int(v) for v in re.findall(r"ALLOCATION operation instances=mul limit=(\d+)", code)]
+    live = []
+    for n in q.graph.nodes:
+        if n.op is Op.DENSE:
+            blocks, zeros = zero_blocks(q.params[dict(q.graph.param_inputs(n))["weight"]], 4)
+            live.append(blocks - zeros)
+    assert limits == live and min(live) > 0
+    target = fxq.Target(strategy="resource", reuse_factor=4)
+    pruned = fxq.compile(out.graph, x, config=fxq.BitConfig.of(16), target=target,
+                         equalize="off", bias_correction=False)
+    dense = fxq.compile(graph, x, config=fxq.BitConfig.of(16), target=target,
+                        equalize="off", bias_correction=False)
+    dsp = lambda r: r.estimate.to_json()["total"]["dsp"]            # noqa: E731
+    assert dsp(pruned) < 0.6 * dsp(dense)
+
+
+def test_column_pruning_settings_are_checked(zoo_dir, mlp):
+    graph, x, _ = mlp
+    with pytest.raises(CompressError, match="column pruning needs the reuse factor"):
+        compress(graph, x, prune=0.5, prune_structure="column")
+    cnn, cx, _ = _model(zoo_dir, "cnn_bn")
+    conv = next(n.name for n in cnn.nodes if n.op is Op.CONV)
+    with pytest.raises(CompressError, match="column pruning applies to Dense layers"):
+        compress(cnn, cx, fxq.CompressConfig.of({conv: {"prune": 0.5, "prune_structure": "column",
+                                                        "reuse_factor": 4}}))

@@ -29,8 +29,8 @@ import numpy as np
 from fxq.compress import linear
 from fxq.compress.error import output_error, subsample
 from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods)
-from fxq.compress.methods import (is_layer, low_rank_visit, problem_of, weight_visit,
-                                  with_params)
+from fxq.compress.methods import (column_groups, is_layer, low_rank_visit, problem_of,
+                                  prunes_weights, weight_visit, with_params)
 from fxq.compress.storage import Storage, storage
 from fxq.compress.structured import prune_channels
 from fxq.compress.walk import Visit, apply, lockstep
@@ -67,9 +67,9 @@ class Compressed:
                 "quality": self.quality, "channels": self.channels}
 
 
-def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: int) -> \
+def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, Methods], steps: int) -> \
         dict[str, dict[float, float]]:
-    """Per layer (name -> its saliency, magnitude or obd), the network's output error
+    """Per layer (name -> its methods: saliency and structure), the network's output error
     (relative to the output's variance) with that layer alone pruned to each sparsity of
     GRID and refit, on the float inputs."""
     problems: dict[str, tuple] = {}          # name -> (moments, weights (G, O, F), to_layer)
@@ -79,7 +79,8 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: 
         if v.node.name in wanted:
             problem = problem_of(v)
             problems[v.node.name] = (linear.Moments.of(problem), problem.weights,
-                                     problem.to_layer)
+                                     problem.to_layer,
+                                     column_groups(v.node, problem, layers[v.node.name]))
         return None
 
     lockstep(graph, graph, calib, collect)
@@ -88,10 +89,10 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, str], steps: 
     curves: dict[str, dict[float, float]] = {}
     for name in layers:
         visit = Visit(graph, graph.node(name), [], None, {})
-        m, w0, to_layer = problems[name]
+        m, w0, to_layer, groups = problems[name]
         curve = {}
         for s in GRID:
-            w, b = linear.prune(m, w0, s, layers[name], steps)
+            w, b = linear.prune(m, w0, s, layers[name].prune_by, steps, groups=groups)
             trial = apply(graph, {name: with_params(visit, to_layer(w), b.reshape(-1), None,
                                                     "")})
             curve[s] = output_error(trial.run(sample), reference)
@@ -170,14 +171,14 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
     layers = [n.name for n in graph.nodes if is_layer(n)]
     sparsity: dict[str, float] = {}
     curves: dict[str, dict[float, float]] = {}
-    pruned = [n for n in layers if config.for_layer(n).weight_pruning]
+    pruned = [n for n in layers if prunes_weights(graph.node(n), config.for_layer(n))]
     fixed = [n for n in pruned if "prune" in config.layers.get(n, {})]
     free = [n for n in pruned if n not in fixed]
     sparsity.update({n: config.for_layer(n).prune for n in fixed})
     if free and allocation == "sensitivity" and len(free) > 1:
         say(f"compress: sensitivity of {len(free)} layers to pruning")
-        curves = sensitivity_curves(graph, calib, {n: config.for_layer(n).prune_by
-                                                   for n in free}, linear.PRUNE_STEPS)
+        curves = sensitivity_curves(graph, calib, {n: config.for_layer(n) for n in free},
+                                    linear.PRUNE_STEPS)
         sizes = {n: graph.params[dict(graph.param_inputs(graph.node(n)))["weight"]].size
                  for n in free}
         sparsity.update(allocate(curves, sizes, config.default.prune))

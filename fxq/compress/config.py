@@ -11,7 +11,10 @@ Methods by layer (Dense and Conv): `prune` (a fraction in [0, 1)) with `prune_by
 magnitude|obd and `prune_structure` weight|channel (unstructured: `prune` is the fraction
 of weights set to zero; channel: whole output channels removed with the inputs reading
 them; as the setting of every layer, `prune` is then the fraction of the network's Dense
-and Conv MACs removed, per layer the fraction of the layer's output channels); `rank` (an integer >= 1) or
+and Conv MACs removed, per layer the fraction of the layer's output channels; column: the
+blocks of weights one multiplier of hls4ml's resource strategy computes at `reuse_factor`
+R, so the multiplier goes (Dense layers only; Conv layers are left alone by the default
+setting)); `rank` (an integer >= 1) or
 `svd_energy` (a fraction in (0, 1]) for a low-rank factorization; `share` (K >= 2 shared
 values) or `weights` ternary|binary|pow2. Every bad value is a CompressError naming the
 setting (and the layer).
@@ -25,7 +28,7 @@ from fxq.errors import FxqError
 from fxq.ir import Graph, Op
 
 PRUNE_BY = ("magnitude", "obd")
-PRUNE_STRUCTURES = ("weight", "channel")
+PRUNE_STRUCTURES = ("weight", "channel", "column")
 WEIGHT_SETS = ("ternary", "binary", "pow2")
 LAYER_OPS = (Op.DENSE, Op.CONV)
 
@@ -63,6 +66,7 @@ class Methods:
     prune: float | None = None
     prune_by: str = "magnitude"
     prune_structure: str = "weight"
+    reuse_factor: int | None = None      # column pruning's reuse factor
     rank: int | None = None
     svd_energy: float | None = None
     share: int | None = None
@@ -75,6 +79,11 @@ class Methods:
             _fraction(self.prune, f"{at}prune")
         _choice(self.prune_by, f"{at}prune_by", PRUNE_BY)
         _choice(self.prune_structure, f"{at}prune_structure", PRUNE_STRUCTURES)
+        if self.reuse_factor is not None:
+            _integer(self.reuse_factor, f"{at}reuse_factor", 1)
+        if self.prune_structure == "column" and self.prune and self.reuse_factor is None:
+            raise CompressError(f"{at}column pruning needs the reuse factor its columns align "
+                                "to (reuse_factor, --reuse-factor)")
         if self.rank is not None:
             _integer(self.rank, f"{at}rank", 1)
         if self.svd_energy is not None:
@@ -100,7 +109,9 @@ class Methods:
 
     @property
     def weight_pruning(self) -> bool:
-        return self.prune is not None and self.prune > 0 and self.prune_structure == "weight"
+        """Single weights or reuse-aligned columns of them (the weight-pruning pass)."""
+        return self.prune is not None and self.prune > 0 and \
+            self.prune_structure in ("weight", "column")
 
     @property
     def channel_pruning(self) -> bool:
@@ -155,6 +166,10 @@ class CompressConfig:
             if node.op not in LAYER_OPS and self.for_layer(name).any:
                 raise CompressError(f"layer {name!r} is a {node.op.name}; only Dense and Conv "
                                     "layers are compressed")
+            m = self.for_layer(name)
+            if node.op is not Op.DENSE and m.prune and m.prune_structure == "column":
+                raise CompressError(f"layer {name!r}: column pruning applies to Dense layers "
+                                    "(hls4ml unrolls only those of io_parallel designs)")
 
     def with_default(self, **settings: Any) -> "CompressConfig":
         """This config with these default settings (None ones left as they are)."""

@@ -104,9 +104,12 @@ def saliency(m: Moments, weights: np.ndarray, by: str) -> np.ndarray:
 
 
 def prune(m: Moments, weights: np.ndarray, sparsity: float, by: str = "magnitude",
-          steps: int = PRUNE_STEPS) -> tuple[np.ndarray, np.ndarray]:
+          steps: int = PRUNE_STEPS, groups: np.ndarray | None = None) -> \
+        tuple[np.ndarray, np.ndarray]:
     """Weights with `sparsity` of them zero (ties by position) and every output's
-    survivors and bias refit, in `steps` steps; the layer's weights are (G, O, F)."""
+    survivors and bias refit, in `steps` steps; the layer's weights are (G, O, F). With
+    `groups` (an id per weight, same shape), whole groups go together, those of least summed
+    saliency first, until at least `sparsity` of the weights are zero."""
     total = weights.size
     mask = weights != 0
     w = weights.astype(np.float64)
@@ -116,11 +119,25 @@ def prune(m: Moments, weights: np.ndarray, sparsity: float, by: str = "magnitude
         zeros = int(round(target * step / steps))
         if zeros <= total - int(mask.sum()):
             continue
-        score = np.where(mask, saliency(m, w, by), -np.inf).ravel()
-        order = np.argsort(score, kind="stable")
-        keep = np.ones(total, dtype=bool)
-        keep[order[:zeros]] = False
-        mask = keep.reshape(mask.shape) & mask
+        score = saliency(m, w, by)
+        if groups is None:
+            order = np.argsort(np.where(mask, score, -np.inf).ravel(), kind="stable")
+            keep = np.ones(total, dtype=bool)
+            keep[order[:zeros]] = False
+            mask = keep.reshape(mask.shape) & mask
+        else:
+            ids = groups.ravel()
+            live = np.bincount(ids, mask.ravel(), minlength=ids.max() + 1)
+            summed = np.bincount(ids, np.where(mask, score, 0.0).ravel(), minlength=live.size)
+            order = [g for g in np.argsort(summed, kind="stable") if live[g] > 0]
+            gone = total - int(mask.sum())
+            dropped = []
+            for g in order:
+                if gone >= zeros:
+                    break
+                dropped.append(g)
+                gone += int(live[g])
+            mask = mask & ~np.isin(groups, dropped)
         w, bias = refit(m, mask)
     return w, bias
 

@@ -17,6 +17,7 @@ from fxq.compress.walk import Replacement, Visit
 from fxq.encoding import Codebook
 from fxq.ir import Node, Op, Tensor
 from fxq.ops.patches import Problem, conv_problem, dense_problem
+from fxq.reuse import closest_valid, dense_blocks
 from fxq.transforms.share import kmeans_codebook
 
 
@@ -76,6 +77,23 @@ def shared_values(w: np.ndarray, clusters: int) -> np.ndarray:
     return f32(kmeans_codebook(w, clusters).values)
 
 
+def prunes_weights(node: Node, methods: Methods) -> bool:
+    """Whether the weight-pruning pass prunes this layer (column pruning: Dense only)."""
+    return methods.weight_pruning and (methods.prune_structure != "column" or
+                                       node.op is Op.DENSE)
+
+
+def column_groups(node: Node, problem: Problem, methods: Methods) -> np.ndarray | None:
+    """For column pruning, the block of every weight (in the Problem's (1, O, F) layout):
+    the R products one multiplier of hls4ml's resource strategy computes, at the reuse
+    factor hls4ml builds for `methods.reuse_factor` (fxq.reuse); else None."""
+    if methods.prune_structure != "column":
+        return None
+    _, n_out, n_in = problem.weights.shape
+    built = closest_valid(n_in, n_out, methods.reuse_factor)
+    return dense_blocks(np.zeros((n_in, n_out)), built).T[None]
+
+
 def weight_visit(config: CompressConfig, sparsity: Mapping[str, float]) -> Callable:
     """Pruning (each layer's sparsity as `sparsity` gives it) then sharing or a weight set,
     each followed by the refits."""
@@ -93,8 +111,11 @@ def weight_visit(config: CompressConfig, sparsity: Mapping[str, float]) -> Calla
         w = problem.weights.astype(np.float64)
         done = []
         if s > 0:
-            w, _ = linear.prune(m, w, s, methods.prune_by)
-            done.append(f"pruned to {np.mean(w == 0):.1%} zeros ({methods.prune_by}, "
+            groups = column_groups(node, problem, methods)
+            w, _ = linear.prune(m, w, s, methods.prune_by, groups=groups)
+            blocks = "" if groups is None else \
+                f", whole blocks of {methods.reuse_factor} (reuse factor)"
+            done.append(f"pruned to {np.mean(w == 0):.1%} zeros ({methods.prune_by}{blocks}, "
                         f"least-squares refit)")
         book = None
         if methods.share is not None:

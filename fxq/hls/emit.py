@@ -21,6 +21,7 @@ from fxq.ir import Node, Op
 from fxq.ops.registry import lookup, rule
 from fxq.ops.activation import softmax_table_sizes
 from fxq.quantized import QuantizedGraph
+from fxq.reuse import built_reuse, unrolled
 from fxq.target import DEFAULT_PART, Target
 
 MARKER = ".fxq-hls"
@@ -245,7 +246,16 @@ class _Builder:
         b = self.param(node.inputs[2]) if len(node.inputs) > 2 else np.zeros(n_out)
         layer = {"class_name": "Dense", "n_in": w.shape[0], "n_out": n_out,
                  "weight_data": w, "bias_data": b}
-        self.add(node, layer, _weighted_sum_types(fx), row_major((n_out,)))
+        self.add(node, layer, _weighted_sum_types(fx), row_major((n_out,)),
+                 self._dense_strategy(node, w))
+
+    def _dense_strategy(self, node: Node, w: np.ndarray) -> dict:
+        """{"Strategy": "Resource_unrolled"} for a Dense layer whose weights (in hls4ml's
+        row order) leave a multiplier of the resource strategy without a nonzero weight
+        (fxq.reuse.unrolled), else nothing."""
+        s = self.settings
+        built = built_reuse(self.q, node, s.strategy, s.reuse_for(node.name))
+        return {"Strategy": "Resource_unrolled"} if unrolled(w, s.strategy, built) else {}
 
     @rule("hls", Op.CONV)
     def _conv(self, node, fx):
