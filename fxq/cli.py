@@ -111,7 +111,7 @@ def _say(message: str) -> None:
     print(f"fxq: {message}", file=sys.stderr, flush=True)
 
 
-def _add_compress_args(p: argparse.ArgumentParser) -> None:
+def _add_compress_args(p: argparse.ArgumentParser, budget: tuple[str, ...]) -> None:
     g = p.add_argument_group("compression (post-training, on the calibration data)")
     g.add_argument("--prune", type=float, metavar="SPARSITY",
                    help="zero this fraction of the Dense/Conv weights (per-layer sparsities "
@@ -130,6 +130,9 @@ def _add_compress_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prune-allocation", choices=("sensitivity", "uniform"),
                    default="sensitivity", help="per-layer sparsities: from sensitivity "
                    "curves (default) or the same for every layer")
+    g.add_argument(*budget, type=float, metavar="PT", dest="compress_budget",
+                   help="instead of --prune's amount: the most pruning whose top-1 (AUC) on "
+                        "the labelled calibration data stays within PT points of float")
     g.add_argument("--rank", type=int, help="low-rank factorization of Dense and Conv "
                    "layers at this rank")
     g.add_argument("--svd-energy", type=float, metavar="E",
@@ -173,13 +176,13 @@ def _compress(args: argparse.Namespace) -> int:
     for path in (args.output, side):
         _refuse_existing(path, args.force)
     config = _compress_config(args)
-    if not config.any:
+    if not config.any and args.compress_budget is None:
         raise DataError("no compression method given (--prune, --rank, --svd-energy, "
                         "--share, --ternary, --binary, --pow2, or a [compress] table)")
     graph = load(args.model)
     calib, labels = _read_inputs(args.calib, graph)
     result = compress(graph, calib, config, labels=labels, allocation=args.prune_allocation,
-                      progress=_say)
+                      progress=_say, budget=args.compress_budget)
     model = to_onnx(result.graph)             # checked before anything is written
     doc = {"model": os.path.abspath(args.model), "calibration_samples": _samples(calib),
            **result.to_json()}
@@ -232,7 +235,8 @@ def _compile(args: argparse.Namespace) -> int:
                              sensitivity=args.sensitivity, budget=args.budget,
                              budget_sqnr=args.budget_sqnr, minimize=args.minimize,
                              equalize=args.equalize, compress=compression,
-                             compress_allocation=args.prune_allocation)
+                             compress_allocation=args.prune_allocation,
+                             compress_budget=args.compress_budget)
     if bar is not None:
         with bar:
             task = bar.add_task("choosing formats", total=len(graph.nodes))
@@ -475,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="write into an existing directory")
     p.set_defaults(func=_compile)
 
-    _add_compress_args(p)
+    _add_compress_args(p, ("--compress-budget",))
 
     p = sub.add_parser("compress", help="compress a model (pruning, low rank, weight "
                        "sharing, ternary/binary/power-of-two weights) into a float ONNX model")
@@ -489,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--reuse-factor", type=int, help="the reuse factor column pruning aligns "
                    "its blocks to (the one the design will be compiled with)")
-    _add_compress_args(p)
+    _add_compress_args(p, ("--budget", "--compress-budget"))
     p.set_defaults(func=_compress)
 
     p = sub.add_parser("simulate", help="bit-accurate fixed-point run of a compiled model")

@@ -71,12 +71,14 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             sensitivity: bool = False, budget: float | None = None,
             budget_sqnr: float | None = None, minimize: str = "ebops",
             equalize: str = "auto", compress: CompressConfig | None = None,
-            compress_allocation: str = "sensitivity") -> CompileResult:
+            compress_allocation: str = "sensitivity",
+            compress_budget: float | None = None) -> CompileResult:
     """Quantize `model` (an ONNX path or a Graph) on `calib`, check it emits, and when `out`
     is given write fxq_model.json, the hls4ml project, the report and plots there.
 
     `compress` (fxq.compress: pruning, low rank, sharing, weight sets) runs first, on the
-    calibration data (`compress_allocation` as fxq.compress's `allocation`); report.json's
+    calibration data (`compress_allocation` as fxq.compress's `allocation`, `compress_budget`
+    as its `budget`: the most pruning within that many points, labels needed); report.json's
     "compression" section gives what it did and the storage, float and at the chosen widths.
     `transforms` (value-changing rewrites) run after normalization, before the search.
     `refine` (dynamic method) refines the greedy search against the network's output
@@ -105,9 +107,10 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     config = config or BitConfig()
     graph = model if isinstance(model, Graph) else load(model)
     compressed = None
-    if compress is not None and compress.any:
-        compressed = compress_graph(graph, calib, compress, labels=labels, task=task,
-                                    allocation=compress_allocation, progress=progress)
+    if compress_budget is not None or (compress is not None and compress.any):
+        compressed = compress_graph(graph, calib, compress or CompressConfig(), labels=labels,
+                                    task=task, allocation=compress_allocation,
+                                    progress=progress, budget=compress_budget)
         graph = compressed.graph
     changes: list[Change] = []
     if transforms:

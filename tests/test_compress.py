@@ -392,3 +392,18 @@ def test_column_pruning_settings_are_checked(zoo_dir, mlp):
     with pytest.raises(CompressError, match="column pruning applies to Dense layers"):
         compress(cnn, cx, fxq.CompressConfig.of({conv: {"prune": 0.5, "prune_structure": "column",
                                                         "reuse_factor": 4}}))
+
+
+def test_a_budget_finds_the_most_pruning_within_it(mlp):
+    graph, x, y = mlp
+    out = compress(graph, x, labels=y, budget=0.5)
+    b = out.budget
+    chosen = b["chosen_prune"]
+    assert chosen is not None and 100 * (out.quality["float"] - out.quality["compressed"]) <= 0.5
+    assert any(t["prune"] > chosen and not t["held"] for t in b["tried"])
+    assert all(t["prune"] <= chosen for t in b["tried"] if t["held"])
+    assert out.sparsity and abs(np.mean(list(out.sparsity.values())) - chosen) < 0.2
+    with pytest.raises(CompressError, match="needs labelled calibration data"):
+        compress(graph, x, budget=0.5)
+    with pytest.raises(CompressError, match="budget = -1: expected a number of points"):
+        compress(graph, x, labels=y, budget=-1)

@@ -55,6 +55,7 @@ class Compressed:
     after: Storage
     quality: dict[str, Any] = field(default_factory=dict)   # labelled calibration data
     channels: dict[str, Any] = field(default_factory=dict)  # channel pruning, per family
+    budget: dict[str, Any] = field(default_factory=dict)    # the --budget search, if any
 
     def to_json(self) -> dict:
         return {"settings": self.config.to_json(),
@@ -64,7 +65,7 @@ class Compressed:
                 "sensitivity": {k: {f"{s:g}": e for s, e in v.items()}
                                 for k, v in self.curves.items()},
                 "before": self.before.to_json(), "after": self.after.to_json(),
-                "quality": self.quality, "channels": self.channels}
+                "quality": self.quality, "channels": self.channels, "budget": self.budget}
 
 
 def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, Methods], steps: int) -> \
@@ -136,10 +137,12 @@ def allocate(curves: dict[str, dict[float, float]], sizes: dict[str, int],
 def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
              labels: np.ndarray | None = None, task: str | None = None,
              allocation: str = "sensitivity", progress: Callable[[str], None] | None = None,
-             **settings: Any) -> Compressed:
+             budget: float | None = None, **settings: Any) -> Compressed:
     """Compress `graph` on `calib` (see the module's note). `config` or keyword settings
     (prune, prune_by, prune_structure, rank, svd_energy, share, weights) for every layer;
-    `labels` add the task's figure, float and compressed, on the calibration data."""
+    `labels` add the task's figure, float and compressed, on the calibration data; with
+    `budget` PT (labels needed) the amount pruned is searched instead: the most whose figure
+    stays within PT points of float (fxq.compress.budget)."""
     if config is None:
         unknown = sorted(set(settings) - set(KEYS))
         if unknown:
@@ -151,6 +154,11 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
     if allocation not in ALLOCATIONS:
         raise CompressError(f"allocation {allocation!r}: expected one of {ALLOCATIONS}")
     config.check(graph)
+    if budget is not None:
+        from fxq.compress.budget import compress_within
+
+        return compress_within(graph, calib, budget, config, labels=labels, task=task,
+                               allocation=allocation, progress=progress)
     say = progress or (lambda _: None)
     original = graph
     changes: list[Change] = []

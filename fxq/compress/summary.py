@@ -16,6 +16,11 @@ def markdown(doc: dict[str, Any]) -> list[str]:
     lines = [f"Compression (post-training, on the calibration data): {len(doc['changes'])} "
              "layers changed", ""]
     lines += [f"- {c['layer']}: {c['what']}" for c in doc["changes"]]
+    b = doc.get("budget") or {}
+    if b:
+        steps = ", ".join(f"{t['prune']:.4g}: {t['loss_points']:+.2f}" for t in b["tried"])
+        lines += ["", f"Budget {b['budget_points']} points on the calibration data: prune "
+                  f"{b['chosen_prune']} chosen (tried, with their loss in points: {steps})"]
     q = doc.get("quality") or {}
     if q:
         lines += ["", f"{q['task']} on {q['samples']} labelled calibration samples: float "
