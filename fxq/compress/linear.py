@@ -13,7 +13,8 @@ and refits what it keeps so that the layer reproduces the float output as well a
   regression: the least-squares weights projected on the top r right singular vectors of
   their fitted responses), as two factors: a layer into r values, then r -> outputs;
 * `ternary`, `binary`, `pow2`: weight sets whose products are shifts: each output's weights
-  {-a, 0, a} (starting from TWN's threshold 0.7 E|w|), {-a, a}, or a power of two each,
+  {-a, 0, a} (from thresholds around TWN's 0.7 E|w|, the best per output on the data),
+  {-a, a}, or a power of two each,
   with `a` the least-squares scale rounded to a power of two (so the hardware shifts);
   `share`: the weights rounded to a codebook's values. All four round with the error fed
   forward (`feedback_round`, GPTQ's update), so later weights of each output make up for
@@ -34,7 +35,8 @@ from fxq.ops.patches import Problem
 
 RIDGE = 1e-9            # relative ridge of the normal equations (rank-deficient inputs)
 PRUNE_STEPS = 4         # prune a quarter of the target, refit, repeat
-TWN_THRESHOLD = 0.7     # ternary threshold as a fraction of the mean |w| (Li & Liu 2016)
+TERNARY_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)   # ternary thresholds tried, fractions
+                        # of the mean |w| (TWN's, Li & Liu 2016, is 0.7)
 POW2_EXPONENTS = 8      # power-of-two weights: exponents within 8 of the layer's largest
 
 
@@ -238,23 +240,41 @@ def _scaled_patterns(m: Moments, patterns: np.ndarray) -> np.ndarray:
     return patterns * scale[..., None]
 
 
+def _output_errors(m: Moments, weights: np.ndarray) -> np.ndarray:
+    """Each output's squared error on the data, less a constant of the output's own (G, O):
+    w'Hw - 2 w'c, the bias refit taking the means (the moments are centered)."""
+    return np.einsum("gof,gfh,goh->go", weights, m.gram, weights) - \
+        2 * np.einsum("gof,gfo->go", weights, m.cross)
+
+
 def ternary(m: Moments, weights: np.ndarray) -> np.ndarray:
-    """{-a, 0, a} per output: the pattern starts at TWN's (zero below 0.7 of the mean |w|),
-    a is the data's power-of-two scale for it, then every weight is rounded to the nearest
-    of -a, 0, a with the error fed forward, and a refit for the final pattern."""
+    """{-a, 0, a} per output: for each threshold of TERNARY_THRESHOLDS (fractions of the
+    mean |w|; TWN's is 0.7) the pattern zero below it, a the data's power-of-two scale for
+    that pattern, then every weight rounded to the nearest of -a, 0, a with the error fed
+    forward and a refit of a; each output keeps the candidate of least error on the data
+    (outputs round independently)."""
     mag = np.abs(weights)
     live = np.maximum(np.count_nonzero(mag, axis=-1), 1)[..., None]
-    threshold = TWN_THRESHOLD * mag.sum(axis=-1, keepdims=True) / live   # pruned ones aside
-    start = _scaled_patterns(m, np.sign(weights) * (mag > threshold))
-    scale = np.max(np.abs(start), axis=-1)                              # (G, O)
+    mean = mag.sum(axis=-1, keepdims=True) / live                       # pruned ones aside
     pruned = weights == 0
+    best, best_err = None, None
+    for fraction in TERNARY_THRESHOLDS:
+        start = _scaled_patterns(m, np.sign(weights) * (mag > fraction * mean))
+        scale = np.max(np.abs(start), axis=-1)                          # (G, O)
 
-    def nearest(col: np.ndarray, f: int) -> np.ndarray:
-        q = np.sign(col) * scale * (np.abs(col) > scale / 2)
-        return np.where(pruned[:, :, f], 0.0, q)
+        def nearest(col: np.ndarray, f: int) -> np.ndarray:
+            q = np.sign(col) * scale * (np.abs(col) > scale / 2)
+            return np.where(pruned[:, :, f], 0.0, q)
 
-    rounded = feedback_round(m, weights, nearest)
-    return _scaled_patterns(m, np.sign(rounded))
+        w = _scaled_patterns(m, np.sign(feedback_round(m, weights, nearest)))
+        err = _output_errors(m, w)
+        if best is None:
+            best, best_err = w, err
+        else:
+            better = err < best_err
+            best = np.where(better[..., None], w, best)
+            best_err = np.minimum(err, best_err)
+    return best
 
 
 def binary(m: Moments, weights: np.ndarray, keep_zeros: bool = False) -> np.ndarray:
