@@ -6,7 +6,8 @@ Columns: parameters and nonzero weights of the Dense/Conv layers, MACs with a no
 float32 dense, the estimate's DSPs at uniform 16 bits, reuse 1 (uncompressed -> compressed),
 top-1: float -> compressed float -> compressed at 8-bit dynamic fixed point, the 8-bit
 design's mismatches against hls4ml's C simulation (every traced layer and the outputs, on
-CSIM_SAMPLES test samples), and the compression's time.
+CSIM_SAMPLES test samples; designs of at most CSIM_MAX_PARAMS weights), and the
+compression's time.
 Usage: python benchmarks/compression.py [--models a,b] [--no-csim]
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ from fxq.analysis import quantize  # noqa: E402
 from fxq.hls import verify  # noqa: E402
 
 CSIM_SAMPLES = 32
+CSIM_MAX_PARAMS = 20000   # larger designs (the LeNets) take minutes of g++ per method: not
+                          # C-simulated here (tests/test_compress.py covers the method kinds)
 
 MODELS = (("zoo", "mlp"), ("zoo", "cnn_bn"), ("zoo", "resnet"), ("zoo", "dwsep"),
           ("zoo", "conv1d"), ("heldout", "jet"), ("heldout", "mlp_s1"),
@@ -84,7 +87,7 @@ def print_compression(examples: str, models=MODELS, csim: bool = True) -> None:
                   f"{out.before.total('dense_bits') / s.total('huffman_bits'):.1f} | {dsp0} -> {_dsp(out.graph, calib['x'])} | "
                   f"{top1(graph.run(test['x'])):.2f} | {top1(out.graph.run(test['x'])):.2f} | "
                   f"{top1(q8.simulate(test['x'])):.2f} | "
-                  f"{_mismatches(q8, test['x'], name) if csim else '-'} | {seconds:.1f} |")
+                  f"{_mismatches(q8, test['x'], name) if csim and s.total('params') <= CSIM_MAX_PARAMS else '-'} | {seconds:.1f} |")
 
 
 COLUMN_MODELS = ("mlp", "jet", "mlp_s1", "lenet300")

@@ -407,3 +407,11 @@ def test_a_budget_finds_the_most_pruning_within_it(mlp):
         compress(graph, x, budget=0.5)
     with pytest.raises(CompressError, match="budget = -1: expected a number of points"):
         compress(graph, x, labels=y, budget=-1)
+
+
+def test_channel_pruning_of_a_depthwise_layer_is_refused(zoo_dir):
+    graph, x, _ = _model(zoo_dir, "dwsep")
+    dw = next(n.name for n in graph.nodes if n.op is Op.CONV and n.attrs["groups"] > 1)
+    with pytest.raises(CompressError, match="a depthwise layer's go with the layer before it"):
+        compress(graph, x, fxq.CompressConfig.of({dw: {"prune": 0.5,
+                                                       "prune_structure": "channel"}}))

@@ -146,6 +146,9 @@ def _follow(graph: Graph, root: Node) -> Family:
                 if axis != r.axis:
                     pin(f"{node.name} concatenates along another axis")
                     continue
+                if node.inputs.count(t) > 1 or any(n in graph.params for n in node.inputs):
+                    pin(f"{node.name} concatenates {t!r} twice or with a constant")
+                    continue
                 offset = 0
                 for name in node.inputs:
                     if name == t:

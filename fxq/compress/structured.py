@@ -149,6 +149,12 @@ def prune_channels(graph: Graph, calib: Any, config: CompressConfig,
     """The pass (see the module's note): the cut and refit graph, (family, what changed),
     and per family its channels, the removed count and its curve."""
     fams = families(graph)
+    producers = {p for f in fams for p in f.producers}
+    for name, keys in config.layers.items():
+        if "prune" in keys and config.for_layer(name).channel_pruning and name not in producers:
+            raise CompressError(f"layer {name!r}: channel pruning removes the output channels "
+                                "of Dense and ungrouped Conv layers (a depthwise layer's go "
+                                "with the layer before it)")
     for fam in fams:
         for p in fam.producers:
             if fam.pinned and "prune" in config.layers.get(p, {}) and \
