@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fxq.compress import linear
+from fxq.compress.budget import compress_within
 from fxq.compress.error import output_error, subsample
 from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods)
 from fxq.compress.methods import (column_groups, is_layer, low_rank_visit, problem_of,
@@ -155,10 +156,9 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
         raise CompressError(f"allocation {allocation!r}: expected one of {ALLOCATIONS}")
     config.check(graph)
     if budget is not None:
-        from fxq.compress.budget import compress_within
-
-        return compress_within(graph, calib, budget, config, labels=labels, task=task,
-                               allocation=allocation, progress=progress)
+        return compress_within(
+            lambda c: compress(graph, calib, c, labels=labels, task=task,
+                               allocation=allocation), budget, config, labels, progress)
     say = progress or (lambda _: None)
     original = graph
     changes: list[Change] = []

@@ -4,10 +4,10 @@ detectors, times 100).
 
 The other methods stay as given (sharing, weight sets, the pruning's structure and
 saliency); the amount pruned (`prune`: the fraction of weights, or of MACs with channel
-pruning) is searched: the steps of LEVELS in order while they hold, then BISECTIONS halvings
-between the last that held and the first that did not. The figure need not fall
-monotonically with the amount, so the result is the largest amount tried that held (none
-pruned when even the first fails). Held-out data can lose more than the calibration data
+pruning) is searched: every level of LEVELS, then BISECTIONS halvings between the largest
+that held and the next level up. The figure need not fall monotonically with the amount
+(hence every level), and the result is the largest amount tried that held (no pruning when
+none did). Held-out data can lose more than the calibration data
 does: the budget holds on the data it was measured on.
 """
 from __future__ import annotations
@@ -29,13 +29,11 @@ def _points(result) -> float:
     return 100.0 * (q["float"] - q["compressed"])
 
 
-def compress_within(graph, calib: Any, budget: float, config: CompressConfig, *,
-                    labels: np.ndarray | None, task: str | None, allocation: str,
-                    progress: Callable[[str], None] | None):
-    """The Compressed result of the most pruning within `budget` points (see the note),
-    with its `budget` section: the amounts tried and their losses."""
-    from fxq.compress import compress
-
+def compress_within(compress: Callable, budget: float, config: CompressConfig,
+                    labels: np.ndarray | None, progress: Callable[[str], None] | None):
+    """The result of the most pruning within `budget` points (see the note), with its
+    `budget` section (the amounts tried and their losses); `compress(config)` compresses
+    with a config and the labels."""
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0 \
             or budget == float("inf"):
         raise CompressError(f"budget = {budget!r}: expected a number of points >= 0")
@@ -48,7 +46,7 @@ def compress_within(graph, calib: Any, budget: float, config: CompressConfig, *,
 
     def attempt(level: float):
         cfg = CompressConfig(replace(config.default, prune=level).checked(""), config.layers)
-        result = compress(graph, calib, cfg, labels=labels, task=task, allocation=allocation)
+        result = compress(cfg)
         if result.quality["task"] not in TASKS:
             raise CompressError(f"a compression budget is in points of a higher-is-better "
                                 f"figure ({', '.join(TASKS)}); this model's task is "
@@ -59,12 +57,13 @@ def compress_within(graph, calib: Any, budget: float, config: CompressConfig, *,
         return result, loss <= budget
 
     low, high = 0.0, None
-    for level in LEVELS:
-        result, held = attempt(level)
-        if not held:
-            high = level
-            break
-        best, low = result, level
+    results = [(level, *attempt(level)) for level in LEVELS]
+    for i, (level, result, held) in enumerate(results):
+        if held:
+            best, low = result, level
+            high = results[i + 1][0] if i + 1 < len(results) else None
+    if best is None:
+        high = LEVELS[0]
     if high is not None:
         for _ in range(BISECTIONS):
             mid = (low + high) / 2
@@ -79,8 +78,7 @@ def compress_within(graph, calib: Any, budget: float, config: CompressConfig, *,
             raise CompressError(f"no pruning keeps the calibration figure within {budget} "
                                 f"points (prune {LEVELS[0]} loses "
                                 f"{tried[0]['loss_points']:.2f})")
-        best = compress(graph, calib, unpruned, labels=labels, task=task,
-                        allocation=allocation)
+        best = compress(unpruned)
     section = {"budget_points": budget, "chosen_prune": low if low > 0 else None,
                "tried": tried}
     return replace(best, budget=section)
