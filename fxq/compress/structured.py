@@ -10,9 +10,11 @@ the cut, and the least-squares refit of the layers that read them.
    saved, until the Dense and Conv MACs are at most (1 - S) of the model's, the last step
    cut to the fewest channels that reach it. A family a layer's own `prune` fixes loses
    that fraction of its channels instead.
-4. The cut graph is walked in lockstep with the float model: every layer that reads a cut
-   family is refit by least squares on its inputs as the cut network computes them, against
-   the float model's output (restricted to the channels it keeps).
+4. The cut graph is walked in lockstep with the float model: every Dense and ungrouped Conv
+   is refit by least squares on its inputs as the cut network computes them, against the
+   float model's output (restricted to the channels it keeps), so the layers after a cut
+   make up for it too (mbv2 at half the MACs: 90.9 -> 93.7 held-out top-1 against refitting
+   the readers alone).
 """
 from __future__ import annotations
 
