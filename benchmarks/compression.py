@@ -47,7 +47,8 @@ METHODS = (("prune 0.5", dict(prune=0.5)), ("prune 0.7", dict(prune=0.7)),
 def _dsp(graph, x) -> int:
     q = quantize(graph, x, bits=16)
     return int(fxq.compile(q.graph, x, config=fxq.BitConfig.of(16), equalize="off",
-                           bias_correction=False, allow_overfit=True).estimate.to_json()["total"]["dsp"])
+                           bias_correction=False, allow_overfit=True)
+               .estimate.to_json()["total"]["dsp"])
 
 
 def _mismatches(q, x, where: str) -> str:
@@ -82,12 +83,13 @@ def print_compression(examples: str, models=MODELS, csim: bool = True) -> None:
             seconds = time.perf_counter() - start
             s = out.after
             q8 = quantize(out.graph, calib["x"], bits=8)
+            mismatches = _mismatches(q8, test["x"], name) \
+                if csim and s.total("params") <= CSIM_MAX_PARAMS else "-"
             print(f"| {name} | {s.total('params')} | {s.total('nonzeros')} | "
                   f"{s.total('nonzero_macs') / max(out.before.total('macs'), 1):.2f} | "
                   f"{out.before.total('dense_bits') / s.total('huffman_bits'):.1f} | {dsp0} -> {_dsp(out.graph, calib['x'])} | "
                   f"{top1(graph.run(test['x'])):.2f} | {top1(out.graph.run(test['x'])):.2f} | "
-                  f"{top1(q8.simulate(test['x'])):.2f} | "
-                  f"{_mismatches(q8, test['x'], name) if csim and s.total('params') <= CSIM_MAX_PARAMS else '-'} | {seconds:.1f} |")
+                  f"{top1(q8.simulate(test['x'])):.2f} | {mismatches} | {seconds:.1f} |")
 
 
 COLUMN_MODELS = ("mlp", "jet", "mlp_s1", "lenet300")

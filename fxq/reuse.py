@@ -56,17 +56,17 @@ def built_reuse(q, node: Node, strategy: Strategy, reuse: int) -> int:
     return closest_valid(*mult_size(q, node), reuse)
 
 
-def dense_blocks(w: np.ndarray, reuse: int) -> np.ndarray:
-    """The block of each weight of a Dense w (in, out) under the resource strategy at reuse
-    factor R: hls4ml transposes w to (out, in) and multiplier b computes the products of the
-    flat weights b * R .. b * R + R - 1, one per cycle, so block = (o * in + i) // R."""
-    n_in, n_out = w.shape
+def dense_blocks(n_in: int, n_out: int, reuse: int) -> np.ndarray:
+    """The block of each weight (in, out) of a Dense layer under the resource strategy at
+    reuse factor R: hls4ml transposes the weights to (out, in) and multiplier b computes the
+    products of the flat weights b * R .. b * R + R - 1, one per cycle, so block =
+    (o * in + i) // R."""
     return (np.arange(n_out)[None, :] * n_in + np.arange(n_in)[:, None]) // reuse
 
 
 def zero_blocks(w: np.ndarray, reuse: int) -> tuple[int, int]:
     """(blocks, blocks whose weights are all zero) of a Dense w at reuse factor R."""
-    blocks = dense_blocks(w, reuse).reshape(-1)
+    blocks = dense_blocks(*np.shape(w), reuse).reshape(-1)
     live = np.zeros(int(blocks.max()) + 1, dtype=bool)
     live[blocks[np.asarray(w).reshape(-1) != 0]] = True
     return live.size, int(np.count_nonzero(~live))

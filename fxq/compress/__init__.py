@@ -74,7 +74,7 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, Methods], ste
     """Per layer (name -> its methods: saliency and structure), the network's output error
     (relative to the output's variance) with that layer alone pruned to each sparsity of
     GRID and refit, on the float inputs."""
-    problems: dict[str, tuple] = {}          # name -> (moments, weights (G, O, F), to_layer)
+    problems: dict[str, tuple] = {}   # name -> (moments, weights (G, O, F), to_layer, groups)
     wanted = set(layers)
 
     def collect(v: Visit):

@@ -276,7 +276,8 @@ class _Reader:
         self.hinv[np.ix_(g, g)] = np.eye(g.size)             # keep it invertible there
 
 
-def removal_order(graph: Graph, fam: Family, moments: dict[str, tuple[Moments, float]]) -> list[int]:
+def removal_order(graph: Graph, fam: Family,
+                  moments: dict[str, tuple[Moments, float]]) -> list[int]:
     """The family's units in the order to remove them (see the module's note); `moments`
     gives each reader's Moments and output energy on the data."""
     readers = []

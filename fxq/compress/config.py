@@ -8,7 +8,7 @@
     weights = "ternary"
 
 Methods by layer (Dense and Conv): `prune` (a fraction in [0, 1)) with `prune_by`
-magnitude|obd and `prune_structure` weight|channel (unstructured: `prune` is the fraction
+magnitude|obd and `prune_structure` weight|channel|column (weight, unstructured: `prune` is the fraction
 of weights set to zero; channel: whole output channels removed with the inputs reading
 them; as the setting of every layer, `prune` is then the fraction of the network's Dense
 and Conv MACs removed, per layer the fraction of the layer's output channels; column: the
@@ -119,8 +119,8 @@ class Methods:
 
     @property
     def any(self) -> bool:
-        return self.low_rank or self.weight_pruning or self.channel_pruning or self.share is not None or \
-            self.weights is not None
+        return self.low_rank or self.weight_pruning or self.channel_pruning or \
+            self.share is not None or self.weights is not None
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}

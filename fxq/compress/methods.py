@@ -91,7 +91,7 @@ def column_groups(node: Node, problem: Problem, methods: Methods) -> np.ndarray 
         return None
     _, n_out, n_in = problem.weights.shape
     built = closest_valid(n_in, n_out, methods.reuse_factor)
-    return dense_blocks(np.zeros((n_in, n_out)), built).T[None]
+    return dense_blocks(n_in, n_out, built).T[None]
 
 
 def weight_visit(config: CompressConfig, sparsity: Mapping[str, float]) -> Callable:

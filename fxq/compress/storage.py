@@ -109,7 +109,6 @@ def layer_storage(graph: Graph, node: Node, value_bits: int = VALUE_BITS,
     ordered = (w.T if node.op is Op.DENSE else w).reshape(-1)
     nnz = int(np.count_nonzero(flat))
     positions = _positions(graph, node)
-    macs = positions * n
     encoding = graph.encodings.get(params["weight"])
     if encoding is not None:
         values, index = encoding.values, (encoding.indices.T if node.op is Op.DENSE
@@ -136,7 +135,7 @@ def layer_storage(graph: Graph, node: Node, value_bits: int = VALUE_BITS,
                                                  huffman_bits(gaps.tolist()))
     shared_bits = min(shared + table, pruned)
     huffman = min(huff + table, shared_bits)
-    return LayerStorage(node.name, n, nnz, macs, positions * nnz, dense_bits,
+    return LayerStorage(node.name, n, nnz, _macs(graph, node), positions * nnz, dense_bits,
                         pruned + bias_bits * bias, shared_bits + bias_bits * bias,
                         huffman + bias_bits * bias, gap_bits, k)
 
@@ -164,10 +163,14 @@ class Storage:
                           "huffman": self.ratio}}
 
 
+def _macs(graph: Graph, node: Node) -> int:
+    """A layer's multiply-accumulates per sample, zero weights counted."""
+    return _positions(graph, node) * graph.params[dict(graph.param_inputs(node))["weight"]].size
+
+
 def macs(graph: Graph) -> int:
     """Multiply-accumulates per sample of the Dense and Conv layers (zeros counted)."""
-    return sum(_positions(graph, n) * graph.params[dict(graph.param_inputs(n))["weight"]].size
-               for n in graph.nodes if n.op in LAYER_OPS)
+    return sum(_macs(graph, n) for n in graph.nodes if n.op in LAYER_OPS)
 
 
 def storage(graph: Graph) -> Storage:

@@ -24,8 +24,8 @@ from typing import Any, Callable
 import numpy as np
 
 from fxq.compress import linear
-from fxq.compress.channels import Family, cut, families, kept_indices, reader_features, \
-    removal_order
+from fxq.compress.channels import Family, cut, families, is_root, kept_indices, \
+    reader_features, removal_order
 from fxq.compress.config import CompressConfig, CompressError
 from fxq.compress.error import output_error, subsample
 from fxq.compress.methods import f32, problem_of, with_params
@@ -189,7 +189,7 @@ def prune_channels(graph: Graph, calib: Any, config: CompressConfig,
     removed = {n: np.sort(np.asarray(orders[n][:k])) for n, k in level.items()}
     pruned = cut(graph, fams, removed)
     kept = kept_indices(graph, fams, removed)
-    refit = {n.name for n in pruned.nodes if n.op in (Op.DENSE, Op.CONV) and not (n.op is Op.CONV and n.attrs["groups"] != 1)}
+    refit = {n.name for n in pruned.nodes if is_root(pruned, n)}      # ungrouped layers
 
     def visit(v: Visit) -> Replacement | None:
         if v.node.name not in refit:
