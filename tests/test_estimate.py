@@ -147,6 +147,23 @@ def test_device_totals_are_the_vendor_tools(name):
     assert (d.bram18, d.dsp, d.ff, d.lut, d.uram) == VENDOR_REPORTED_TOTALS[name]
 
 
+def test_every_part_of_hls4mls_board_files_is_in_the_catalog():
+    """hls4ml's VivadoAccelerator boards (pynq-z2, zcu102, alveo-u50/u200/u250/u280)."""
+    import json
+
+    import hls4ml
+    from fxq.devices import find_device
+
+    path = os.path.join(os.path.dirname(hls4ml.__file__), "backends", "vivado_accelerator",
+                        "supported_boards.json")
+    with open(path) as f:
+        boards = json.load(f)
+    assert len(boards) >= 6
+    for board, spec in boards.items():
+        d = find_device(spec["part"])
+        assert spec["part"].startswith(d.name) and d.lut > 0 and d.dsp > 0, board
+
+
 def test_unknown_part_is_refused_listing_the_known():
     with pytest.raises(fxq.FxqError, match="not in fxq's device catalog.*xczu9eg-ffvb1156"):
         estimate(fc16x5(0), part="xc9z999")
