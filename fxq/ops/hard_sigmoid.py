@@ -152,6 +152,13 @@ def hard_sigmoid_native(g, fx, x, y):
     elementwise(g, y, rq(frac - fx.result.frac, fx.result, expr, count=True))
 
 
+@rule("rtl", HARD_SIGMOID)
+def hard_sigmoid_rtl(tracer, node, fx, x):
+    """The open RTL path: a table of this kernel over every input value."""
+    from fxq.rtl.trace import elementwise_table
+    return elementwise_table(tracer, node, fx, x)
+
+
 @rule("cost", HARD_SIGMOID)
 def hard_sigmoid_cost(estimator, node, fx):
     """A constant multiplier (one adder per extra CSD digit of the slope), the shift's

@@ -103,6 +103,13 @@ def hard_swish_native(g, fx, x, y):
                          f"{at(x)} * (fxq::i64){gate}", count=True))
 
 
+@rule("rtl", HARD_SWISH)
+def hard_swish_rtl(tracer, node, fx, x):
+    """The open RTL path: a table of this kernel over every input value."""
+    from fxq.rtl.trace import elementwise_table
+    return elementwise_table(tracer, node, fx, x)
+
+
 @rule("cost", HARD_SWISH)
 def hard_swish_cost(estimator, node, fx):
     """The gate (a constant multiplier, an adder, two compares) and one general multiplier

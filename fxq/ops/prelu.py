@@ -61,6 +61,14 @@ def _slope(fx, shape) -> np.ndarray:
     return np.broadcast_to(raw, (1,) + tuple(shape[1:]))
 
 
+@rule("rtl", PRELU)
+def prelu_rtl(tracer, node, fx, x):
+    """The open RTL path: x > 0 ? cast(x) : cast(slope * x), the slope per element."""
+    from fxq.rtl.trace import real, sloped
+    raw, slope_t = fx.param("slope")
+    return sloped(tracer, node, fx, x, np.broadcast_to(real(raw, slope_t), x.shape))
+
+
 @rule("fixed", PRELU)
 def prelu_fixed(fx, x):
     _, slope_t = fx.param("slope")

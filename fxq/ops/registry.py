@@ -21,6 +21,8 @@ An op's definition is its rules for every stage, registered under its `Op`:
   (fxq.estimate).
 * ``onnx``: ``export(exporter, node)``: the ONNX nodes and initializers that compute it
   (fxq.onnx_export), for the float32 ONNX model `fxq compress` writes.
+* ``rtl``: ``trace(tracer, node, fx, *inputs) -> FixedVariableArray``: the node as da4ml
+  logic (fxq.rtl.trace), for `fxq rtl`. Optional: layout ops without one move elements.
 
 ONNX converters are registered by ONNX op type (``converter("Gemm")``). A stage that meets an
 op without its rule raises MissingRule, naming the op, the node and the stage; nothing falls
@@ -37,8 +39,11 @@ STAGES = {
     "shape": "shape rule", "float": "float kernel", "fixed": "bit-accurate kernel",
     "check": "type check", "types": "type rule for the search", "hls": "hls4ml emitter",
     "native": "native-engine emitter", "cost": "cost rule", "onnx": "ONNX exporter",
+    "rtl": "RTL tracer",
 }
-OPTIONAL = frozenset({"check"})
+# stages an op may lack: no check means no constraint; no RTL tracer means `fxq rtl`
+# refuses the op (the open RTL path covers the ops of fxq.rtl.trace)
+OPTIONAL = frozenset({"check", "rtl"})
 
 RULES: dict[str, dict[Op, Callable]] = {stage: {} for stage in STAGES}
 CONVERTERS: dict[str, Callable] = {}
@@ -104,7 +109,7 @@ def converter(*op_types: str) -> Callable[[Callable], Callable]:
 _VERBS = {"shape": "infer the shape of", "float": "run", "fixed": "simulate",
           "check": "check the types of", "types": "choose the types of",
           "hls": "emit to hls4ml", "native": "compile natively", "cost": "estimate",
-          "onnx": "export to ONNX"}
+          "onnx": "export to ONNX", "rtl": "write as RTL"}
 
 
 def shape_rule(*ops: Op) -> Callable:
