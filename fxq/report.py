@@ -145,6 +145,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += [""] + _estimate_markdown(doc["estimate"])
     if doc.get("synthesis"):
         lines += [""] + _synthesis_markdown(doc["synthesis"])
+    if doc.get("rtl"):
+        lines += [""] + rtl_markdown(doc["rtl"])
     return "\n".join(lines) + "\n"
 
 
@@ -214,6 +216,26 @@ def _synthesis_markdown(synthesis: dict[str, Any]) -> list[str]:
     if v:
         lines.append(f"- Logic synthesis: DSP {v['dsp']}, LUT {v['lut']}, FF {v['ff']}, "
                      f"BRAM18 {v['bram18']}")
+    return lines
+
+
+def rtl_markdown(rtl: dict[str, Any]) -> list[str]:
+    """The open RTL path (fxq rtl): measured and estimated figures side by side."""
+    e, y = rtl["estimate"], rtl.get("yosys")
+    lines = [f"Open RTL path (`fxq rtl`: da4ml Verilog in {rtl['path']}, {rtl['stages']} "
+             f"pipeline stages at da4ml latency cutoff {rtl['latency_cutoff']}, "
+             f"{rtl['part']}):", "",
+             "| figure | measured: Yosys synth_xilinx | estimate: fxq (hw/estimator.toml "
+             "[rtl]) | estimate: da4ml |", "|---|---|---|---|",
+             f"| LUT | {y['lut'] if y else 'not run'} | {e['lut']} | {rtl['da4ml_lut']} |",
+             f"| FF | {y['ff'] if y else 'not run'} | {e['ff']} | {rtl['da4ml_ff']} |"]
+    if y:
+        lines.append(f"| CARRY ({y['family']}) | {y['carry']} | | |")
+        lines.append(f"| DSP | {y['dsp']} | | |")
+    lines.append("")
+    for c in rtl["simulation"]:
+        verdict = "equal to fxq's simulation" if c["equal"] else "DIFFERENT from fxq's"
+        lines.append(f"- Verilator on {c['data']}: {verdict} on every output")
     return lines
 
 
