@@ -12,7 +12,8 @@
    four of them random) and on the three MLPerf Tiny classifiers;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
 4. fxq's cycle/resource estimate against published synthesis results; every compression
-   method on the example models (benchmarks/compression.py);
+   method on the example models (benchmarks/compression.py); the open RTL path's Yosys
+   counts against fxq's estimate, Verilator against fxq (benchmarks/rtl.py);
 5. the MLPerf Tiny reference networks (examples/tiny.py, the dynamo export): the same
    throughputs as 1. at 8 bits (each in its io type), then end to end, each in a process
    of its own: compile, simulate and verify time, peak memory, the task metric
@@ -426,6 +427,8 @@ def main(argv=None) -> int:
     print_estimator_comparison()
     from compression import main as compression_main
     compression_main([] if not args.skip_csim else ["--no-csim"])
+    from rtl import main as rtl_main
+    rtl_main(["--heldout", args.heldout])
     if args.skip_csim:
         return 0
     rows = []
