@@ -1,7 +1,7 @@
 """The float reference: run a Graph with the float kernels, batch-vectorized, in float64."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -12,11 +12,20 @@ if TYPE_CHECKING:
     from fxq.ir import Graph, Node
 
 
+def apply_float(node: Node, params: Mapping[str, np.ndarray],
+                values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """One node's float kernel on its inputs (each a parameter or an earlier value).
+    Parameters reach the kernel as C-contiguous float64, so a result depends on their
+    values, never on how they are laid out in memory (BLAS picks another kernel, with
+    another summation order, for a transposed operand)."""
+    args = [np.ascontiguousarray(params[n], dtype=np.float64) if n in params
+            else np.asarray(values[n], dtype=np.float64) for n in node.inputs]
+    return lookup("float", node.op, node.name)(*args, **node.attrs)
+
+
 def run_node(graph: Graph, node: Node, values: dict[str, np.ndarray]) -> np.ndarray:
     """Apply one node's float kernel (float64), checking the result's shape against the IR."""
-    args = [graph.params[n] if n in graph.params else values[n] for n in node.inputs]
-    args = [np.asarray(a, dtype=np.float64) for a in args]
-    y = lookup("float", node.op, node.name)(*args, **node.attrs)
+    y = apply_float(node, graph.params, values)
     batch = next(iter(values.values())).shape[0] if values else 1
     expected = (batch,) + graph.shape(node.output)
     if y.shape != expected:

@@ -23,8 +23,7 @@ import numpy as np
 
 from fxq.data import bind_inputs
 from fxq.ir import Graph, Node, Tensor
-from fxq.ops.registry import lookup
-from fxq.reference import walk_bound
+from fxq.reference import apply_float, walk_bound
 
 
 @dataclass(frozen=True)
@@ -68,10 +67,7 @@ def run_nodes(nodes: tuple[Node, ...], params: Mapping[str, np.ndarray],
     local = dict(values)
     y = None
     for node in nodes:
-        args = [np.asarray(params[n] if n in params else local[n], dtype=np.float64)
-                for n in node.inputs]
-        y = lookup("float", node.op, node.name)(*args, **node.attrs)
-        local[node.output] = y
+        y = local[node.output] = apply_float(node, params, local)
     return y
 
 
@@ -107,9 +103,7 @@ def lockstep(graph: Graph, reference: Graph, data: Any,
         seen = Visit(graph, node, [values[n] for n in acts], target_of(node.output), revisions)
         found = visit(seen)
         if found is None:
-            args = [graph.params[n] if n in graph.params else values[n] for n in node.inputs]
-            values[node.output] = lookup("float", node.op, node.name)(
-                *[np.asarray(a, dtype=np.float64) for a in args], **node.attrs)
+            values[node.output] = apply_float(node, graph.params, values)
         else:
             done[node.name] = found
             params = {**graph.params, **found.params}

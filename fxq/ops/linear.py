@@ -26,7 +26,9 @@ def dense_shape(x, w, b=None):
 
 @float_kernel(Op.DENSE)
 def dense(x, w, b=None):
-    y = x @ w
+    # a contiguous x: BLAS's summation order then depends on the values alone, not on
+    # whether the producer left a transposed view (as a Conv's channels-first view is)
+    y = np.ascontiguousarray(x) @ np.ascontiguousarray(w)
     return y if b is None else y + b
 
 
