@@ -11,6 +11,7 @@ value does not fit int64; such types are refused).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -40,6 +41,7 @@ class Overflow(Enum):
 
 
 MAX_WIDTH = 64
+_HLS_TYPE = re.compile(r"(ap_fixed|ap_ufixed|ap_int|ap_uint)<([^<>]+)>")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,29 @@ class FixedType:
 
     def __str__(self) -> str:
         return self.hls()
+
+    @classmethod
+    def from_hls(cls, text: str) -> "FixedType":
+        """The type a C++ spelling names: ap_fixed<W,I[,Q[,O[,0]]]>, ap_ufixed<...>,
+        ap_int<W> or ap_uint<W> (spaces allowed); the inverse of `hls`. ValueError naming
+        the text for anything else (a saturation-bits argument other than 0 included)."""
+        m = _HLS_TYPE.fullmatch(text.replace(" ", ""))
+        if m is None:
+            raise ValueError(f"not an ap_fixed/ap_int type: {text!r}")
+        kind, args = m.group(1), m.group(2).split(",")
+        try:
+            width = int(args[0])
+            if kind in ("ap_int", "ap_uint"):
+                if len(args) != 1:
+                    raise ValueError
+                return cls(width, 0, kind == "ap_int")
+            if not 2 <= len(args) <= 5 or (len(args) == 5 and args[4] != "0"):
+                raise ValueError
+            rounding = Rounding(args[2]) if len(args) > 2 else Rounding.TRN
+            overflow = Overflow(args[3]) if len(args) > 3 else Overflow.WRAP
+            return cls(width, width - int(args[1]), kind == "ap_fixed", rounding, overflow)
+        except ValueError:
+            raise ValueError(f"not an ap_fixed/ap_int type: {text!r}") from None
 
 
 # -- rounding ---------------------------------------------------------------------------

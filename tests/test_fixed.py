@@ -15,6 +15,23 @@ from fxq.fixed import FixedType, Overflow, Rounding, cast, quantize, to_float
 ])
 def test_hls_spelling(t, text):
     assert t.hls() == text and str(t) == text
+    assert FixedType.from_hls(text) == t
+
+
+@pytest.mark.parametrize("text, t", [
+    ("ap_int<8>", FixedType(8, 0)), ("ap_uint<1>", FixedType(1, 0, signed=False)),
+    ("ap_fixed< 18, 8, AP_RND, AP_SAT, 0 >", FixedType(18, 10, True, Rounding.RND, Overflow.SAT)),
+    ("ap_fixed<16,6,AP_RND_CONV>", FixedType(16, 10, rounding=Rounding.RND_CONV)),
+])
+def test_hls_spellings_read(text, t):
+    assert FixedType.from_hls(text) == t
+
+
+@pytest.mark.parametrize("text", ["ap_fixed<16>", "ap_fixed<16,6,AP_FOO>", "float",
+                                  "ap_fixed<16,6,AP_RND,AP_SAT,2>", "ap_int<8,2>", "ap_fixed<0,0>"])
+def test_bad_hls_spellings_are_refused_by_name(text):
+    with pytest.raises(ValueError, match="ap_fixed"):
+        FixedType.from_hls(text)
 
 
 def test_range_and_resolution():
