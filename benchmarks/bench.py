@@ -11,7 +11,9 @@
    of the search's development (examples/heldout.py: other architectures, seeds and data,
    four of them random) and on the three MLPerf Tiny classifiers;
 3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
-4. fxq's cycle/resource estimate against published synthesis results; every compression
+4. fxq's cycle/resource estimate against published synthesis results (the two designs of
+   examples/published.py, then every design of hw/syntheses.json, held in and held out,
+   benchmarks/syntheses.py); every compression
    method on the example models (benchmarks/compression.py); the open RTL path's Yosys
    counts against fxq's estimate, Verilator against fxq (benchmarks/rtl.py);
 5. the MLPerf Tiny reference networks (examples/tiny.py, the dynamo export): the same
@@ -425,6 +427,8 @@ def main(argv=None) -> int:
     print_equalization({"zoo": args.zoo, "heldout": args.heldout, "tiny": args.tiny})
     print_budget([(name, args.zoo if name in ZOO else args.heldout) for name in BUDGET_MODELS])
     print_estimator_comparison()
+    from syntheses import main as syntheses_main
+    syntheses_main([])
     from compression import main as compression_main
     compression_main([] if not args.skip_csim else ["--no-csim"])
     from rtl import main as rtl_main

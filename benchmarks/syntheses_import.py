@@ -6,7 +6,7 @@ factor and strategy), the published figures (C synthesis, and Vivado logic synth
 project has it) and where they come from. The weights themselves are not copied: each
 Dense/Conv/BatchNorm parameter is kept as the statistics fxq's estimator reads from it (per
 output, the count of non-zero raw values; over the layer, how many raw magnitudes have each
-bit length and number of canonical-signed-digit digits), from which `examples/syntheses.py`
+bit length and number of canonical-signed-digit digits), from which `examples/published.py`
 rebuilds a weight array the estimator cannot tell from the original.
 
 Usage (on a project checked out anywhere; nothing here runs in the tests):
@@ -22,7 +22,6 @@ import argparse
 import ast
 import json
 import operator
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -34,8 +33,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fxq.cost import csd_digits  # noqa: E402
+sys.path.insert(0, str(ROOT / "examples"))
+
 from fxq.fixed import FixedType, quantize  # noqa: E402
+from published import param_stats  # noqa: E402
 
 
 class ProjectError(Exception):
@@ -221,21 +222,6 @@ def _weights(firmware: Path, name: str) -> np.ndarray:
             raise ProjectError(f"{h}: no initializer")
         text = m.group(1)
     return np.array([float(v) for v in text.replace("\n", ",").split(",") if v.strip()])
-
-
-def param_stats(raw: np.ndarray, out_axis: int) -> dict[str, Any]:
-    """What the estimator reads from a parameter's raw integers (see the module note)."""
-    raw = np.asarray(raw, dtype=np.int64)
-    per_out = np.count_nonzero(np.moveaxis(raw, out_axis, -1).reshape(-1, raw.shape[out_axis]),
-                               axis=0)
-    classes: dict[tuple[int, int], int] = {}
-    mags, counts = np.unique(np.abs(raw[raw != 0]), return_counts=True)
-    for m, n in zip(mags.tolist(), counts.tolist()):
-        key = (int(m).bit_length(), csd_digits(m))
-        classes[key] = classes.get(key, 0) + n
-    return {"shape": list(raw.shape), "out_axis": out_axis,
-            "nonzero_per_output": per_out.tolist(),
-            "classes": [[b, d, n] for (b, d), n in sorted(classes.items())]}
 
 
 # -- the project ----------------------------------------------------------------------
@@ -427,11 +413,10 @@ class Reader:
                                                           v("stride_width", 1)]
         if one_d:
             pads = [v("pad_left", 0), v("pad_right", 0)]
-            spatial_in, spatial_out = [v("in_width")], [v("out_width")]
+            spatial_out = [v("out_width")]
         else:
             pads = [v("pad_top", 0), v("pad_left", 0), v("pad_bottom", 0), v("pad_right", 0)]
-            spatial_in, spatial_out = [v("in_height"), v("in_width")], \
-                [v("out_height"), v("out_width")]
+            spatial_out = [v("out_height"), v("out_width")]
         w_t = self.p.config_type(c, "weight_t")
         b_t = self.p.config_type(c, "bias_t")
         kk = int(np.prod(kernel))

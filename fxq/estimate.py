@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from fxq.cost import (Cost, Lanes, coefficients, csd_digits, dsps_for, elements,  # noqa: F401
-                      memory, products, tree_cycles)
+from fxq.cost import (Cost, Lanes, add_ns, coefficients, csd_digits, cycles_for,  # noqa: F401
+                      delay_scale, dsps_for, elements, memory, products, sum_pipeline,
+                      tree_levels)
 from fxq.devices import Device
 from fxq.fixed import FixedType
 from fxq.layer import FixedNode
@@ -54,11 +55,21 @@ class Estimate:
     settings: dict[str, Any]
     layers: list[LayerEstimate]
     total: Cost = field(default_factory=Cost)
+    # what the top function adds to its layers' sum: io_parallel's registers between calls
+    # (cycles) and a dataflow top's ping-pong arrays (FFs)
+    top: Cost = field(default_factory=lambda: Cost(ii=0))
 
     def utilization(self) -> dict[str, float]:
         d = self.device
         return {"dsp": self.total.dsp / d.dsp, "lut": self.total.lut / d.lut,
                 "ff": self.total.ff / d.ff, "bram18": self.total.bram18 / d.bram18}
+
+    def csynth(self) -> dict[str, int]:
+        """LUT and FF as HLS C synthesis reports them (it overcounts logic synthesis's:
+        hw/estimator.toml [csynth])."""
+        c = coefficients()["csynth"]
+        return {"lut": math.ceil(self.total.lut * c["lut_factor"]),
+                "ff": math.ceil(self.total.ff * c["ff_factor"])}
 
     def to_json(self) -> dict[str, Any]:
         return {"model": "fxq first-order estimate (hw/estimator.toml)",
@@ -66,8 +77,13 @@ class Estimate:
                 "settings": self.settings,
                 "total": asdict(self.total), "utilization": self.utilization(),
                 "latency_ns": self.total.latency * self.settings.get("clock_ns", 5.0),
+                "predicts": {"latency": "C synthesis", "ii": "C synthesis",
+                             "dsp": "C synthesis", "bram18": "C synthesis",
+                             "lut": "logic synthesis", "ff": "logic synthesis"},
+                "csynth": self.csynth(),
                 "available": {"dsp": self.device.dsp, "lut": self.device.lut,
                               "ff": self.device.ff, "bram18": self.device.bram18},
+                "top": {"latency": self.top.latency, "ff": self.top.ff},
                 "layers": [{"name": e.name, "op": e.op, **asdict(e.cost)}
                            for e in self.layers]}
 
@@ -78,7 +94,14 @@ class _Estimator:
         self.io, self.strategy = str(target.io_type), str(target.strategy)
         self.reuse = target.reuse_factor          # the current layer's, set by layer()
         self.device = target.device
+        self.clock = float(target.clock_ns)
+        self.scale = delay_scale(self.device.family)
         self.c = coefficients()
+
+    def cycles(self, path_ns: float) -> int:
+        """Registers HLS puts into a path of `path_ns` (an UltraScale+ figure) on this
+        design's part at its clock."""
+        return cycles_for(path_ns * self.scale, self.clock)
 
     def stream(self) -> bool:
         return self.io == "io_stream"
@@ -99,30 +122,87 @@ class _Estimator:
         cost = (rule or lookup("cost", node.op, node.name))(self, node, fx)
         if self.stream():
             cost.add_resources(self.fifo(node.output, fx.result))
+            # each layer is a dataflow process: its loop counters and state machine, and
+            # the registers of one input and one output word
+            s, x = self.c["stream"], self.g.activation_inputs(node)
+            words = sum(self.channels(t) * self.q.types[t].width for t in x) \
+                + self.channels(node.output) * fx.result.width
+            cost.ff += math.ceil(s["layer_ctrl_ff"] + s["word_ff_per_bit"] * words)
+            cost.lut += math.ceil(s["layer_ctrl_lut"])
         return cost.whole()
 
-    def multiply_accumulate(self, fx: FixedNode, w: np.ndarray, per_step: int) -> Cost:
-        """Cost of one step of a weight matrix (K x O) applied to an input vector; `per_step`
-        is how many such steps the layer runs one after another (pixels)."""
+    def channels(self, tensor: str) -> int:
+        """Elements of one pixel (one io_stream word) of a channels-first tensor."""
+        shape = self.g.shape(tensor)
+        return shape[0] if len(shape) > 1 else elements(shape)
+
+    def multiply_accumulate(self, fx: FixedNode, w: np.ndarray, per_step: int,
+                            shift: int = 0) -> Cost:
+        """Cost of a weight matrix (K x O) applied to `per_step` input vectors one after
+        another (pixels); `shift`: cycles each step of the resource strategy spends before
+        its reuse loop (io_stream's line buffer shifting in a pixel).
+
+        Latency strategy (weights are constants): hls4ml's dense_latency pipelines at
+        II = R and limits HLS's `mul` operations to ceil(K*O/R) - floor(zeros/R)
+        (ALLOCATION). Only the products that stay multiplications (in DSP slices) are
+        shared; constant products built in LUTs and the adders are not, so a layer
+        without DSP products is as fast and as large at any R. HLS reaches a lower
+        interval than R where the shared products need fewer cycles, and no lower than
+        the step's depth + 1 (a step is not overlapped with the next when R exceeds it).
+        Resource strategy (weights in memory): dense_resource runs R iterations of a loop
+        pipelined at II 1, each with ceil(K*O/R) general multipliers, then its result
+        loop; steps follow one another."""
         constant = self.strategy == "latency"
         p = products(w, fx.param_types[0], fx.inputs[0], constant, self.device)
         r = self.reuse
         accum = fx.layer.accum
-        adds = int(np.maximum(p.nonzero_per_output - 1, 0).sum()) if constant \
-            else w.size - w.shape[-1]
-        # HLS builds the adder trees in fabric even where the products are in DSPs
-        lut_adds = adds * accum.width * self.c["add"]["lut_per_bit"]
         n_out = w.shape[-1]
-        cast_lut = n_out * fx.result.width if fx.result.rounding.name != "TRN" \
+        clk = self.c["clock"]
+        first = clk["dsp_mult_ns"] if p.uses_dsp else clk["lut_mult_ns"] if p.units else 0.0
+        if constant:
+            limit = max(math.ceil(w.size / r) - p.zeros // r, 1)
+            shared = max(math.ceil(p.dsp_units / limit), 1)
+            dsp = math.ceil(p.dsp * min(1.0, limit / p.dsp_units)) if p.dsp_units else 0
+            lut_products = p.lut
+            terms = p.nonzero_per_output
+            adds = int(np.maximum(terms - 1, 0).sum())
+            multipliers = min(limit, p.dsp_units) if shared > 1 else 0
+        else:
+            shared = r
+            dsp = math.ceil(p.dsp / r)
+            lut_products = p.lut / r
+            terms = np.full(n_out, w.shape[0])
+            adds = math.ceil(w.size / r)                 # one adder behind each multiplier
+            multipliers = math.ceil(p.units / r) if r > 1 else 0
+        # the product stage, then one adder tree per output (all its terms at once in the
+        # latency strategy; one term per multiplier and iteration in the resource one), cut
+        # into cycles of the clock; each cut registers what is live there
+        pipe = sum_pipeline(np.maximum(terms if constant else np.ones(n_out), 1),
+                            accum.width, first * self.scale, add_ns(accum.width, self.scale),
+                            self.clock, p.uses_dsp, p.product_bits)
+        if constant:
+            # the line buffer's shift is pipelined with the products here (II 1 at R = 1)
+            depth = shared - 1 + pipe.cycles
+            ii = max(shared, min(r, depth + 1))
+        else:
+            depth = shift + r - 1 + pipe.cycles + int(self.c["resource"]["loop_cycles"])
+            ii = depth + 1
+        n_cast = n_out * fx.result.width if fx.result.rounding.name != "TRN" \
             or fx.result.overflow.name != "WRAP" else 0
-        mux_lut = (p.units // r) * fx.inputs[0].width * math.ceil(math.log2(r)) if r > 1 else 0
-        cost = Cost(dsp=math.ceil(p.dsp / r),
-                    lut=math.ceil((p.lut + lut_adds) / r + cast_lut + n_out * accum.width
-                                  + mux_lut),
-                    # R = 1: a pipelined adder tree, registered at each of its stages;
-                    # R > 1: one accumulator per output, fed over R cycles
-                    ff=math.ceil((p.units * p.product_bits / r + n_out * accum.width
-                                  * ((1 + tree_cycles(w.shape[0])) if r == 1 else 1))
+        mux_lut = multipliers * fx.inputs[0].width * math.ceil(math.log2(shared)) \
+            if shared > 1 else 0
+        # sharing registers each output's partial sum; the resource strategy's loop also
+        # registers its products (a DSP product stays in the slice's own registers)
+        registered = 0 if shared == 1 else n_out * accum.width + (
+            0 if constant else multipliers * p.product_bits)
+        cost = Cost(dsp=dsp,
+                    lut=math.ceil(lut_products + adds * accum.width * self.c["add"]["lut_per_bit"]
+                                  + n_cast + n_out * accum.width + mux_lut),
+                    # the registers of the pipeline's cuts; with sharing, the registered
+                    # products and one accumulator per output besides; a layer of latency
+                    # > 0 also registers its outputs
+                    ff=math.ceil((pipe.ff + registered
+                                  + (n_out * fx.result.width if depth else 0))
                                  * self.c["register"]["ff_per_bit"]))
         if not constant:
             # hls4ml reshapes the weights into R rows read one per cycle: a memory of R
@@ -134,10 +214,8 @@ class _Estimator:
                     math.ceil(r / m["bram18_depth"])
             else:
                 cost.lut += math.ceil(bits / m["lut_bits"])
-        depth = (self.c["multiply"]["dsp_latency"] if p.uses_dsp
-                 else self.c["multiply"]["lut_latency"]) + tree_cycles(w.shape[0]) + 1
-        cost.ii = r * per_step
-        cost.latency = r * per_step + depth - 1
+        cost.ii = ii * per_step
+        cost.latency = ii * (per_step - 1) + depth
         return cost
 
     @rule("cost", Op.DENSE)
@@ -153,7 +231,10 @@ class _Estimator:
             cost.dsp = math.ceil(cost.dsp * live)
             cost.lut = math.ceil(cost.lut * live)
         if self.stream():
-            cost.ii = cost.latency              # hls4ml's stream dense is not pipelined
+            # hls4ml's stream dense reads its input word, computes and writes its output
+            # word, one after another: not pipelined
+            cost.latency += int(self.c["stream"]["dense_io_cycles"])
+            cost.ii = cost.latency
         return cost
 
     @rule("cost", Op.CONV)
@@ -161,17 +242,24 @@ class _Estimator:
         w = fx.params[0]                                            # O, C/G, *k
         x = self.g.activation_inputs(node)[0]
         steps = self.pixels(x) if self.stream() else self.pixels(node.output)
+        kernel = w.shape[2:]
+        # io_stream: each pixel is shifted into the line buffer's window first
+        shift = kernel[-1] - 1 if self.stream() else 0
         # (C/G * k) x O: each output sums C/G * k products (depthwise: its own k inputs)
-        cost = self.multiply_accumulate(fx, w.reshape(w.shape[0], -1).T, steps)
+        cost = self.multiply_accumulate(fx, w.reshape(w.shape[0], -1).T, steps, shift)
         if self.stream():
-            kernel = w.shape[2:]
-            shape = self.g.shape(x)
-            rows = (kernel[0] - 1) * (elements(shape[2:]) if len(shape) > 2 else 1)
-            bits = rows * shape[0] * fx.inputs[0].width              # line buffer
-            bram, lut = memory(bits)
-            cost.bram18 += bram
-            cost.lut += lut
+            cost.ff += self.line_buffer(x, kernel, fx.inputs[0])
         return cost
+
+    def line_buffer(self, x: str, kernel, t: FixedType) -> int:
+        """Flip-flops of the line buffer of a windowed op in io_stream: kernel height - 1
+        rows of the input and the window itself, shift registers (ap_shift_reg) that HLS
+        and Vivado keep in registers."""
+        shape = self.g.shape(x)
+        row = elements(shape[2:]) if len(shape) > 2 else 1
+        window = elements(kernel)
+        return int(((kernel[0] - 1) * row + window) * shape[0] * t.width) if len(shape) > 2 \
+            else int(window * shape[0] * t.width)
 
     # -- per-element ops: activations, pooling, merges, batch norm -----------------------
 
@@ -186,19 +274,24 @@ class _Estimator:
                       inp=elements(self.g.shape(x)) // steps)
 
     def per_element(self, node, fx, fill) -> Cost:
-        """The frame every per-element rule shares: a registered output (FFs), one cycle,
-        one step per pixel in io_stream; `fill(cost, lanes)` adds the op's own logic."""
+        """The frame every per-element rule shares: `fill(cost, lanes)` adds the op's own
+        logic and sets its latency (the registers its path needs at the clock, 0 when it
+        chains into its neighbours); each register holds the outputs (FFs). io_stream: one
+        step per pixel, each through the registered loop body."""
         lanes = self.lanes(node, fx)
-        cost = Cost(latency=1, ii=1, ff=int(lanes.out * lanes.width))
+        cost = Cost(latency=0, ii=1)
         fill(cost, lanes)
+        depth = cost.latency + (1 if self.stream() else 0)
+        cost.ff += int(lanes.out * lanes.width * depth)
         cost.ii = lanes.steps
-        cost.latency += lanes.steps - 1
+        cost.latency = depth + lanes.steps - 1 if self.stream() else cost.latency
         return cost
 
     @rule("cost", Op.RELU, Op.CLIP)
     def _clamp(self, node, fx) -> Cost:
         def fill(cost, n):
-            cost.lut = n.out * n.width
+            cost.lut = math.ceil(n.out * n.width * self.c["select"]["lut_per_bit"])
+            cost.latency = self.cycles(self.c["clock"]["select_ns"])
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.LEAKY_RELU)
@@ -208,13 +301,15 @@ class _Estimator:
 
         def fill(cost, n):
             cost.lut = n.out * n.width * (1 + digits)
+            cost.latency = self.cycles(self.c["clock"]["select_ns"]
+                                       + self.c["clock"]["lut_mult_ns"])
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.SIGMOID, Op.TANH)
     def _table(self, node, fx) -> Cost:
         def fill(cost, n):
             bram, lut = memory(fx.layer.table_size * fx.layer.table.width, ports=n.out)
-            cost.bram18, cost.lut, cost.latency = bram, lut + n.out * n.width, 2
+            cost.bram18, cost.lut, cost.latency = bram, lut + n.out * n.width, 1
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.SOFTMAX)
@@ -232,7 +327,12 @@ class _Estimator:
             cost.dsp = n.out * dsp_each
             cost.lut = l1 + l2 + 2 * n.out * fx.layer.accum.width * self.c["add"]["lut_per_bit"] \
                 + (0 if dsp_each else n.out * a * b // 2)
-            cost.latency = 2 * tree_cycles(n.out) + 6
+            # max tree, exp table (a registered read), sum tree, inverse table, product
+            clk, levels = self.c["clock"], tree_levels(n.out)
+            cost.latency = (self.cycles(levels * clk["select_ns"]) + 1
+                            + self.cycles(levels * add_ns(a)) + 1
+                            + self.cycles(clk["dsp_mult_ns"] if dsp_each else clk["lut_mult_ns"])
+                            + 1)
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_MAX_POOL, Op.GLOBAL_AVG_POOL)
@@ -249,13 +349,13 @@ class _Estimator:
             cost.lut = n.out * adders * acc_w * self.c["add"]["lut_per_bit"]
             if op in (Op.AVG_POOL, Op.GLOBAL_AVG_POOL):
                 cost.lut += n.out * acc_w * 2          # the division by a constant
-            cost.latency = tree_cycles(window) + 1
+            path = tree_levels(window) * (add_ns(acc_w) if op in (Op.AVG_POOL,
+                                          Op.GLOBAL_AVG_POOL) else self.c["clock"]["select_ns"])
+            if op in (Op.AVG_POOL, Op.GLOBAL_AVG_POOL):
+                path += self.c["clock"]["lut_mult_ns"]      # the constant 1/window
+            cost.latency = self.cycles(path)
             if self.stream() and windowed:
-                shape = self.g.shape(n.x)
-                bits = (node.attrs["kernel"][0] - 1) * elements(shape[2:]) * shape[0] \
-                    * fx.inputs[0].width
-                bram, lut = memory(bits)
-                cost.bram18, cost.lut = cost.bram18 + bram, cost.lut + lut
+                cost.ff += self.line_buffer(n.x, node.attrs["kernel"], fx.inputs[0])
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.BATCH_NORM)
@@ -267,13 +367,16 @@ class _Estimator:
             per_channel = n.inp // max(scale.size, 1)
             cost.dsp = p.dsp * per_channel
             cost.lut = int(p.lut * per_channel + n.out * n.width * self.c["add"]["lut_per_bit"])
-            cost.latency = 2 + (self.c["multiply"]["dsp_latency"] if p.uses_dsp else 0)
+            clk = self.c["clock"]
+            cost.latency = self.cycles((clk["dsp_mult_ns"] if p.uses_dsp else clk["lut_mult_ns"])
+                                       + add_ns(n.width))
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.ADD)
     def _add(self, node, fx) -> Cost:
         def fill(cost, n):
             cost.lut = n.out * n.width * self.c["add"]["lut_per_bit"]
+            cost.latency = self.cycles(add_ns(n.width))
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.MUL)
@@ -282,9 +385,10 @@ class _Estimator:
             a, b = fx.inputs[0].width, (fx.inputs + fx.param_types)[1].width
             if a + b > self.c["multiply"]["dsp_product_bits"]:
                 cost.dsp = n.out * dsps_for(a, b, self.device)
-                cost.latency = self.c["multiply"]["dsp_latency"]
+                cost.latency = self.cycles(self.c["clock"]["dsp_mult_ns"])
             else:
                 cost.lut = int(n.out * a * b * self.c["multiply"]["lut_per_partial_product_bit"])
+                cost.latency = self.cycles(self.c["clock"]["lut_mult_ns"])
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.CONCAT)
@@ -332,6 +436,16 @@ def _copies(q: QuantizedGraph, target: Target) -> list[LayerEstimate]:
     return out
 
 
+def parallel_dataflow(q: QuantizedGraph, target: Target) -> bool:
+    """Whether hls4ml (its pipeline-style pass) makes an io_parallel top a dataflow region:
+    a Conv computed pixel by pixel (the default parallelization factor 1 on more than one
+    output pixel) or a layer on the resource strategy."""
+    if str(target.strategy) == "resource":
+        return True
+    return any(n.op is Op.CONV and elements(q.graph.shape(n.output)[1:]) > 1
+               for n in q.graph.nodes)
+
+
 def estimate(q: QuantizedGraph, *, io_type: str | None = None, strategy: str = "latency",
              reuse_factor: int = 1, part: str = "xcvu13p-flga2577-2-e",
              clock_ns: float = 5.0, target: Target | None = None) -> Estimate:
@@ -344,7 +458,7 @@ def estimate(q: QuantizedGraph, *, io_type: str | None = None, strategy: str = "
     e = _Estimator(q, target)
     layers = [LayerEstimate(n.name, n.op.name, e.layer(n)) for n in q.graph.nodes]
     layers += _copies(q, target)
-    total = Cost()
+    total, top = Cost(), Cost(ii=0)
     for layer in layers:
         total.add_resources(layer.cost)
     if io_type == "io_stream":
@@ -355,8 +469,18 @@ def estimate(q: QuantizedGraph, *, io_type: str | None = None, strategy: str = "
         total.latency = sum(max(d, 0) for d in depths) + total.ii
     else:
         total.ii = max((l.cost.ii for l in layers), default=1)
-        total.latency = sum(l.cost.latency for l in layers)
+        # the top function's pipeline registers the values passed between its calls:
+        # about a cycle at most boundaries (hw/estimator.toml [parallel])
+        calls = [n for n in q.graph.nodes if not n.op.is_layout]
+        top.latency = math.ceil(coefficients()["parallel"]["call_cycles"] * len(calls))
+        if parallel_dataflow(q, target):
+            # hls4ml makes such a top a dataflow region: every array passed between its
+            # processes is a ping-pong pair of fully partitioned registers
+            top.ff = sum(2 * elements(q.graph.shape(n.output)) * q.types[n.output].width
+                         for n in calls)
+        total.latency = sum(l.cost.latency for l in layers) + top.latency
+        total.ff += top.ff
     settings = {"io_type": io_type, "strategy": str(target.strategy),
                 "reuse_factor": target.reuse_factor, "clock_ns": target.clock_ns,
                 **({"layer_reuse": dict(target.layer_reuse)} if target.layer_reuse else {})}
-    return Estimate(target.device, settings, layers, total)
+    return Estimate(target.device, settings, layers, total, top)

@@ -198,9 +198,17 @@ def _estimate_markdown(e: dict[str, Any]) -> list[str]:
     for c in e["layers"]:
         lines.append(f"| {c['name']} | {c['op']} | {c['latency']} | {c['ii']} | {c['dsp']} | "
                      f"{c['lut']} | {c['ff']} | {c['bram18']} |")
+    top = e.get("top", {})
+    if top.get("latency") or top.get("ff"):
+        lines.append(f"| (between layers) | | {top['latency']} | | | | {top['ff']} | |")
     lines.append(f"| **total** | | {t['latency']} | {t['ii']} | {t['dsp']} ({u['dsp']:.1%}) | "
                  f"{t['lut']} ({u['lut']:.1%}) | {t['ff']} ({u['ff']:.1%}) | "
                  f"{t['bram18']} ({u['bram18']:.1%}) |")
+    lines += ["", f"Latency at {s.get('clock_ns', 5.0)} ns: {e['latency_ns']:.1f} ns. What each "
+              "figure predicts: latency, II, DSP and BRAM18 HLS C synthesis; LUT and FF Vivado "
+              "logic synthesis (C synthesis reports more: about "
+              f"{e['csynth']['lut']} LUT and {e['csynth']['ff']} FF here, hw/estimator.toml "
+              "[csynth])."] if "csynth" in e else []
     return lines
 
 

@@ -36,6 +36,11 @@ def test_compile_writes_the_model_the_project_and_the_report(compiled):
     assert layer["op"] == "CONV" and layer["types"]["weight"]["width"] == 8
     assert layer["sqnr_db"] > 20 and 0 <= layer["clipped_fraction"] < 0.01
     assert "| /0/Conv | CONV |" in result.stdout        # report.md printed
+    # which synthesis each estimated figure predicts, and C synthesis's LUT and FF beside
+    e = report["estimate"]
+    assert e["predicts"]["lut"] == "logic synthesis" and e["predicts"]["ii"] == "C synthesis"
+    assert e["csynth"]["lut"] > e["total"]["lut"]
+    assert f"about {e['csynth']['lut']} LUT and {e['csynth']['ff']} FF here" in result.stdout
 
 
 def test_simulate_reloads_the_model_bit_for_bit(compiled, zoo_dir, tmp_path):
@@ -196,7 +201,10 @@ def test_compile_writes_the_estimate_and_plots(compiled):
     estimate = report["estimate"]
     assert estimate["part"] == "xcvu13p-flga2577-2-e" and estimate["settings"]["reuse_factor"] == 1
     assert [layer["name"] for layer in estimate["layers"]] == [r["name"] for r in report["layers"]]
-    assert estimate["total"]["latency"] == sum(layer["latency"] for layer in estimate["layers"])
+    # io_parallel: the layers' latencies and the top function's registers between them
+    assert estimate["total"]["latency"] == estimate["top"]["latency"] + sum(
+        layer["latency"] for layer in estimate["layers"])
+    assert estimate["top"]["latency"] > 0 and "| (between layers) |" in result.stdout
     assert report["synthesis"] is None                      # nothing synthesized yet
     assert "| **total** |" in result.stdout
     for name in ("ranges.png", "sqnr.png"):

@@ -10,10 +10,12 @@ import pytest
 
 import fxq
 from fxq.devices import find_device
+from fxq.cost import coefficients
 from fxq.estimate import csd_digits, dsps_for, estimate, products
 from fxq.fixed import FixedType
 from fxq.quantized import uniform
-from published import FC16X5, JET_TAGGER, fc16x5, jet_tagger
+from published import (FC16X5, JET_TAGGER, compare, design, fc16x5, jet_tagger, param_stats,
+                       records, summary)
 from zoo import ZOO
 
 VU13P = find_device("xcvu13p-flga2577-2-e")
@@ -40,15 +42,19 @@ def test_dsp_ports_take_the_better_orientation():
 
 
 def test_what_a_constant_multiplication_costs():
+    c = coefficients()["multiply"]
     x_t, w_t = FixedType(16, 10), FixedType(16, 10)
-    w = np.array([[0, 4, -16, 3, 700, -1001]]).T            # K=6 inputs, one output
+    w = np.array([[0, 4, -16, 3, 700, -1001, 640]]).T        # K=7 inputs, one output
     p = products(w, w_t, x_t, True, VU13P)
-    # zero: nothing; 4 and -16: shifts; 3: 2 bits + 16 bits -> LUT shift-and-add;
-    # 700 and -1001: 11-bit constants x 16 bits -> DSPs
-    assert (p.units, p.dsp) == (3, 2)
-    assert p.lut == (csd_digits(3) - 1) * (16 + 3)
+    # zero: nothing; 4 and -16: shifts; 3 (two digits): 2 bits + 16 bits -> LUT
+    # shift-and-add; 700 and -1001 (four digits each) x 16 bits -> DSPs; 640 = 512 + 128:
+    # as wide, but two digits: shifts and an add, in LUTs
+    assert c["lut_max_digits"] == 2 and 16 + 11 > c["dsp_product_bits"]
+    assert (p.units, p.dsp, p.dsp_units, p.zeros) == (4, 2, 2, 1)
+    assert p.lut == pytest.approx(((2 - 1) * (16 + 3) + (2 - 1) * (16 + 11))
+                                  * c["lut_per_adder_bit"])
     general = products(w, w_t, x_t, False, VU13P)          # weights not constant
-    assert (general.units, general.dsp) == (6, 6)
+    assert (general.units, general.dsp) == (7, 7)
 
 
 @pytest.mark.parametrize("name", list(ZOO))
@@ -98,34 +104,85 @@ def test_resource_strategy_keeps_large_weight_matrices_in_block_ram(zoo_dir):
 PUBLISHED_CSYNTH, PUBLISHED_VSYNTH = FC16X5["csynth"], FC16X5["vsynth"]
 
 
+def _within(est: float, published: float, factor: float) -> bool:
+    return published / factor <= est <= published * factor
+
+
 def test_estimate_against_the_published_synthesis():
-    """The errors README states, pinned: DSPs within 25 % of both syntheses, LUTs within 15 %
-    and FFs within 25 % of logic synthesis, latency and II within 2 cycles."""
+    """hls4ml's report-test design, outside the fit (its weights drawn, not published): its
+    errors as README states them, pinned. DSPs within 25 % of both syntheses, LUTs within
+    1.7x of logic synthesis and 2x of C synthesis, latency and II within 3 cycles. Its
+    flip-flops are the miss: 944 against 2,428 in logic synthesis (every product of its
+    stream dense registered in fabric; the data set's stream CNNs register far fewer)."""
     for seed in range(5):
-        t = estimate(fc16x5(seed), io_type="io_stream", part=FC16X5["part"]).total
-        assert abs(t.dsp - PUBLISHED_CSYNTH["dsp"]) <= 0.25 * PUBLISHED_CSYNTH["dsp"]
-        assert abs(t.dsp - PUBLISHED_VSYNTH["dsp"]) <= 0.25 * PUBLISHED_VSYNTH["dsp"]
-        assert abs(t.lut - PUBLISHED_VSYNTH["lut"]) <= 0.15 * PUBLISHED_VSYNTH["lut"]
-        assert abs(t.ff - PUBLISHED_VSYNTH["ff"]) <= 0.25 * PUBLISHED_VSYNTH["ff"]
-        assert abs(t.latency - PUBLISHED_CSYNTH["latency"]) <= 2
-        assert abs(t.ii - PUBLISHED_CSYNTH["ii"]) <= 2
+        e = estimate(fc16x5(seed), io_type="io_stream", part=FC16X5["part"])
+        t = e.total
+        assert _within(t.dsp, PUBLISHED_CSYNTH["dsp"], 1.25)
+        assert _within(t.dsp, PUBLISHED_VSYNTH["dsp"], 1.25)
+        assert _within(t.lut, PUBLISHED_VSYNTH["lut"], 1.7)
+        assert _within(e.csynth()["lut"], PUBLISHED_CSYNTH["lut"], 2.0)
+        assert 0.3 * PUBLISHED_VSYNTH["ff"] <= t.ff <= 0.5 * PUBLISHED_VSYNTH["ff"]
+        assert abs(t.latency - PUBLISHED_CSYNTH["latency"]) <= 3
+        assert abs(t.ii - PUBLISHED_CSYNTH["ii"]) <= 3
 
 
 def test_estimate_against_the_published_jet_tagger():
-    """The second published design (examples/published.py), its errors as README states
-    them, pinned: II and BRAM18 exact; DSPs at most 2.2x (probably because the trained,
-    L1-regularized weights are smaller than random draws, so more of their products are LUT
-    logic); LUTs within 40 %; latency and FFs overestimated, at most 4x and 12x (HLS
-    completes each 64-input layer in one 5 ns cycle, where fxq's model pipelines the
-    multiply and the adder tree)."""
+    """The tutorial's jet tagger as one user published it (examples/published.py), outside
+    the fit, its weights drawn: II and BRAM18 exact, latency within 2 cycles, the
+    C-synthesis LUT and FF within 1.25x; DSPs 1.6-1.7x: random draws have more non-zero
+    digits than trained, L1-regularized weights, so fewer of their products are shifts
+    and adds (the data set's trained jet taggers are within 2 % of their DSP counts)."""
     ref = JET_TAGGER["csynth"]
     for seed in range(3):
-        t = estimate(jet_tagger(seed), io_type="io_parallel", part=JET_TAGGER["part"]).total
+        e = estimate(jet_tagger(seed), io_type="io_parallel", part=JET_TAGGER["part"])
+        t = e.total
         assert (t.ii, t.bram18) == (ref["ii"], ref["bram18"])
-        assert ref["dsp"] <= t.dsp <= 2.2 * ref["dsp"]
-        assert abs(t.lut - ref["lut"]) <= 0.4 * ref["lut"]
-        assert ref["latency"] < t.latency <= 4 * ref["latency"]
-        assert ref["ff"] < t.ff <= 12 * ref["ff"]
+        assert ref["dsp"] <= t.dsp <= 1.7 * ref["dsp"]
+        assert abs(t.latency - ref["latency"]) <= 2
+        for key in ("lut", "ff"):
+            assert _within(e.csynth()[key], ref[key], 1.25)
+
+
+def test_estimate_against_the_data_set_of_published_syntheses():
+    """hw/syntheses.json, the designs kept out of the fit (benchmarks/syntheses.py): median
+    estimate / published within 1.2x for latency, II and DSP, within 1.5x for LUT and FF
+    (logic synthesis, which they predict) and for the C-synthesis LUT and FF figures;
+    at least 80 % of the designs within 2x on every figure. The designs fitted on are held
+    to the same."""
+    for held_out in (True, False):
+        chosen = [compare(r) for r in records() if r["held_out"] == held_out]
+        s = summary(chosen)
+        for figure, bound in (("latency", 1.2), ("ii", 1.2), ("dsp", 1.2), ("bram18", 1.2),
+                              ("lut", 1.5), ("ff", 1.5), ("lut_c", 1.5), ("ff_c", 1.5)):
+            assert 1 / bound <= s[figure]["median"] <= bound, (held_out, figure, s[figure])
+            assert s[figure]["within_2x"] >= 0.8, (held_out, figure, s[figure])
+
+
+def test_every_design_of_the_data_set_rebuilds_to_its_statistics():
+    """The rebuilt weights (examples/published.py) have the recorded statistics, so the
+    estimate of a rebuilt design is that of the published one."""
+    for r in records():
+        q, _ = design(r, seed=1)
+        for layer in r["layers"]:
+            for role, stats in layer.get("params", {}).items():
+                node = q.graph.node(layer["name"])
+                raw = q.fixed_node(node).params[q.fixed_node(node).roles.index(role)]
+                assert param_stats(raw, stats["out_axis"]) == stats, (r["name"], layer["name"])
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn_bn"])
+def test_a_slower_clock_never_adds_cycles(zoo_dir, name):
+    """The clock model: HLS chains more logic into a longer cycle, so latency in cycles
+    falls (never rises) as the period grows, and an older part never takes fewer."""
+    q = _uniform(_zoo(zoo_dir, name), 16)
+    clocks = (2.0, 3.0, 5.0, 10.0, 25.0)
+    for part in ("xcvu13p-flga2577-2-e", "xc7z020clg400-1"):
+        runs = [estimate(q, io_type="io_parallel", clock_ns=c, part=part).total.latency
+                for c in clocks]
+        assert runs == sorted(runs, reverse=True) and runs[0] > runs[-1], (part, runs)
+    fast, slow = (estimate(q, io_type="io_parallel", clock_ns=3.0, part=p).total.latency
+                  for p in ("xcvu13p-flga2577-2-e", "xc7z020clg400-1"))
+    assert slow >= fast
 
 
 # (BRAM18, DSP, FF, LUT, URAM) from the "Available" row of HLS synthesis reports of each part

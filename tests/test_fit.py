@@ -20,16 +20,24 @@ from helpers import fxq_cli
 SMALL = "xc7z020clg400-1"
 
 
-def _q(zoo_dir, name):
+def _q(zoo_dir, name, accum=None):
     graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
-    return uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12))
+    return uniform(graph, data=FixedType(16, 10), weight=FixedType(16, 12), accum=accum)
 
 
-@pytest.mark.parametrize("strategy", ["latency", "resource"])
-@pytest.mark.parametrize("name", ["mlp", "cnn_bn", "conv1d"])
-def test_fit_gives_a_design_within_the_limit(zoo_dir, name, strategy):
-    q = _q(zoo_dir, name)
-    target = fxq.Target(part=SMALL, strategy=strategy)
+# (model, strategy, part): the resource strategy shares every product and adder, so it fits
+# the small part; the latency strategy shares only the products in DSP slices (hls4ml's
+# ALLOCATION of `mul`), so it fits where DSPs are what is over: the larger part, with
+# hls4ml's default 16-bit accumulators
+FITS = [("mlp", "resource", SMALL), ("cnn_bn", "resource", SMALL),
+        ("conv1d", "resource", SMALL), ("mlp", "latency", "xczu9eg-ffvb1156-2-e"),
+        ("conv1d", "latency", "xczu9eg-ffvb1156-2-e")]
+
+
+@pytest.mark.parametrize("name, strategy, part", FITS)
+def test_fit_gives_a_design_within_the_limit(zoo_dir, name, strategy, part):
+    q = _q(zoo_dir, name, accum=FixedType(16, 10) if strategy == "latency" else None)
+    target = fxq.Target(part=part, strategy=strategy)
     assert overuse(estimate(q, target=target), 1.0)          # it did not fit before
     fitted, est = fit(q, target, max_util=0.8)
     assert all(u <= 0.8 for u in est.utilization().values())
@@ -38,6 +46,16 @@ def test_fit_gives_a_design_within_the_limit(zoo_dir, name, strategy):
         if node.name in fitted.layer_reuse:
             assert fitted.layer_reuse[node.name] in reuse_choices(q, node, fitted.strategy)
     assert fitted.layer_reuse and max(fitted.layer_reuse.values()) > 1
+
+
+def test_latency_strategy_reuse_cannot_lower_luts(zoo_dir):
+    """In the latency strategy the constant products built in LUTs and the adders are not
+    shared at any reuse factor (the published syntheses: the tutorial's jet tagger takes
+    85k LUTs at R = 1 and 87k at R = 2): a LUT-bound design is refused, the way out named."""
+    q = _q(zoo_dir, "mlp")
+    with pytest.raises(FitError, match=r"LUT [\d,]+ of 53,200 .*no reuse factor of the Dense "
+                       r"and Conv layers lowers the LUT further \(try --strategy resource"):
+        fit(q, fxq.Target(part=SMALL), max_util=0.8)
 
 
 def test_a_design_no_reuse_factor_fits_is_refused_naming_the_resource(zoo_dir):
@@ -88,10 +106,12 @@ def test_compile_refuses_an_overfull_design_and_fits_it_when_asked(zoo_dir, tmp_
     assert "does not fit xc7z020clg400-1: DSP" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a").exists()
+    # LUT-bound at any reuse factor of the latency strategy: the fit takes the resource one
     fitted = fxq_cli("compile", model, "--calib", calib, "-o", str(tmp_path / "b"),
-                     "--bits", "16", "--part", SMALL, "--fit", "--max-util", "0.8")
+                     "--bits", "16", "--part", SMALL, "--fit", "--max-util", "0.8",
+                     "--fit-vary", "strategy")
     assert fitted.returncode == 0, fitted.stderr
-    assert "fit: latency strategy, io_parallel, reuse factors" in fitted.stdout
+    assert "fit: resource strategy, io_parallel, reuse factors" in fitted.stdout
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert all(u <= 0.8 for u in report["estimate"]["utilization"].values())
     chosen = report["settings"]["fit"]["layer_reuse"]

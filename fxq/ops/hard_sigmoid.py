@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.cost import csd_digits
+from fxq.cost import add_ns, csd_digits
 from fxq.fixed import FixedType, quantize, requantize, to_float
 from fxq.layer import LayerTypes
 from fxq.native.cpp import NativeUnsupported, at, elementwise, lit, rq
@@ -168,4 +168,6 @@ def hard_sigmoid_cost(estimator, node, fx):
 
     def fill(cost, n):
         cost.lut = n.out * (fx.inputs[0].width + slope_t.width) * (digits + 1) + n.out * n.width
+        clk = estimator.c["clock"]
+        cost.latency = estimator.cycles(clk["lut_mult_ns"] + add_ns(n.width) + clk["select_ns"])
     return estimator.per_element(node, fx, fill)

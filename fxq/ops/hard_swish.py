@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.cost import csd_digits, dsps_for
+from fxq.cost import add_ns, csd_digits, dsps_for
 from fxq.fixed import FixedType, Overflow, Rounding, quantize, requantize
 from fxq.layer import LayerTypes
 from fxq.native.cpp import NativeUnsupported, at, elementwise, rq
@@ -125,5 +125,7 @@ def hard_swish_cost(estimator, node, fx):
             cost.dsp = n.out * dsps_for(x_t.width, gate_t.width, estimator.device)
         else:
             cost.lut += n.out * x_t.width * gate_t.width * c["lut_per_partial_product_bit"]
-        cost.latency = 2
+        clk = estimator.c["clock"]
+        cost.latency = estimator.cycles(clk["lut_mult_ns"] + add_ns(n.width) + clk["select_ns"]
+                                        + (clk["dsp_mult_ns"] if wide else clk["lut_mult_ns"]))
     return estimator.per_element(node, fx, fill)

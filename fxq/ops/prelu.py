@@ -128,4 +128,6 @@ def prelu_cost(estimator, node, fx):
     def fill(cost, n):
         cost.lut = n.out * (fx.inputs[0].width + slope_t.width) * (1 + digits) \
             + n.out * n.width
+        clk = estimator.c["clock"]
+        cost.latency = estimator.cycles(clk["lut_mult_ns"] + clk["select_ns"])
     return estimator.per_element(node, fx, fill)
