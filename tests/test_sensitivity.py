@@ -86,7 +86,9 @@ def test_one_bit_less_is_the_replay_with_that_change(zoo_dir):
                                 result.assignment.frac((node.name, "weight")) - 1)
     assert row.weight_bit == pytest.approx(d.evaluate(a, less)[0] - base, rel=1e-12,
                                            abs=1e-15)
-    assert row.weight_bit > 0 and s.layers[0].act_bit > 0     # fewer bits cost here
+    # the changes matter (the equalities above are not 0 == 0); their sign is the data's:
+    # on some trainings of this model one weight bit less happens to lower the error
+    assert row.weight_bit != 0 and s.layers[0].act_bit != 0
 
 
 def test_a_graph_input_takes_the_width_given_by_its_name(zoo_dir):
