@@ -75,6 +75,27 @@ def _eval(expr: str, names: dict[str, Any]) -> int | None:
     return value(tree)
 
 
+def _synthesized(text: str) -> str:
+    """`text` without its `#ifndef __SYNTHESIS__` regions (weight loading, tracing): what
+    HLS compiles."""
+    out, skip = [], []
+    for line in text.splitlines():
+        directive = line.strip()
+        if directive.startswith("#if"):
+            skip.append(directive.startswith("#ifndef __SYNTHESIS__")
+                        or directive == "#if !defined(__SYNTHESIS__)")
+            continue
+        if directive.startswith("#else") and skip:
+            skip[-1] = False if skip[-1] else skip[-1]
+            continue
+        if directive.startswith("#endif") and skip:
+            skip.pop()
+            continue
+        if not any(skip):
+            out.append(line)
+    return "\n".join(out)
+
+
 def _strip_comments(text: str) -> str:
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return re.sub(r"//[^\n]*", "", text)
@@ -186,6 +207,39 @@ def read_csynth(path: Path) -> dict[str, Any]:
             "available": available}
 
 
+def read_csynth_xml(path: Path) -> dict[str, Any]:
+    """The same figures from the report's XML twin (some projects commit only that)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+
+    def number(where: str) -> float:
+        node = root.find(where)
+        if node is None or node.text is None:
+            raise ProjectError(f"{path}: no {where}")
+        return float(node.text)
+
+    pick = {"BRAM_18K": "bram18", "DSP48E": "dsp", "DSP": "dsp", "FF": "ff", "LUT": "lut",
+            "URAM": "uram"}
+    figures, available = {}, {}
+    for section, out in (("AreaEstimates/Resources", figures),
+                         ("AreaEstimates/AvailableResources", available)):
+        for node in root.find(section) or []:
+            if node.tag in pick and node.text is not None:
+                out[pick[node.tag]] = int(float(node.text))
+    lat = "PerformanceEstimates/SummaryOfOverallLatency/"
+    return {"tool": f"Vivado/Vitis HLS {root.findtext('ReportVersion/Version')}",
+            "part": root.findtext("UserAssignments/Part"),
+            "clock_ns": number("UserAssignments/TargetClockPeriod"),
+            "clock_estimated_ns": number(
+                "PerformanceEstimates/SummaryOfTimingAnalysis/EstimatedClockPeriod"),
+            "figures": {"latency_min": int(number(lat + "Best-caseLatency")),
+                        "latency": int(number(lat + "Worst-caseLatency")),
+                        "ii_min": int(number(lat + "Interval-min")),
+                        "ii": int(number(lat + "Interval-max")), **figures},
+            "available": available}
+
+
 def read_vsynth(path: Path) -> dict[str, int]:
     """Vivado's utilization report: LUT, FF, DSP and BRAM18 (block RAM tiles as 2 x 18K)."""
     text = path.read_text(errors="replace")
@@ -245,7 +299,7 @@ class Project:
                 raise ProjectError(f"{fw}: no top-level .cpp")
             top = found[0]
         # block comments and commented-out lines go; a call's trailing // comment names it
-        body = re.sub(r"/\*.*?\*/", "", top.read_text(), flags=re.S)
+        body = _synthesized(re.sub(r"/\*.*?\*/", "", top.read_text(), flags=re.S))
         self.calls = _calls("\n".join(line for line in body.splitlines()
                                       if not line.lstrip().startswith("//")))
         self.io_stream = "hls::stream" in top.read_text()
@@ -283,7 +337,7 @@ class Project:
         return default
 
 
-def _dense_strategy(p: Project, c: Config) -> str:
+def _dense_strategy(c: Config) -> str:
     s = c.values.get("strategy", "nnet::latency").replace("nnet::", "")
     return {"latency": "latency", "resource": "resource",
             "resource_unrolled": "resource"}.get(s, s)
@@ -400,9 +454,9 @@ class Reader:
                         "bias": b_t.hls(), "accum": self.p.config_type(c, "accum_t").hls()},
                        params={"weight": param_stats(w, 1), "bias": param_stats(b, 0)},
                        reuse=self.p.value(c, "reuse_factor", 1),
-                       strategy=_dense_strategy(self.p, c)))
+                       strategy=_dense_strategy(c)))
 
-    def _conv(self, call: Call, c: Config, x: str, out: str, out_t: FixedType,
+    def _conv(self, c: Config, x: str, out: str, out_t: FixedType,
               weights: str, bias: str | None, depthwise: bool, name: str) -> None:
         v = lambda k, d=None: self.p.value(c, k, d)               # noqa: E731
         one_d = "in_height" not in c.values
@@ -438,7 +492,7 @@ class Reader:
             types["bias"] = b_t.hls()
         mult = self.p.configs.get(c.types.get("mult_config", ""))
         reuse = self.p.value(c, "reuse_factor", 1)
-        strategy = _dense_strategy(self.p, mult or c)
+        strategy = _dense_strategy(mult or c)
         self.add(Layer(name, "CONV", inputs, out, [filt] + spatial_out, types,
                        {"kernel": kernel, "strides": strides, "pads": pads,
                         "groups": chan if depthwise else 1},
@@ -453,7 +507,7 @@ class Reader:
     def _conv_1d(self, call: Call) -> None:
         c = self.cfg(call)
         x = self._conv_input(call, c)
-        self._conv(call, c, x, call.args[1], self.out_type(call), call.args[2],
+        self._conv(c, x, call.args[1], self.out_type(call), call.args[2],
                    call.args[3] if len(call.args) > 3 else None, False, call.name)
 
     _conv_2d = _conv_1d
@@ -463,7 +517,7 @@ class Reader:
     def _depthwise_conv_2d(self, call: Call) -> None:
         c = self.cfg(call)
         x = self._conv_input(call, c)
-        self._conv(call, c, x, call.args[1], self.out_type(call), call.args[2],
+        self._conv(c, x, call.args[1], self.out_type(call), call.args[2],
                    call.args[3] if len(call.args) > 3 else None, True, call.name)
 
     _depthwise_conv_1d = _depthwise_conv_2d
@@ -474,18 +528,16 @@ class Reader:
         pw = self.p.configs[c.types["pointwise_config"]]
         x = self._conv_input(call, dw)
         mid = f"{call.name}_depthwise_out"
-        self._conv(call, dw, x, mid, self.p.type_of(call.targs[1]), call.args[2], None, True,
+        self._conv(dw, x, mid, self.p.type_of(call.targs[1]), call.args[2], None, True,
                    f"{call.name}_depthwise")
-        self._conv(call, pw, mid, call.args[1], self.p.type_of(call.targs[2]), call.args[3],
+        self._conv(pw, mid, call.args[1], self.p.type_of(call.targs[2]), call.args[3],
                    call.args[5], False, f"{call.name}_pointwise")
 
     _separable_conv_1d = _separable_conv_2d
 
     def _normalize(self, call: Call) -> None:
         c = self.cfg(call)
-        n_in = self.p.value(c, "n_in")
-        n_filt = self.p.value(c, "n_filt", n_in) if "n_filt" in c.values else n_in
-        shape = self._elementwise_shape(call.args[0], n_in, n_filt)
+        shape = self._elementwise_shape(call.args[0], self.p.value(c, "n_in"))
         x = self.src(call.args[0], shape, self.p.type_of(call.targs[0]))
         s_t = self.p.config_type(c, "scale_t")
         b_t = self.p.config_type(c, "bias_t")
@@ -497,7 +549,9 @@ class Reader:
                        params={"scale": param_stats(s, 0), "shift": param_stats(b, 0)},
                        reuse=self.p.value(c, "reuse_factor", 1)))
 
-    def _elementwise_shape(self, name: str, n_in: int, channels: int | None = None) -> list[int]:
+    def _elementwise_shape(self, name: str, n_in: int) -> list[int]:
+        """The shape of the tensor an element-wise layer reads: the known one when it has
+        n_in elements, else a vector."""
         name = self.alias.get(name, name)
         if name in self.shapes and int(np.prod(self.shapes[name])) == n_in:
             return self.shapes[name]
@@ -671,9 +725,12 @@ def read_project(root: Path) -> dict[str, Any]:
     reader = Reader(p)
     reader.read()
     report = root / "myproject_prj" / "solution1" / "syn" / "report" / "myproject_csynth.rpt"
-    if not report.is_file():
+    if report.is_file():
+        csynth = read_csynth(report)
+    elif report.with_suffix(".xml").is_file():
+        csynth = read_csynth_xml(report.with_suffix(".xml"))
+    else:
         raise ProjectError(f"{root}: no C synthesis report")
-    csynth = read_csynth(report)
     vsynth_path = root / "vivado_synth.rpt"
     strategies = {l.strategy for l in reader.layers if l.strategy}
     reuses = [l.reuse for l in reader.layers if l.op in ("DENSE", "CONV") and l.reuse]

@@ -108,13 +108,6 @@ def records() -> tuple[dict[str, Any], ...]:
     return tuple(json.loads(DATA.read_text()))
 
 
-def record(name: str) -> dict[str, Any]:
-    for r in records():
-        if r["name"] == name:
-            return r
-    raise KeyError(name)
-
-
 @lru_cache(maxsize=None)
 def _magnitude(bits: int, digits: int) -> int:
     """The smallest magnitude of `bits` bits whose canonical signed digit form has
@@ -140,8 +133,10 @@ def param_stats(raw: np.ndarray, out_axis: int) -> dict[str, Any]:
             "classes": [[b, d, n] for (b, d), n in sorted(classes.items())]}
 
 
-def rebuild_raw(stats: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """Raw integers with the statistics of `stats` (param_stats of the import)."""
+def rebuild_raw(stats: dict[str, Any], rng: np.random.Generator,
+                raw_max: int | None = None) -> np.ndarray:
+    """Raw integers with the statistics of `stats` (param_stats of the import); a
+    magnitude above `raw_max` (a signed type's most negative value) is negative."""
     shape, axis = tuple(stats["shape"]), stats["out_axis"]
     per_out = np.asarray(stats["nonzero_per_output"], dtype=np.int64)
     mags = np.concatenate([np.full(n, _magnitude(b, d), dtype=np.int64)
@@ -152,7 +147,10 @@ def rebuild_raw(stats: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     for o, n in enumerate(per_out.tolist()):
         rows = rng.permutation(moved.shape[0])[:n]
         signs = rng.choice(np.array([-1, 1]), n)
-        moved[rows, o] = mags[start:start + n] * signs
+        chosen = mags[start:start + n]
+        if raw_max is not None:
+            signs[chosen > raw_max] = -1
+        moved[rows, o] = chosen * signs
         start += n
     out_shape = tuple(s for i, s in enumerate(shape) if i != axis) + (shape[axis],)
     return np.moveaxis(moved.reshape(out_shape), -1, axis)
@@ -198,17 +196,16 @@ def design(r: dict[str, Any], seed: int = 0) -> tuple[QuantizedGraph, Target]:
             if stats is None:
                 continue
             name = f"{layer['name']}.{role}"
-            params[name] = to_float(rebuild_raw(stats, rng), types.param(role))
+            t = types.param(role)
+            params[name] = to_float(rebuild_raw(stats, rng, t.raw_max), t)
             inputs.append(name)
         nodes.append(Node(layer["name"], op, tuple(inputs), (layer["output"],), _attrs(layer)))
         tensors[layer["output"]] = Tensor(layer["output"], tuple(layer["shape"]))
         layers[layer["name"]] = types
         if layer.get("reuse", 1) != r["reuse_factor"] and op in (Op.DENSE, Op.CONV):
             reuse[layer["name"]] = layer["reuse"]
-    produced = {n.output for n in nodes}
     read = {i for n in nodes for i in n.inputs}
     outputs = [n.output for n in nodes if n.output not in read] or [nodes[-1].output]
-    assert produced
     graph = Graph.build(r["name"], list(input_types), outputs, nodes, tensors, params)
     q = QuantizedGraph(graph, input_types, layers, r["io_type"])
     target = Target(io_type=r["io_type"], strategy=r["strategy"],

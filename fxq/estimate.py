@@ -241,21 +241,47 @@ class _Estimator:
     def conv(self, node, fx) -> Cost:
         w = fx.params[0]                                            # O, C/G, *k
         x = self.g.activation_inputs(node)[0]
-        steps = self.pixels(x) if self.stream() else self.pixels(node.output)
         kernel = w.shape[2:]
-        # io_stream: each pixel is shifted into the line buffer's window first
-        shift = kernel[-1] - 1 if self.stream() else 0
+        pads = node.attrs["pads"]
+        steps = self.pixels(node.output)
+        shift = 0
+        if self.stream():
+            # hls4ml streams a padded Conv's input through a zero-padding layer of its own
+            # (a process writing every padded pixel); the Conv then reads every one, each
+            # shifted into the line buffer's window first
+            shape = self.g.shape(x)
+            nd = len(shape) - 1
+            padded = (shape[0],) + tuple(shape[1 + i] + pads[i] + pads[i + nd]
+                                         for i in range(nd))
+            steps, shift = elements(padded[1:]), kernel[-1] - 1
         # (C/G * k) x O: each output sums C/G * k products (depthwise: its own k inputs)
         cost = self.multiply_accumulate(fx, w.reshape(w.shape[0], -1).T, steps, shift)
         if self.stream():
-            cost.ff += self.line_buffer(x, kernel, fx.inputs[0])
+            cost.ff += self.line_buffer(padded, kernel, fx.inputs[0])
+            if any(pads):
+                # the zero-padding process: its output FIFO, control and word registers,
+                # and the two cycles its pipeline adds
+                s = self.c["stream"]
+                cost.add_resources(self.fifo(x, fx.inputs[0], padded))
+                cost.ff += math.ceil(s["layer_ctrl_ff"] + 2 * s["word_ff_per_bit"]
+                                     * shape[0] * fx.inputs[0].width)
+                cost.lut += math.ceil(s["layer_ctrl_lut"])
+                cost.latency += 2
         return cost
 
-    def line_buffer(self, x: str, kernel, t: FixedType) -> int:
-        """Flip-flops of the line buffer of a windowed op in io_stream: kernel height - 1
-        rows of the input and the window itself, shift registers (ap_shift_reg) that HLS
-        and Vivado keep in registers."""
-        shape = self.g.shape(x)
+    @rule("cost", Op.PAD)
+    def _pad(self, node, fx) -> Cost:
+        """io_parallel: wires. io_stream: hls4ml's zero-padding process writes every padded
+        pixel, one a cycle."""
+        if not self.stream():
+            return Cost(latency=0, ii=1)
+        pixels = self.pixels(node.output)
+        return Cost(latency=pixels + 1, ii=pixels)
+
+    def line_buffer(self, shape: tuple[int, ...], kernel, t: FixedType) -> int:
+        """Flip-flops of the line buffer of a windowed op in io_stream reading an input of
+        `shape`: kernel height - 1 rows of it and the window itself, shift registers
+        (ap_shift_reg) that HLS and Vivado keep in registers."""
         row = elements(shape[2:]) if len(shape) > 2 else 1
         window = elements(kernel)
         return int(((kernel[0] - 1) * row + window) * shape[0] * t.width) if len(shape) > 2 \
@@ -355,7 +381,8 @@ class _Estimator:
                 path += self.c["clock"]["lut_mult_ns"]      # the constant 1/window
             cost.latency = self.cycles(path)
             if self.stream() and windowed:
-                cost.ff += self.line_buffer(n.x, node.attrs["kernel"], fx.inputs[0])
+                cost.ff += self.line_buffer(self.g.shape(n.x), node.attrs["kernel"],
+                                            fx.inputs[0])
         return self.per_element(node, fx, fill)
 
     @rule("cost", Op.BATCH_NORM)
@@ -395,13 +422,14 @@ class _Estimator:
     def _concat(self, node, fx) -> Cost:
         return self.per_element(node, fx, lambda cost, n: None)     # wires
 
-    def fifo(self, tensor: str, t: FixedType) -> Cost:
+    def fifo(self, tensor: str, t: FixedType, shape: tuple[int, ...] | None = None) -> Cost:
         """The FIFO hls4ml puts on a layer's output stream: one per channel, as deep as the
-        tensor has pixels (hls4ml's default before FIFO-depth optimization)."""
+        tensor (of `shape`, when given) has pixels (hls4ml's default before FIFO-depth
+        optimization)."""
         s = self.c["stream"]
-        shape = self.g.shape(tensor)
+        shape = self.g.shape(tensor) if shape is None else shape
         channels = shape[0] if len(shape) > 1 else elements(shape)
-        depth = self.pixels(tensor)
+        depth = elements(shape[1:]) if len(shape) > 1 else 1
         bram, lut = memory(depth * t.width)
         return Cost(bram18=channels * bram,
                     lut=channels * (lut + s["fifo_ctrl_lut"]),
