@@ -25,6 +25,7 @@ import operator
 import re
 import sys
 from dataclasses import dataclass, field
+from functools import partialmethod
 from pathlib import Path
 from typing import Any
 
@@ -577,14 +578,9 @@ class Reader:
                 types["table"] = self.p.type_of(c.types["table_t"]).hls()
         self.add(layer)
 
-    def _relu(self, call: Call) -> None:
-        self._activation(call, "RELU")
-
-    def _sigmoid(self, call: Call) -> None:
-        self._activation(call, "SIGMOID", table=True)
-
-    def _tanh(self, call: Call) -> None:
-        self._activation(call, "TANH", table=True)
+    _relu = partialmethod(_activation, op="RELU")
+    _sigmoid = partialmethod(_activation, op="SIGMOID", table=True)
+    _tanh = partialmethod(_activation, op="TANH", table=True)
 
     def _softmax(self, call: Call) -> None:
         c = self.cfg(call)
@@ -623,11 +619,8 @@ class Reader:
                        {"kernel": kernel, "strides": strides, "pads": pads},
                        reuse=v("reuse_factor", 1)))
 
-    def _pooling1d(self, call: Call) -> None:
-        self._pooling(call, 1)
-
-    def _pooling2d(self, call: Call) -> None:
-        self._pooling(call, 2)
+    _pooling1d = partialmethod(_pooling, dims=1)
+    _pooling2d = partialmethod(_pooling, dims=2)
 
     def _global_pooling(self, call: Call, dims: int) -> None:
         c = self.cfg(call)
@@ -642,11 +635,8 @@ class Reader:
         self.add(Layer(call.name, "GLOBAL_MAX_POOL" if op == "Max" else "GLOBAL_AVG_POOL",
                        [x], call.args[1], [chan] + [1] * dims, types))
 
-    def _global_pooling1d(self, call: Call) -> None:
-        self._global_pooling(call, 1)
-
-    def _global_pooling2d(self, call: Call) -> None:
-        self._global_pooling(call, 2)
+    _global_pooling1d = partialmethod(_global_pooling, dims=1)
+    _global_pooling2d = partialmethod(_global_pooling, dims=2)
 
     def _zeropad(self, call: Call, dims: int) -> None:
         c = self.cfg(call)
@@ -663,11 +653,8 @@ class Reader:
         self.add(Layer(call.name, "PAD", [x], call.args[1], out,
                        {"result": self.out_type(call).hls()}, {"pads": pads, "value": 0.0}))
 
-    def _zeropad1d(self, call: Call) -> None:
-        self._zeropad(call, 1)
-
-    def _zeropad2d(self, call: Call) -> None:
-        self._zeropad(call, 2)
+    _zeropad1d = partialmethod(_zeropad, dims=1)
+    _zeropad2d = partialmethod(_zeropad, dims=2)
 
     def _resize_nearest(self, call: Call) -> None:
         c = self.cfg(call)
@@ -696,17 +683,9 @@ class Reader:
         self.add(Layer(call.name, op, [a, b], out, shape,
                        {"result": self.p.type_of(call.targs[2]).hls()}, attrs))
 
-    def _add(self, call: Call) -> None:
-        self._merge(call, "ADD")
-
-    def _multiply(self, call: Call) -> None:
-        self._merge(call, "MUL")
-
-    def _concatenate1d(self, call: Call) -> None:
-        self._merge(call, "CONCAT")
-
-    _concatenate2d = _concatenate1d
-    _concatenate3d = _concatenate1d
+    _add = partialmethod(_merge, op="ADD")
+    _multiply = partialmethod(_merge, op="MUL")
+    _concatenate1d = _concatenate2d = _concatenate3d = partialmethod(_merge, op="CONCAT")
 
     def _clone_stream(self, call: Call) -> None:
         src = self.alias.get(call.args[0], call.args[0])
