@@ -505,23 +505,15 @@ class Reader:
             [v("n_chan"), v("in_height"), v("in_width")]
         return self.src(call.args[0], shape, self.p.type_of(call.targs[0]))
 
-    def _conv_1d(self, call: Call) -> None:
+    def _conv_layer(self, call: Call, depthwise: bool) -> None:
         c = self.cfg(call)
         x = self._conv_input(call, c)
         self._conv(c, x, call.args[1], self.out_type(call), call.args[2],
-                   call.args[3] if len(call.args) > 3 else None, False, call.name)
+                   call.args[3] if len(call.args) > 3 else None, depthwise, call.name)
 
-    _conv_2d = _conv_1d
-    _pointwise_conv_1d = _conv_1d
-    _pointwise_conv_2d = _conv_1d
-
-    def _depthwise_conv_2d(self, call: Call) -> None:
-        c = self.cfg(call)
-        x = self._conv_input(call, c)
-        self._conv(c, x, call.args[1], self.out_type(call), call.args[2],
-                   call.args[3] if len(call.args) > 3 else None, True, call.name)
-
-    _depthwise_conv_1d = _depthwise_conv_2d
+    _conv_1d = _conv_2d = partialmethod(_conv_layer, depthwise=False)
+    _pointwise_conv_1d = _pointwise_conv_2d = partialmethod(_conv_layer, depthwise=False)
+    _depthwise_conv_1d = _depthwise_conv_2d = partialmethod(_conv_layer, depthwise=True)
 
     def _separable_conv_2d(self, call: Call) -> None:
         c = self.cfg(call)

@@ -178,7 +178,7 @@ def sum_pipeline(terms: np.ndarray, width: int, first_ns: float, step_ns: float,
     register holds them."""
     terms = np.asarray(terms, dtype=np.int64)
     usable = usable_ns(clock_ns)
-    cycles = max(math.ceil(first_ns / usable - 1e-9) - 1, 0)
+    cycles = cycles_for(first_ns, clock_ns)
     now, ff = first_ns - cycles * usable, cycles * int(terms.sum()) * product_bits
     first_in_dsp = first_in_dsp and not cycles
     for level in range(tree_levels(int(terms.max(initial=1)))):
