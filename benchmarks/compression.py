@@ -40,8 +40,10 @@ METHODS = (("prune 0.5", dict(prune=0.5)), ("prune 0.7", dict(prune=0.7)),
            ("Deep Compression: prune 0.8, share 16", dict(prune=0.8, share=16)),
            ("Deep Compression: prune 0.9, share 16", dict(prune=0.9, share=16)),
            ("share 16", dict(share=16)), ("ternary", dict(weights="ternary")),
+           ("ternary, a scale per sign (ttq)", dict(weights="ttq")),
            ("binary", dict(weights="binary")), ("pow2", dict(weights="pow2")),
-           ("low rank, svd_energy 0.99", dict(svd_energy=0.99)))
+           ("low rank, svd_energy 0.99", dict(svd_energy=0.99)),
+           ("low rank, half the weights (rank_params 0.5)", dict(rank_params=0.5)))
 
 
 def _dsp(graph, x) -> int:

@@ -137,12 +137,17 @@ def _add_compress_args(p: argparse.ArgumentParser, budget: tuple[str, ...]) -> N
                    "layers at this rank")
     g.add_argument("--svd-energy", type=float, metavar="E",
                    help="low rank: the least rank keeping this fraction of the response energy")
+    g.add_argument("--rank-params", type=float, metavar="F",
+                   help="low rank: the Dense/Conv layers keep this fraction of their weights "
+                        "together, each layer's rank from its sensitivity curve")
     g.add_argument("--share", type=int, metavar="K", help="k-means weight sharing, K values "
                    "per layer")
     sets = g.add_mutually_exclusive_group()
-    for name in ("ternary", "binary", "pow2"):
+    for name in ("ternary", "ttq", "binary", "pow2"):
         sets.add_argument(f"--{name}", dest="weights", action="store_const", const=name,
                           help={"ternary": "weights {-a, 0, a} per output (a a power of two)",
+                                "ttq": "weights {-a_n, 0, a_p} per output: ternary with a "
+                                       "scale per sign (powers of two; TTQ's value set)",
                                 "binary": "weights {-a, a} per output (a a power of two)",
                                 "pow2": "every weight 0 or a power of two"}[name])
 
@@ -158,7 +163,8 @@ def _compress_config(args: argparse.Namespace):
     return config.with_default(prune=args.prune, prune_by=args.prune_by,
                                prune_structure=args.prune_structure, reuse_factor=reuse,
                                rank=args.rank,
-                               svd_energy=args.svd_energy, share=args.share,
+                               svd_energy=args.svd_energy, rank_params=args.rank_params,
+                               share=args.share,
                                weights=args.weights)
 
 
@@ -178,7 +184,8 @@ def _compress(args: argparse.Namespace) -> int:
     config = _compress_config(args)
     if not config.any and args.compress_budget is None:
         raise DataError("no compression method given (--prune, --rank, --svd-energy, "
-                        "--share, --ternary, --binary, --pow2, or a [compress] table)")
+                        "--rank-params, --share, --ternary, --ttq, --binary, --pow2, or a "
+                        "[compress] table)")
     graph = load(args.model)
     calib, labels = _read_inputs(args.calib, graph)
     result = compress(graph, calib, config, labels=labels, allocation=args.prune_allocation,

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import fxq
-from fxq.compress import CompressError, compress
+from fxq.compress import CompressError, compress, linear, ranks
 from fxq.compress.channels import cut, families
 from fxq.compress.storage import _gaps, huffman_lengths, macs, storage
 from fxq.hls import verify
 from fxq.ir import Graph, Node, Op, Tensor
+from fxq.ops.patches import Problem
 from fxq.ops.prelu import PRELU
 from fxq.onnx_export import save_onnx
 from fxq.transforms.prune import MagnitudePrune
@@ -69,7 +70,7 @@ def test_the_refit_beats_plain_magnitude_pruning(mlp):
 @pytest.mark.parametrize("name", ["mlp", "cnn_bn", "dwsep"])
 def test_weight_sets_hold_only_their_values(zoo_dir, name):
     graph, x, _ = _model(zoo_dir, name)
-    for kind in ("ternary", "binary", "pow2"):
+    for kind in ("ternary", "ttq", "binary", "pow2"):
         out = compress(graph, x, weights=kind).graph
         for layer, w in _weights(out).items():
             rows = (w.T if w.ndim == 2 else w.reshape(w.shape[0], -1))
@@ -79,8 +80,40 @@ def test_weight_sets_hold_only_their_values(zoo_dir, name):
                 values = set(np.abs(row[row != 0]).tolist())
                 if kind in ("ternary", "binary"):
                     assert len(values) <= 1, (kind, layer)
+                if kind == "ttq":
+                    assert len(set(row[row > 0].tolist())) <= 1, (kind, layer)
+                    assert len(set(row[row < 0].tolist())) <= 1, (kind, layer)
                 if kind == "binary":
                     assert np.all(row != 0) or not values, (kind, layer)
+
+
+def test_a_scale_per_sign_fits_a_pattern_at_least_as_well_as_one_scale():
+    rng = np.random.default_rng(3)
+    p = rng.normal(size=(400, 1, 24)) * rng.uniform(0.2, 3, size=24)
+    w = rng.normal(size=(1, 6, 24))
+    t = p[:, 0] @ (w[0] * np.where(w[0] > 0, 1.0, 0.3)).T               # unequal halves
+    m = linear.Moments.of(Problem(p, w, None, t[:, None], lambda a: a))
+    pattern = np.sign(w) * (np.abs(w) > 0.5)
+    one = linear._scaled_patterns(m, pattern)
+    two = linear._scaled_patterns(m, pattern, two_scales=True)
+    assert np.all(linear._output_errors(m, two) <= linear._output_errors(m, one))
+    assert np.any(linear._output_errors(m, two) < linear._output_errors(m, one))
+    for out in two[0]:
+        assert len(set(out[out > 0])) == 1 and len(set(out[out < 0])) == 1
+
+
+def test_refit_shared_values_lowers_the_error_and_keeps_the_clusters():
+    rng = np.random.default_rng(4)
+    p = rng.normal(size=(300, 1, 16))
+    w = rng.normal(size=(1, 5, 16))
+    t = p[:, 0] @ w[0].T
+    m = linear.Moments.of(Problem(p, w, None, t[:, None], lambda a: a))
+    shared = linear.share(m, w * (np.abs(w) > 0.3), np.array([-1.5, -0.5, 0.0, 0.5, 1.5]))
+    moved = linear.refit_values(m, shared)
+    assert np.array_equal(moved == 0, shared == 0)
+    for v in np.unique(shared[shared != 0]):
+        assert np.unique(moved[shared == v]).size == 1                  # a cluster stays one
+    assert linear._output_errors(m, moved).sum() < linear._output_errors(m, shared).sum()
 
 
 def test_sharing_keeps_at_most_k_values_and_the_zeros(mlp):
@@ -103,6 +136,48 @@ def test_low_rank_factors_are_smaller_and_close(zoo_dir, name):
     assert np.mean((out.graph.run(x) - ref) ** 2) < 0.05 * np.var(ref)
 
 
+def test_rank_params_keeps_that_share_of_the_weights_where_it_costs_least(mlp):
+    graph, x, _ = mlp
+    out = compress(graph, x, rank_params=0.5)
+    assert out.after.total("params") <= 0.5 * out.before.total("params")
+    # the ranks come from the curves: each chosen rank is a point of its layer's curve,
+    # and no higher rank of lower error (nor the whole layer) fits within the target
+    slack = 0.5 * out.before.total("params") - out.after.total("params")
+    assert out.ranks and slack >= 0
+    for name, rank in out.ranks.items():
+        o, f = ranks.layer_shape(graph, graph.node(name))
+        curve = out.rank_curves[name]
+        assert rank in curve and o * f - ranks.factored_size(rank, o, f) > slack
+        for r in (r for r in curve if r > rank and curve[r] < curve[rank]):
+            assert ranks.factored_size(r, o, f) - ranks.factored_size(rank, o, f) > slack
+    ref = graph.run(x)
+    assert np.mean((out.graph.run(x) - ref) ** 2) < 0.1 * np.var(ref)
+    doc = out.to_json()["ranks"]
+    assert doc["chosen"] == out.ranks and set(doc["sensitivity"]) == set(out.rank_curves)
+
+
+def test_the_rank_allocation_spends_where_the_error_rises_fastest():
+    shapes = {"a": (64, 64), "b": (64, 64), "c": (10, 32)}
+    steep = {r: 1.0 / r for r in range(1, 32)}             # error rises fast as rank drops
+    flat = {r: 0.001 / r for r in range(1, 32)}
+    chosen = ranks.allocate_ranks({"a": steep, "b": flat}, shapes, 0.6)
+    total = sum(o * f for o, f in shapes.values())
+    size = sum(ranks.factored_size(chosen[n], *shapes[n]) if n in chosen else o * f
+               for n, (o, f) in shapes.items())
+    assert size <= 0.6 * total
+    assert chosen["b"] < chosen.get("a", 64) and "c" not in chosen
+    assert ranks.allocate_ranks({"a": steep}, shapes, 0.01) == {"a": 1}   # as far as it goes
+
+
+def test_a_layers_own_rank_setting_replaces_the_default(mlp):
+    graph, x, _ = mlp
+    out = compress(graph, x, fxq.CompressConfig.of({"/0/Gemm": {"rank_params": 0.25},
+                                                    "/2/Gemm": {"rank": 4}}, rank_params=0.5))
+    assert out.ranks["/0/Gemm"] == 0.25 * 64 * 64 // (64 + 64)
+    assert "/0/Gemm" not in out.rank_curves and "/2/Gemm" not in out.ranks
+    assert any(c.removed[0] == "/2/Gemm" and "rank 4" in c.what for c in out.changes)
+
+
 def test_a_rank_at_or_above_a_named_layers_is_refused(mlp):
     graph, x, _ = mlp
     with pytest.raises(CompressError, match="rank 64 is not below the layer's"):
@@ -116,6 +191,8 @@ def test_a_rank_at_or_above_a_named_layers_is_refused(mlp):
     (dict(weights="quaternary"), "weights = 'quaternary': expected one of"),
     (dict(share=4, weights="ternary"), "either shared values or a weight set"),
     (dict(rank=4, prune=0.5), "a low-rank layer is not also pruned"),
+    (dict(rank_params=1.0), r"rank_params = 1.0: expected a fraction in \(0, 1\)"),
+    (dict(rank=4, rank_params=0.5), "rank, svd_energy and rank_params: give one of them"),
 ])
 def test_bad_settings_are_named(mlp, settings, message):
     graph, x, _ = mlp
@@ -149,7 +226,7 @@ def test_the_written_model_is_the_compressed_function(zoo_dir, tmp_path):
 
 def test_compressed_designs_match_the_c_simulation(zoo_dir, hls_dir):
     for name, settings in (("mlp", dict(prune=0.7, share=16)),
-                           ("cnn_bn", dict(weights="ternary")),
+                           ("cnn_bn", dict(weights="ttq")),
                            ("resnet", dict(svd_energy=0.99)),
                            ("dwsep", dict(prune=0.5, prune_structure="channel"))):
         graph, x, _ = _model(zoo_dir, name)
@@ -160,7 +237,7 @@ def test_compressed_designs_match_the_c_simulation(zoo_dir, hls_dir):
 
 def test_ternary_and_pow2_layers_need_no_multiplier(mlp):
     graph, x, _ = mlp
-    for kind in ("ternary", "pow2"):
+    for kind in ("ternary", "ttq", "pow2"):
         result = fxq.compile(graph, x, compress=fxq.CompressConfig.of(weights=kind))
         layers = {l["name"]: l for l in result.estimate.to_json()["layers"]}
         dense = [n.name for n in result.q.graph.nodes if n.op is Op.DENSE]
@@ -211,6 +288,12 @@ def test_the_cli_writes_the_model_and_its_summary(zoo_dir, tmp_path):
     assert report["compression"]["sparsity"]["/0/Gemm"] == 0.9
     assert report["compression"]["fixed"]["total"]["huffman_bits"] > 0
     assert "Compression (post-training" in (tmp_path / "o" / "report.md").read_text()
+    run = fxq_cli("compress", model, "--calib", calib, "-o", str(tmp_path / "r.onnx"),
+                  "--rank-params", "0.5")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["after"]["total"]["params"] <= 0.5 * doc["before"]["total"]["params"]
+    assert "Ranks for the weights kept" in run.stdout
 
 
 # -- channel pruning -------------------------------------------------------------------------

@@ -7,12 +7,14 @@ The methods run as walks over the graph on the calibration data (fxq.compress.wa
 layer compressed against the float model's output given what the layers before it, already
 compressed, compute, and refit by least squares (fxq.compress.linear):
 
-1. low rank (`rank` R or `svd_energy` E): Dense and (ungrouped) Conv layers as two;
+1. low rank (`rank` R, `svd_energy` E or `rank_params` F): Dense and (ungrouped) Conv
+   layers as two; with `rank_params` for every layer, each layer's rank chosen from its
+   sensitivity curve so the layers keep F of their weights (fxq.compress.ranks);
 2. weight pruning (`prune` S): with one setting for the layers, each layer's sparsity is
    chosen from its sensitivity curve (the network's output error with that layer pruned
    to each of GRID) so the layers together reach S at the least summed error
    (`allocation="uniform"` prunes every layer to S);
-3. weight sharing (`share` K, k-means) or a weight set (`weights` ternary|binary|pow2),
+3. weight sharing (`share` K, k-means) or a weight set (`weights` ternary|ttq|binary|pow2),
    after pruning on the same layer, the bias refit.
 
 The result's parameters and float attributes are all float32 values (the ones no method
@@ -26,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fxq.compress import linear
+from fxq.compress import linear, ranks
 from fxq.compress.budget import compress_within
 from fxq.compress.error import output_error, subsample
 from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods)
@@ -57,6 +59,8 @@ class Compressed:
     quality: dict[str, Any] = field(default_factory=dict)   # labelled calibration data
     channels: dict[str, Any] = field(default_factory=dict)  # channel pruning, per family
     budget: dict[str, Any] = field(default_factory=dict)    # the --budget search, if any
+    ranks: dict[str, int] = field(default_factory=dict)     # rank_params: each layer's rank
+    rank_curves: dict[str, dict[int, float]] = field(default_factory=dict)  # output error
 
     def to_json(self) -> dict:
         return {"settings": self.config.to_json(),
@@ -66,7 +70,10 @@ class Compressed:
                 "sensitivity": {k: {f"{s:g}": e for s, e in v.items()}
                                 for k, v in self.curves.items()},
                 "before": self.before.to_json(), "after": self.after.to_json(),
-                "quality": self.quality, "channels": self.channels, "budget": self.budget}
+                "quality": self.quality, "channels": self.channels, "budget": self.budget,
+                "ranks": {"chosen": self.ranks,
+                          "sensitivity": {k: {str(r): e for r, e in v.items()}
+                                          for k, v in self.rank_curves.items()}}}
 
 
 def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, Methods], steps: int) -> \
@@ -135,6 +142,34 @@ def allocate(curves: dict[str, dict[float, float]], sizes: dict[str, int],
     return {k: float(v) for k, v in level.items() if v > 0}
 
 
+def layer_ranks(graph: Graph, calib: Any, config: CompressConfig, layers: list[str],
+                say: Callable[[str], None]) -> tuple[dict[str, int], dict[str, dict[int, float]]]:
+    """The ranks of the layers whose setting is `rank_params` (a layer's own fraction of its
+    weights, or the default's shared among the layers by their sensitivity curves), and
+    those curves."""
+    chosen: dict[str, int] = {}
+    curves: dict[str, dict[int, float]] = {}
+    shared: list[str] = []
+    for name in layers:
+        node = graph.node(name)
+        methods = config.for_layer(name)
+        if methods.rank_params is None:
+            continue
+        if "rank_params" in config.layers.get(name, {}):
+            if ranks.factorable(node):
+                chosen[name] = ranks.rank_for_fraction(methods.rank_params,
+                                                       *ranks.layer_shape(graph, node))
+        else:
+            shared.append(name)
+    if shared:
+        say(f"compress: sensitivity of {len(shared)} layers to their rank")
+        curves = ranks.rank_curves(graph, calib, [n for n in shared
+                                                  if ranks.factorable(graph.node(n))])
+        shapes = {n: ranks.layer_shape(graph, graph.node(n)) for n in shared}
+        chosen.update(ranks.allocate_ranks(curves, shapes, config.default.rank_params))
+    return chosen, curves
+
+
 def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
              labels: np.ndarray | None = None, task: str | None = None,
              allocation: str = "sensitivity", progress: Callable[[str], None] | None = None,
@@ -168,13 +203,16 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
 
     layers = [n.name for n in graph.nodes if is_layer(n)]
     channels: dict[str, Any] = {}
+    chosen: dict[str, int] = {}
+    rank_curves: dict[str, dict[int, float]] = {}
     if any(config.for_layer(n).channel_pruning for n in layers):
         graph, made, channels = prune_channels(graph, calib, config, say)
         record("channels", made)
         layers = [n.name for n in graph.nodes if is_layer(n)]
     if any(config.for_layer(n).low_rank for n in layers):
+        chosen, rank_curves = layer_ranks(graph, calib, config, layers, say)
         say("compress: low-rank factorization")
-        graph, made = lockstep(graph, original, calib, low_rank_visit(config))
+        graph, made = lockstep(graph, original, calib, low_rank_visit(config, chosen))
         record("low_rank", made)
     layers = [n.name for n in graph.nodes if is_layer(n)]
     sparsity: dict[str, float] = {}
@@ -211,7 +249,8 @@ def compress(graph: Graph, calib: Any, config: CompressConfig | None = None, *,
         quality = {"task": q["task"], "samples": q["samples"], "float": q["float"],
                    "compressed": q["fixed"]}
     return Compressed(graph, original, config, tuple(changes), sparsity, curves,
-                      storage(original), storage(graph), quality, channels)
+                      storage(original), storage(graph), quality, channels,
+                      ranks=chosen, rank_curves=rank_curves)
 
 
 __all__ = ["CompressConfig", "CompressError", "Compressed", "Methods", "compress"]

@@ -14,10 +14,13 @@ them; as the setting of every layer, `prune` is then the fraction of the network
 and Conv MACs removed, per layer the fraction of the layer's output channels; column: the
 blocks of weights one multiplier of hls4ml's resource strategy computes at `reuse_factor`
 R, so the multiplier goes (Dense layers only; Conv layers are left alone by the default
-setting)); `rank` (an integer >= 1) or
-`svd_energy` (a fraction in (0, 1]) for a low-rank factorization; `share` (K >= 2 shared
-values) or `weights` ternary|binary|pow2. Every bad value is a CompressError naming the
-setting (and the layer).
+setting)); for a low-rank factorization one of `rank` (an integer >= 1), `svd_energy` (a
+fraction in (0, 1] of the layer's response energy kept) or `rank_params` (a fraction in
+(0, 1) of the weights kept: as the setting of every layer, of the layers' weights together,
+the ranks chosen per layer from sensitivity curves (fxq.compress.ranks); per layer, of its
+own; a layer's rank setting replaces the default's); `share` (K >= 2 shared values) or
+`weights` ternary|ttq|binary|pow2 (ttq: ternary with a scale per sign, {-a_n, 0, a_p}).
+Every bad value is a CompressError naming the setting (and the layer).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from fxq.ir import Graph, Op
 
 PRUNE_BY = ("magnitude", "obd")
 PRUNE_STRUCTURES = ("weight", "channel", "column")
-WEIGHT_SETS = ("ternary", "binary", "pow2")
+WEIGHT_SETS = ("ternary", "ttq", "binary", "pow2")
 LAYER_OPS = (Op.DENSE, Op.CONV)
 
 
@@ -69,6 +72,7 @@ class Methods:
     reuse_factor: int | None = None      # column pruning's reuse factor
     rank: int | None = None
     svd_energy: float | None = None
+    rank_params: float | None = None     # low rank: the weights kept, ranks by sensitivity
     share: int | None = None
     weights: str | None = None
 
@@ -88,12 +92,14 @@ class Methods:
             _integer(self.rank, f"{at}rank", 1)
         if self.svd_energy is not None:
             _fraction(self.svd_energy, f"{at}svd_energy", closed_top=True, open_bottom=True)
+        if self.rank_params is not None:
+            _fraction(self.rank_params, f"{at}rank_params", open_bottom=True)
         if self.share is not None:
             _integer(self.share, f"{at}share", 2)
         if self.weights is not None:
             _choice(self.weights, f"{at}weights", WEIGHT_SETS)
-        if self.rank is not None and self.svd_energy is not None:
-            raise CompressError(f"{at}rank and svd_energy: give one of them")
+        if sum(v is not None for v in (self.rank, self.svd_energy, self.rank_params)) > 1:
+            raise CompressError(f"{at}rank, svd_energy and rank_params: give one of them")
         if self.share is not None and self.weights is not None:
             raise CompressError(f"{at}share and weights = {self.weights!r}: a layer's weights "
                                 "are either shared values or a weight set")
@@ -105,7 +111,8 @@ class Methods:
 
     @property
     def low_rank(self) -> bool:
-        return self.rank is not None or self.svd_energy is not None
+        return self.rank is not None or self.svd_energy is not None or \
+            self.rank_params is not None
 
     @property
     def weight_pruning(self) -> bool:
@@ -127,6 +134,14 @@ class Methods:
 
 
 KEYS = tuple(f.name for f in fields(Methods))
+RANK_KEYS = ("rank", "svd_energy", "rank_params")     # one of them chooses a layer's rank
+
+
+def _override(default: Methods, keys: Mapping[str, Any]) -> Methods:
+    """`default` with a layer's keys; a layer's own rank setting replaces the default's."""
+    if any(k in keys for k in RANK_KEYS):
+        default = replace(default, **{k: None for k in RANK_KEYS})
+    return replace(default, **keys)
 
 
 @dataclass(frozen=True)
@@ -145,11 +160,11 @@ class CompressConfig:
             if unknown:
                 raise CompressError(f"layer {name!r}: unknown compression setting "
                                     f"{unknown[0]!r} (expected {', '.join(KEYS)})")
-            replace(base, **keys).checked(f"layer {name!r}")
+            _override(base, keys).checked(f"layer {name!r}")
         return CompressConfig(base, {k: dict(v) for k, v in (layers or {}).items()})
 
     def for_layer(self, name: str) -> Methods:
-        return replace(self.default, **self.layers.get(name, {}))
+        return _override(self.default, self.layers.get(name, {}))
 
     @property
     def any(self) -> bool:

@@ -18,7 +18,8 @@ and refits what it keeps so that the layer reproduces the float output as well a
   with `a` the least-squares scale rounded to a power of two (so the hardware shifts);
   `share`: the weights rounded to a codebook's values. All four round with the error fed
   forward (`feedback_round`, GPTQ's update), so later weights of each output make up for
-  the rounding of earlier ones;
+  the rounding of earlier ones; `refit_values` then moves the shared values themselves to
+  their least-squares optimum;
 * `refit_bias`: the bias that zeroes the mean error, after any change of the weights.
 
 Arrays are in the Problem's layout: weights (G, O, F), biases (G, O). Everything here is
@@ -226,18 +227,52 @@ def _power_of_two(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scaled_patterns(m: Moments, patterns: np.ndarray) -> np.ndarray:
+def _scaled_patterns(m: Moments, patterns: np.ndarray, two_scales: bool = False) -> np.ndarray:
     """Each output's pattern (G, O, F) of -1/0/+1 times its least-squares scale on the data,
-    the scale a power of two chosen between the two around the optimum by the error."""
+    the scale a power of two chosen between the two around the optimum by the error. With
+    `two_scales` the +1s and the -1s get a scale each (a_p, a_n: TTQ's value set), each a
+    power of two around the joint optimum, or the one scale where that fits better."""
     quad = np.einsum("gof,gfh,goh->go", patterns, m.gram, patterns)
     lin = np.einsum("gof,gfo->go", patterns, m.cross)
-    best = np.where(quad > 0, lin / np.where(quad > 0, quad, 1.0), 0.0)
-    best = np.where(best > 0, best, 0.0)                    # a negative scale: no fit at all
-    low = np.where(best > 0, 2.0 ** np.floor(np.log2(np.where(best > 0, best, 1.0))), 0.0)
-    err_low = low ** 2 * quad - 2 * low * lin
-    err_high = (2 * low) ** 2 * quad - 2 * (2 * low) * lin
-    scale = np.where(err_high < err_low, 2 * low, low)
-    return patterns * scale[..., None]
+    one = patterns * _pow2_scale(np.where(quad > 0, lin / np.where(quad > 0, quad, 1.0), 0.0),
+                                 lambda s: s ** 2 * quad - 2 * s * lin)[..., None]
+    if not two_scales:
+        return one
+    pos, neg = (patterns > 0).astype(np.float64), (patterns < 0).astype(np.float64)
+
+    def q(a, b):
+        return np.einsum("gof,gfh,goh->go", a, m.gram, b)
+
+    a11, a22, a12 = q(pos, pos), q(neg, neg), q(pos, neg)
+    b1 = np.einsum("gof,gfo->go", pos, m.cross)
+    b2 = -np.einsum("gof,gfo->go", neg, m.cross)
+    det = a11 * a22 - a12 ** 2
+    ok = det > 1e-12 * np.maximum(a11 * a22, 1e-300)
+    safe = np.where(ok, det, 1.0)
+    s_pos = np.where(ok, (a22 * b1 + a12 * b2) / safe, 0.0)      # the error of (p, n):
+    s_neg = np.where(ok, (a11 * b2 + a12 * b1) / safe, 0.0)      # p²a11 + n²a22 - 2pn a12
+    best, best_err = one, _output_errors(m, one)                  #   - 2p b1 - 2n b2
+    for p in _pow2_around(s_pos):
+        for n in _pow2_around(s_neg):
+            w = pos * p[..., None] - neg * n[..., None]
+            err = _output_errors(m, w)
+            better = ok & (err < best_err)
+            best = np.where(better[..., None], w, best)
+            best_err = np.where(better, err, best_err)
+    return best
+
+
+def _pow2_around(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The powers of two below and above each positive `s` (0 where s <= 0)."""
+    low = np.where(s > 0, 2.0 ** np.floor(np.log2(np.where(s > 0, s, 1.0))), 0.0)
+    return low, 2 * low
+
+
+def _pow2_scale(s: np.ndarray, error) -> np.ndarray:
+    """Of the powers of two around each optimum `s`, the one of least `error(scale)` (0 for
+    s <= 0: a negative scale is no fit at all)."""
+    low, high = _pow2_around(s)
+    return np.where(error(high) < error(low), high, low)
 
 
 def _output_errors(m: Moments, weights: np.ndarray) -> np.ndarray:
@@ -247,26 +282,31 @@ def _output_errors(m: Moments, weights: np.ndarray) -> np.ndarray:
         2 * np.einsum("gof,gfo->go", weights, m.cross)
 
 
-def ternary(m: Moments, weights: np.ndarray) -> np.ndarray:
-    """{-a, 0, a} per output: for each threshold of TERNARY_THRESHOLDS (fractions of the
-    mean |w|; TWN's is 0.7) the pattern zero below it, a the data's power-of-two scale for
-    that pattern, then every weight rounded to the nearest of -a, 0, a with the error fed
-    forward and a refit of a; each output keeps the candidate of least error on the data
-    (outputs round independently)."""
+def ternary(m: Moments, weights: np.ndarray, two_scales: bool = False) -> np.ndarray:
+    """{-a, 0, a} per output (with `two_scales`, {-a_n, 0, a_p}): for each threshold of
+    TERNARY_THRESHOLDS (fractions of the mean |w|; TWN's is 0.7) the pattern zero below it,
+    the data's power-of-two scale(s) for that pattern, then every weight rounded to the
+    nearest of its sign's scale and 0 with the error fed forward and a refit of the
+    scale(s); each output keeps the candidate of least error on the data (outputs round
+    independently)."""
     mag = np.abs(weights)
     live = np.maximum(np.count_nonzero(mag, axis=-1), 1)[..., None]
     mean = mag.sum(axis=-1, keepdims=True) / live                       # pruned ones aside
     pruned = weights == 0
     best, best_err = None, None
     for fraction in TERNARY_THRESHOLDS:
-        start = _scaled_patterns(m, np.sign(weights) * (mag > fraction * mean))
-        scale = np.max(np.abs(start), axis=-1)                          # (G, O)
+        start = _scaled_patterns(m, np.sign(weights) * (mag > fraction * mean), two_scales)
+        top = np.max(np.abs(start), axis=-1)                            # (G, O)
+        up = np.max(np.where(start > 0, start, 0.0), axis=-1)
+        down = np.max(np.where(start < 0, -start, 0.0), axis=-1)
+        up, down = np.where(up > 0, up, top), np.where(down > 0, down, top)
 
         def nearest(col: np.ndarray, f: int) -> np.ndarray:
+            scale = np.where(col > 0, up, down)
             q = np.sign(col) * scale * (np.abs(col) > scale / 2)
             return np.where(pruned[:, :, f], 0.0, q)
 
-        w = _scaled_patterns(m, np.sign(feedback_round(m, weights, nearest)))
+        w = _scaled_patterns(m, np.sign(feedback_round(m, weights, nearest)), two_scales)
         err = _output_errors(m, w)
         if best is None:
             best, best_err = w, err
@@ -331,3 +371,28 @@ def share(m: Moments, weights: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.where(pruned[:, :, f], 0.0, q)
 
     return feedback_round(m, weights, nearest)
+
+
+def refit_values(m: Moments, weights: np.ndarray) -> np.ndarray:
+    """The weights with each distinct nonzero value (a shared value's cluster) replaced by
+    the value of least output error on the data, all clusters together: the error is
+    quadratic in the K values, c'Ac - 2b'c with A_kl the sum over outputs of m_k' H m_l
+    and b_k that of m_k' P'T (m_k an output's mask of cluster k), so one solve gives them
+    (the least-squares stand-in for Han et al.'s fine-tuning of the centroids). Zeros stay
+    zero."""
+    values = np.unique(weights[weights != 0])
+    if values.size == 0:
+        return weights.astype(np.float64)
+    masks = [(weights == v).astype(np.float64) for v in values]        # each (G, O, F)
+    k = values.size
+    a, b = np.zeros((k, k)), np.zeros(k)
+    for g in range(weights.shape[0]):
+        mh = [mask[g] @ m.gram[g] for mask in masks]                     # (O, F) each
+        for i in range(k):
+            b[i] += np.sum(masks[i][g] * m.cross[g].T)
+            for j in range(i, k):
+                a[i, j] += np.sum(mh[i] * masks[j][g])
+    a = np.triu(a) + np.triu(a, 1).T
+    ridge = RIDGE * (np.trace(a) / k + 1e-30)
+    fitted = np.linalg.solve(a + ridge * np.eye(k), b)
+    return sum(c * mask for c, mask in zip(fitted, masks))

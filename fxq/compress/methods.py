@@ -119,13 +119,16 @@ def weight_visit(config: CompressConfig, sparsity: Mapping[str, float]) -> Calla
                         f"least-squares refit)")
         book = None
         if methods.share is not None:
-            values = shared_values(f32(w), methods.share)
-            w = linear.share(m, w, values)
-            book = _codebook_of(problem.to_layer(f32(w)), values)
+            w = linear.share(m, w, shared_values(f32(w), methods.share))
+            w = f32(linear.refit_values(m, w))
+            book = _codebook_of(problem.to_layer(w))
             done.append(f"{book.values.size} shared values ({book.index_bits()}-bit indices)")
         elif methods.weights == "ternary":
             w = linear.ternary(m, w)
             done.append("ternary {-a, 0, a} per output, a a power of two")
+        elif methods.weights == "ttq":
+            w = linear.ternary(m, w, two_scales=True)
+            done.append("ternary {-a_n, 0, a_p} per output, a_n and a_p powers of two")
         elif methods.weights == "binary":
             w = linear.binary(m, w, keep_zeros=s > 0)
             done.append("binary {-a, a} per output, a a power of two" +
@@ -143,16 +146,16 @@ def weight_visit(config: CompressConfig, sparsity: Mapping[str, float]) -> Calla
     return visit
 
 
-def _codebook_of(weight: np.ndarray, values: np.ndarray) -> Codebook:
-    """The codebook of weights that all lie among `values` (unused values dropped)."""
+def _codebook_of(weight: np.ndarray) -> Codebook:
+    """The codebook of a layer's shared weights: its distinct values and their indices."""
     used, index = np.unique(weight, return_inverse=True)
-    if not np.all(np.isin(used, values)):
-        raise AssertionError("shared weights outside their codebook")
     return Codebook(used, index.reshape(weight.shape))
 
 
-def low_rank_visit(config: CompressConfig) -> Callable:
-    """Dense and (ungrouped) Conv layers factored into two by reduced-rank regression."""
+def low_rank_visit(config: CompressConfig, ranks: Mapping[str, int]) -> Callable:
+    """Dense and (ungrouped) Conv layers factored into two by reduced-rank regression, at
+    the rank `ranks` gives (a network-wide `rank_params`, allocated by fxq.compress.ranks),
+    else at the layer's own setting."""
 
     def visit(v: Visit) -> Replacement | None:
         node = v.node
@@ -165,6 +168,11 @@ def low_rank_visit(config: CompressConfig) -> Callable:
         _, o_count, f_count = problem.weights.shape
         m = linear.Moments.of(problem)
         full = min(o_count, f_count)
+        if methods.rank_params is not None:
+            rank = ranks.get(node.name)
+            if rank is None:
+                return None                     # the allocation leaves it whole
+            return factored(v, linear.low_rank(m, rank), rank)
         if methods.rank is not None:
             rank = methods.rank
             if rank >= full:
@@ -179,12 +187,13 @@ def low_rank_visit(config: CompressConfig) -> Callable:
         if rank * (o_count + f_count) >= o_count * f_count:
             return None                         # two factors would not be smaller
         factors = linear.low_rank(m, rank)
-        return _factored(v, factors, rank)
+        return factored(v, factors, rank)
 
     return visit
 
 
-def _factored(v: Visit, factors: linear.Factors, rank: int) -> Replacement:
+def factored(v: Visit, factors: linear.Factors, rank: int) -> Replacement:
+    """The visited layer as its two factors at `rank`."""
     node = v.node
     x = v.graph.activation_inputs(node)[0]
     mid = _fresh(v, f"{node.output}/rank{rank}")

@@ -21,6 +21,11 @@ def markdown(doc: dict[str, Any]) -> list[str]:
         steps = ", ".join(f"{t['prune']:.4g}: {t['loss_points']:+.2f}" for t in b["tried"])
         lines += ["", f"Budget {b['budget_points']} points on the calibration data: prune "
                   f"{b['chosen_prune']} chosen (tried, with their loss in points: {steps})"]
+    chosen = (doc.get("ranks") or {}).get("chosen")
+    if chosen:
+        lines += ["", "Ranks for the weights kept (rank_params; a shared target from the "
+                  "layers' sensitivity curves): " +
+                  ", ".join(f"{k} {v}" for k, v in chosen.items())]
     q = doc.get("quality") or {}
     if q:
         lines += ["", f"{q['task']} on {q['samples']} labelled calibration samples: float "
