@@ -8,7 +8,7 @@ top-1: float -> compressed float -> compressed at 8-bit dynamic fixed point, the
 design's mismatches against hls4ml's C simulation (every traced layer and the outputs, on
 CSIM_SAMPLES test samples; designs of at most CSIM_MAX_PARAMS weights), and the
 compression's time.
-Usage: python benchmarks/compression.py [--models a,b] [--no-csim]
+Usage: python benchmarks/compression.py [--models a,b] [--methods share,ttq] [--no-csim]
 """
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def _mismatches(q, x, where: str) -> str:
     return str(r.mismatches + sum(layer.mismatches for layer in r.layers))
 
 
-def print_compression(examples: str, models=MODELS, csim: bool = True) -> None:
+def print_compression(examples: str, models=MODELS, csim: bool = True,
+                      methods=METHODS) -> None:
     loaded = []
     for folder, name in models:
         d = os.path.join(examples, folder, name)
@@ -70,7 +71,7 @@ def print_compression(examples: str, models=MODELS, csim: bool = True) -> None:
         calib, test = np.load(os.path.join(d, "calib.npz")), np.load(os.path.join(d, "test.npz"))
         loaded.append((name, graph, calib, test, _dsp(graph, calib["x"])))
 
-    for title, settings in METHODS:
+    for title, settings in methods:
         print(f"\ncompression: {title} (post-training, calibration data only)\n")
         print("| model | params | nonzero | MACs nonzero/dense | storage x | DSP16 before -> "
               "after | top-1 float | compressed | compressed 8-bit | C sim mismatches | s |")
@@ -137,11 +138,16 @@ def main(argv=None) -> int:
     parser.add_argument("--examples", default=os.path.join(ROOT, "examples"))
     parser.add_argument("--models", help="names among " + ",".join(n for _, n in MODELS))
     parser.add_argument("--no-csim", action="store_true", help="skip the C simulations")
+    parser.add_argument("--methods", help="only the methods whose title contains one of these "
+                        "comma-separated words (and no column-pruning table)")
     args = parser.parse_args(argv)
     models = MODELS if not args.models else \
         tuple(m for m in MODELS if m[1] in args.models.split(","))
-    print_compression(args.examples, models, csim=not args.no_csim)
-    print_columns(args.examples, models)
+    methods = METHODS if not args.methods else \
+        tuple(m for m in METHODS if any(w in m[0] for w in args.methods.split(",")))
+    print_compression(args.examples, models, csim=not args.no_csim, methods=methods)
+    if not args.methods:
+        print_columns(args.examples, models)
     return 0
 
 

@@ -92,12 +92,13 @@ def _fits_int16(x_t: FixedType, weights: np.ndarray) -> bool:
 def _int16_pairs(g: Gen, x: Buffer, weights: np.ndarray, units: int,
                  pairs: tuple[int, int, str], fallback: str) -> tuple[str, str]:
     """(C++ packing x by pairs of units, the term loop over the pairs) of an int32 weighted
-    sum whose inputs and weights fit int16: AVX-512 multiply-adds of int16 pairs (VNNI's
-    vpdpwssd where the CPU has it, else vpmaddwd and an add), two terms per instruction.
+    sum whose inputs and weights fit int16: multiply-adds of int16 pairs (AVX-512: VNNI's
+    vpdpwssd where the CPU has it, else vpmaddwd and an add; AVX2: vpmaddwd and an add),
+    two terms per lane and instruction.
     x is packed once per block: units 2i and 2i+1 of each sample in one int32 lane (the
     second zero past an odd count); each row's two weights in one broadcast int32. Exact:
     every partial sum fits int32 (the caller's bound), so the non-saturating int32 sums
-    equal the scalar ones. Where the CPU lacks AVX-512BW, `fallback`, the generic loop."""
+    equal the scalar ones. Where the CPU has neither, `fallback`, the generic loop."""
     a, stride, index = pairs
     rows, terms = weights.shape
     per_unit, half = terms // units, -(-units // 2)
@@ -109,27 +110,26 @@ def _int16_pairs(g: Gen, x: Buffer, weights: np.ndarray, units: int,
     pk = g.buffer("pk", "int32_t", a * half * stride)
     t2 = half * per_unit
     pack = f"""
-#if defined(__AVX512BW__)
+#if defined(FXQ_PAIRS)
   for (int a = 0; a < {a}; ++a) for (int u = 0; u < {half}; ++u) for (int s = 0; s < {stride}; ++s) {{
     const int src = (a * {units} + 2 * u) * {stride} + s;
-    for (int part = 0; part < B / 16; ++part) {{
-      const __m512i lo = _mm512_loadu_si512(AT(xs, src) + part * 16);
-      const __m512i hi = 2 * u + 1 < {units} ? _mm512_loadu_si512(AT(xs, src + {stride}) + part * 16)
-                                          : _mm512_setzero_si512();
-      _mm512_storeu_si512(AT({pk}, (a * {half} + u) * {stride} + s) + part * 16,
-                          _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16)));
+    for (int part = 0; part < B / V32; ++part) {{
+      const fxq_vi lo = FXQ_LOAD(AT(xs, src) + part * V32);
+      const fxq_vi hi = 2 * u + 1 < {units} ? FXQ_LOAD(AT(xs, src + {stride}) + part * V32)
+                                         : FXQ_ZERO();
+      FXQ_STORE(AT({pk}, (a * {half} + u) * {stride} + s) + part * V32, FXQ_JOIN16(lo, hi));
     }}
   }}
 #endif"""
     body = f"""
-#if defined(__AVX512BW__)
+#if defined(FXQ_PAIRS)
     for (int u = 0; u < {half}; ++u) for (int kk = 0; kk < {per_unit}; ++kk) {{
       const int xi = {index};
       const int32_t* wr = {wp} + (ptrdiff_t)orow0 * {t2} + u * {per_unit} + kk;
       for (int part = 0; part < P; ++part) {{
-        const __m512i xx = _mm512_loadu_si512(AT({pk}, xi) + part * 16);
+        const fxq_vi xx = FXQ_LOAD(AT({pk}, xi) + part * V32);
         _Pragma("GCC unroll 4") for (int j = 0; j < OB; ++j)
-          acc[j][part] = (vacc)FXQ_DOT16((__m512i)acc[j][part], xx, _mm512_set1_epi32(wr[j * {t2}]));
+          acc[j][part] = (vacc)FXQ_DOT16((fxq_vi)acc[j][part], xx, FXQ_SET1(wr[j * {t2}]));
       }}
     }}
 #else
@@ -157,7 +157,8 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
 
     Vectors are explicit (GCC vector extensions) across the block's samples: left to
     itself GCC unrolls the sample loop and vectorizes the term loop with gathers instead
-    (10x slower); they are native 64-byte vectors (larger ones spill).
+    (10x slower); they are the CPU's native width, FXQ_VEC bytes (64 with AVX-512, else
+    32: wider ones spill, halves of the accumulators going through the stack).
 
     `pairs` = (A, S, index): x seen as (A, units, S) elements, and the C++ index of pair
     `u`'s element for term (u, kk) in x packed by pairs of units (`_int16_pairs`)."""
@@ -191,17 +192,18 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
     }}"""
     else:                  # int32 runs of `chunk` units, each added into the int64 sums
         body = f"""for (int u0 = 0; u0 < {units}; u0 += {chunk}) {{
-      v32 a32[OB][B / 16] = {{}};
+      v32 a32[OB][B / V32] = {{}};
       for (int u = u0; u < std::min(u0 + {chunk}, {units}); ++u) for (int kk = 0; kk < {per_unit}; ++kk) {{
         {term}
-        for (int part = 0; part < B / 16; ++part) {{
-          v32 xv; std::memcpy(&xv, AT(xs, xi) + part * 16, sizeof xv);
+        for (int part = 0; part < B / V32; ++part) {{
+          v32 xv; std::memcpy(&xv, AT(xs, xi) + part * V32, sizeof xv);
           _Pragma("GCC unroll 4") for (int j = 0; j < OB; ++j) a32[j][part] += xv * wr[j * {terms}];
         }}
       }}
-      for (int j = 0; j < OB; ++j) for (int part = 0; part < B / 16; ++part) {{
+      for (int j = 0; j < OB; ++j) for (int part = 0; part < B / V32; ++part) {{
         v16 lo, hi;
-        std::memcpy(&lo, &a32[j][part], 32); std::memcpy(&hi, (char*)&a32[j][part] + 32, 32);
+        std::memcpy(&lo, &a32[j][part], FXQ_VEC / 2);
+        std::memcpy(&hi, (char*)&a32[j][part] + FXQ_VEC / 2, FXQ_VEC / 2);
         acc[j][2 * part] += __builtin_convertvector(lo, vacc);
         acc[j][2 * part + 1] += __builtin_convertvector(hi, vacc);
       }}
@@ -215,11 +217,12 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
         total = f"({total} + {g.param(b_acc, 'int64_t')}[orow])"
     out = rq(accum.frac - fx.result.frac, fx.result, rq(0, accum, total), count=True)
     g.body.append(f"""{{ // {fx.node.op.name} {fx.node.name}
-  constexpr int V = 64 / sizeof({acc_t}), P = B / V;   // P vectors of V samples per block
-  typedef {acc_t} vacc __attribute__((vector_size(64)));
+  constexpr int V = FXQ_VEC / sizeof({acc_t}), P = B / V;   // P vectors of V samples per block
+  constexpr int V32 = FXQ_VEC / 4;                         // int32 lanes per vector
+  typedef {acc_t} vacc __attribute__((vector_size(FXQ_VEC)));
   typedef {x.ctype} vx __attribute__((vector_size(V * sizeof({x.ctype}))));
-  typedef int32_t v32 __attribute__((vector_size(64)));
-  typedef int32_t v16 __attribute__((vector_size(32)));
+  typedef int32_t v32 __attribute__((vector_size(FXQ_VEC)));
+  typedef int32_t v16 __attribute__((vector_size(FXQ_VEC / 2)));
   constexpr int OB = {_row_block(rows_per_group)};
   const {x.ctype}* __restrict xs = {x.var}; {y.ctype}* __restrict ys = {y.var};
   const auto* __restrict w = {w};{pack}
@@ -698,10 +701,35 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         "QuantizedGraph", "#include <algorithm>", "#include <cstddef>", "#include <cstdlib>",
         "#include <cstring>", "#include <limits>", "#include <type_traits>",
         '#include "runtime.h"', "#include <immintrin.h>",
-        "#if defined(__AVX512VNNI__)   // acc + the products of int16 pairs, in int32 lanes",
+        "#if defined(__AVX512F__)   // bytes of the vectors the weighted sums are written in",
+        "#define FXQ_VEC 64",
+        "#else                      // (AVX2 splits 64-byte ones badly: halves spill)",
+        "#define FXQ_VEC 32",
+        "#endif",
+        "// int16 pairs (Dense/Conv sums whose terms fit int16): x, w packed two per int32",
+        "// lane; FXQ_DOT16 adds both products of each lane's pair into it",
+        "#if defined(__AVX512BW__)",
+        "#define FXQ_PAIRS 1",
+        "typedef __m512i fxq_vi;",
+        "#define FXQ_LOAD(p) _mm512_loadu_si512(p)",
+        "#define FXQ_STORE(p, v) _mm512_storeu_si512(p, v)",
+        "#define FXQ_ZERO() _mm512_setzero_si512()",
+        "#define FXQ_JOIN16(lo, hi) _mm512_mask_blend_epi16(0xAAAAAAAAu, lo, _mm512_slli_epi32(hi, 16))",
+        "#define FXQ_SET1(w) _mm512_set1_epi32(w)",
+        "#if defined(__AVX512VNNI__)",
         "#define FXQ_DOT16(acc, x, w) _mm512_dpwssd_epi32(acc, x, w)",
         "#else",
         "#define FXQ_DOT16(acc, x, w) _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))",
+        "#endif",
+        "#elif defined(__AVX2__)",
+        "#define FXQ_PAIRS 1",
+        "typedef __m256i fxq_vi;",
+        "#define FXQ_LOAD(p) _mm256_loadu_si256((const __m256i*)(p))",
+        "#define FXQ_STORE(p, v) _mm256_storeu_si256((__m256i*)(p), v)",
+        "#define FXQ_ZERO() _mm256_setzero_si256()",
+        "#define FXQ_JOIN16(lo, hi) _mm256_blend_epi16(lo, _mm256_slli_epi32(hi, 16), 0xAA)",
+        "#define FXQ_SET1(w) _mm256_set1_epi32(w)",
+        "#define FXQ_DOT16(acc, x, w) _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))",
         "#endif", f"static constexpr int B = {block};",
         "#define AT(p, i) ((p) + (ptrdiff_t)(i) * B)   // element i's samples in a block",
         *g.statics,
