@@ -639,14 +639,14 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
   {buf.ctype}* __restrict dst = {buf.var}_ + b;
   if (b >= nb) {{ for (int e = 0; e < {buf.size}; ++e) dst[e * B] = 0; continue; }}
   const In* __restrict src = in[{i}] + (s0 + b) * {buf.size};
-  fxq::i64 over = 0; int fine = 1;
+  fxq::i64 over = 0, fine = 1;
   if constexpr (!std::is_same_v<In, int64_t>) {{
     for (int e0 = 0; e0 < {buf.size}; e0 += 256) {{   // quantized in contiguous runs
       const int n = std::min({buf.size} - e0, 256);
       double real[256]; fxq::i64 run[256];       // (float widened first: exact, and the
       for (int e = 0; e < n; ++e) real[e] = src[e0 + e];   // quantize loop then vectorizes)
       _Pragma("omp simd reduction(+:over) reduction(&:fine)")
-      for (int e = 0; e < n; ++e) fine &= (int){convert}(real[e], run[e], over);
+      for (int e = 0; e < n; ++e) fine &= {convert}(real[e], run[e], over);
       for (int e = 0; e < n; ++e) dst[(e0 + e) * B] = ({buf.ctype})run[e];
     }}
   }} else {{

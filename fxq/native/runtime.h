@@ -8,6 +8,7 @@
 // Compiled with -std=c++20 -fwrapv: signed arithmetic wraps modulo 2^64 and left shifts of
 // negative values are defined, as NumPy's int64 arithmetic in the reference kernels.
 #pragma once
+#include <bit>
 #include <cmath>
 #include <cstdint>
 
@@ -111,15 +112,18 @@ template <int N> constexpr double pow2() {
 // x converted to the type, as ap_fixed's double constructor (fxq.fixed.quantize): rounding
 // on the exact x * 2^F, then overflow. False when x is not finite or x * 2^F is beyond 2^62
 // (the caller then quantizes in NumPy, which refuses or handles those).
-template <int F, int R, int O, int W, bool S> inline bool quantize(double x, i64& out) {
+// x * 2^F rounded by mode R to an integer, as a double (exact: below 2^62); 1 when x is
+// finite and x * 2^F below 2^62, else 0 (f is then 0). Flags are i64 and increments
+// doubles, so a loop of these vectorizes (1-byte bools would set its lane count).
+template <int F, int R> inline i64 rounded(double x, double& f) {
     // x * 2^F: exactly ldexp(x, F) (a product by a power of two, rounded only where the
     // result is subnormal, as ldexp's), without its call
     constexpr double scale = F >= 0 ? double(uint64_t(1) << (F % 64)) * pow2<F / 64>()
                                     : 1.0 / (double(uint64_t(1) << (-F % 64)) * pow2<-F / 64>());
     const double scaled = x * scale;
-    const bool valid = std::fabs(scaled) < 0x1p62;    // (branch-free: the loop vectorizes)
+    const i64 valid = std::fabs(scaled) < 0x1p62;
     const double s = valid ? scaled : 0.0;
-    double f = std::floor(s);
+    f = std::floor(s);
     if constexpr (R != TRN) {
         const double rem = s - f;                     // exact, in [0, 1)
         const bool neg = f < 0;
@@ -130,21 +134,32 @@ template <int F, int R, int O, int W, bool S> inline bool quantize(double x, i64
         else if constexpr (R == RND_ZERO) inc = (rem > 0.5) | ((rem == 0.5) & neg);
         else if constexpr (R == RND_INF) inc = (rem > 0.5) | ((rem == 0.5) & !neg);
         else inc = (rem > 0.5) | ((rem == 0.5) & (((i64)f & 1) != 0));
-        f += inc;
+        f += inc ? 1.0 : 0.0;
     }
-    out = overflow<O, W, S>((i64)f);
     return valid;
 }
 
-// quantize, adding to `count` 1 when the overflow mode changed the value
-template <int F, int R, int O, int W, bool S> inline bool quantizen(double x, i64& out,
-                                                                    i64& count) {
+// quantize x to the type (fxq.fixed.quantize), adding to `count` 1 when the overflow mode
+// changed the value; 1 when x could be quantized here, 0 when the caller must (rounded)
+template <int F, int R, int O, int W, bool S> inline i64 quantizen(double x, i64& out,
+                                                                   i64& count) {
     constexpr i64 hi = raw_max<W, S>();
     constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
+    double f;
+    const i64 ok = rounded<F, R>(x, f);
     i64 r;
-    const bool ok = quantize<F, R, WRAP, 64, true>(x, r);   // rounded, unchanged
+    if constexpr (O != WRAP && W <= 48) {
+        // a saturating type reads only whether the value is below, inside or above its
+        // range: clamped to one past each end, the integer is below 2^49 in magnitude and
+        // converts exactly by the 1.5 * 2^52 trick (its bits, less the constant's: AVX2
+        // has no double -> int64 conversion, and this way the loop vectorizes)
+        const double c = std::min(std::max(f, double(lo - 1)), double(hi + 1)) + 0x1.8p52;
+        r = std::bit_cast<i64>(c) - std::bit_cast<i64>(0x1.8p52);
+    } else {
+        r = (i64)f;                              // rounded, unchanged
+    }
     count += ok & ((r < lo) | (r > hi));
-    out = overflow<O, W, S>(r);                  // what quantize<F, R, O, W, S> gives
+    out = overflow<O, W, S>(r);                  // the type's value
     return ok;
 }
 
