@@ -30,13 +30,13 @@ import numpy as np
 
 from fxq.compress import linear, ranks
 from fxq.compress.budget import compress_within
-from fxq.compress.error import output_error, subsample
+from fxq.compress.error import one_layer_curves
 from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods)
 from fxq.compress.methods import (column_groups, is_layer, low_rank_visit, problem_of,
                                   prunes_weights, weight_visit, with_params)
 from fxq.compress.storage import Storage, storage
 from fxq.compress.structured import prune_channels
-from fxq.compress.walk import Visit, apply, lockstep
+from fxq.compress.walk import Visit, lockstep
 from fxq.data import bind_inputs
 from fxq.ir import Graph
 from fxq.onnx_export import as_float32
@@ -81,32 +81,20 @@ def sensitivity_curves(graph: Graph, calib: Any, layers: dict[str, Methods], ste
     """Per layer (name -> its methods: saliency and structure), the network's output error
     (relative to the output's variance) with that layer alone pruned to each sparsity of
     GRID and refit, on the float inputs."""
-    problems: dict[str, tuple] = {}   # name -> (moments, weights (G, O, F), to_layer, groups)
-    wanted = set(layers)
 
-    def collect(v: Visit):
-        if v.node.name in wanted:
-            problem = problem_of(v)
-            problems[v.node.name] = (linear.Moments.of(problem), problem.weights,
-                                     problem.to_layer,
-                                     column_groups(v.node, problem, layers[v.node.name]))
-        return None
+    def prepare(v: Visit):
+        problem = problem_of(v)
+        return (linear.Moments.of(problem), problem.weights, problem.to_layer,
+                column_groups(v.node, problem, layers[v.node.name]))
 
-    lockstep(graph, graph, calib, collect)
-    sample = subsample(graph, calib)
-    reference = graph.run(sample)
-    curves: dict[str, dict[float, float]] = {}
-    for name in layers:
-        visit = Visit(graph, graph.node(name), [], None, {})
-        m, w0, to_layer, groups = problems[name]
-        curve = {}
+    def trials(visit: Visit, prepared):
+        m, w0, to_layer, groups = prepared
         for s in GRID:
-            w, b = linear.prune(m, w0, s, layers[name].prune_by, steps, groups=groups)
-            trial = apply(graph, {name: with_params(visit, to_layer(w), b.reshape(-1), None,
-                                                    "")})
-            curve[s] = output_error(trial.run(sample), reference)
-        curves[name] = curve
-    return curves
+            w, b = linear.prune(m, w0, s, layers[visit.node.name].prune_by, steps,
+                                groups=groups)
+            yield s, with_params(visit, to_layer(w), b.reshape(-1), None, "")
+
+    return one_layer_curves(graph, calib, layers, prepare, trials)
 
 
 def allocate(curves: dict[str, dict[float, float]], sizes: dict[str, int],

@@ -17,8 +17,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from fxq.compress import linear
-from fxq.compress.error import output_error, subsample
-from fxq.compress.walk import Visit, apply, lockstep
+from fxq.compress.error import one_layer_curves
+from fxq.compress.walk import Visit
 from fxq.ir import Graph, Node, Op
 
 RANK_POINTS = 24         # candidate ranks measured per layer (all of them when fewer)
@@ -65,28 +65,12 @@ def rank_curves(graph: Graph, calib: Any, layers: list[str]) -> dict[str, dict[i
     layer alone factored at each of its saving ranks, on the float inputs."""
     from fxq.compress.methods import factored, problem_of
 
-    moments: dict[str, linear.Moments] = {}
-    wanted = set(layers)
+    def trials(visit: Visit, m: linear.Moments):
+        for rank in saving_ranks(*layer_shape(graph, visit.node)):
+            yield rank, factored(visit, linear.low_rank(m, rank), rank)
 
-    def collect(v: Visit):
-        if v.node.name in wanted:
-            moments[v.node.name] = linear.Moments.of(problem_of(v))
-        return None
-
-    lockstep(graph, graph, calib, collect)
-    sample = subsample(graph, calib)
-    reference = graph.run(sample)
-    curves: dict[str, dict[int, float]] = {}
-    for name in layers:
-        node = graph.node(name)
-        visit = Visit(graph, node, [], None, {})
-        curve = {}
-        for rank in saving_ranks(*layer_shape(graph, node)):
-            trial = apply(graph, {name: factored(visit, linear.low_rank(moments[name], rank),
-                                                 rank)})
-            curve[rank] = output_error(trial.run(sample), reference)
-        curves[name] = curve
-    return curves
+    return one_layer_curves(graph, calib, layers,
+                            lambda v: linear.Moments.of(problem_of(v)), trials)
 
 
 def allocate_ranks(curves: Mapping[str, Mapping[int, float]],
