@@ -246,6 +246,30 @@ def test_int16_pair_sums_with_odd_unit_counts(io_type):
     assert_same(q, x)
 
 
+@pytest.mark.parametrize("overflow", list(Overflow))
+@pytest.mark.parametrize("signed", [True, False])
+def test_int32_epilogue_every_rounding_and_overflow_mode(overflow, signed):
+    """A Dense whose sums, bias and types fit int32 converts its accumulator and result in
+    int32 (the narrow epilogue): the same values and overflow counts as NumPy's int64, for
+    every rounding mode of the result (each its own layer), accumulators the sums overflow
+    (they wrap), and a result type the data overflows."""
+    rng = np.random.default_rng(5 + signed)
+    x_t = FixedType(8, 4, True, Rounding.RND, Overflow.SAT)
+    nodes, tensors, params, layers = [], {"x": Tensor("x", (12,))}, {}, {}
+    for i, rounding in enumerate(Rounding):
+        nodes.append(Node(f"d{i}", Op.DENSE, ("x", f"w{i}", f"b{i}"), (f"y{i}",), {}))
+        tensors[f"y{i}"] = Tensor(f"y{i}", (7,))
+        params[f"w{i}"], params[f"b{i}"] = rng.normal(0, .6, (12, 7)), rng.normal(0, 2, 7)
+        accum = FixedType(14 + i % 3, 9, True, Rounding.TRN, Overflow.WRAP)
+        layers[f"d{i}"] = LayerTypes(result=FixedType(6, 2, signed, rounding, overflow),
+                                     params={"weight": FixedType(7, 5),
+                                             "bias": FixedType(9, 5)}, accum=accum)
+    graph = Graph.build("narrow", ["x"], [n.output for n in nodes], nodes, tensors, params)
+    q = QuantizedGraph(graph, {"x": x_t}, layers)
+    assert generate(q).source.count(", int32_t>(") == 2 * len(nodes)   # every epilogue
+    assert_same(q, rng.normal(0, 3, (300, 12)))
+
+
 def _unsupported():
     """A graph whose one conversion shifts by 70 bits: the native engine declines it."""
     graph = Graph.build("far", ["x"], ["y"], [Node("r", Op.RELU, ("x",), ("y",), {})],

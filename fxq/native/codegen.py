@@ -139,6 +139,26 @@ def _int16_pairs(g: Gen, x: Buffer, weights: np.ndarray, units: int,
     return pack, body
 
 
+def _narrow_epilogue(fx: FixedNode, weights: np.ndarray, acc_t: str, shift: int,
+                     b_acc: np.ndarray | None, k_out: int) -> bool:
+    """Whether a weighted sum's epilogue (the sum aligned to the accumulator, the bias, the
+    accumulator's conversion, the result's) can run in int32: the sums are int32 and
+    |sum| * 2^shift + |bias| < 2^31 for every output (the bound _accumulator proves the
+    sums by), the accumulator and the result are at most 31 bits wide and the result's
+    conversion shifts right by at most 30 bits. Then every intermediate value is the exact one,
+    as in int64."""
+    accum, result = fx.layer.accum, fx.result
+    if acc_t != "int32_t" or not 0 <= shift < 31 or not 0 <= k_out <= 30 \
+            or accum.width > 31 or result.width > 31:
+        return False
+    bound = raw_bound(fx.inputs[0])
+    sums = [int(s) * bound << shift for s in np.abs(weights).sum(axis=1)]   # per output row
+    bias = [0] * len(sums) if b_acc is None else [abs(int(b)) for b in np.ravel(b_acc)]
+    if len(bias) != len(sums):
+        return False
+    return max((s + b for s, b in zip(sums, bias)), default=0) < 1 << 31
+
+
 def _row_block(rows_per_group: int) -> int:
     """Output rows computed together (each input vector loaded once for all of them, and
     independent accumulators to hide the add latency); they share a group."""
@@ -212,10 +232,18 @@ def _weighted_sum(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarr
     if (pairs is not None and acc_t == "int32_t" and shift >= 0 and units > 1
             and x.ctype == "int32_t" and _fits_int16(fx.inputs[0], weights)):
         pack, body = _int16_pairs(g, x, weights, units, pairs, body)
-    total = shift_left("sum[b]", shift) if shift >= 0 else "(fxq::i64)sum[b]"
-    if b_acc is not None:
-        total = f"({total} + {g.param(b_acc, 'int64_t')}[orow])"
-    out = rq(accum.frac - fx.result.frac, fx.result, rq(0, accum, total), count=True)
+    k_out = accum.frac - fx.result.frac
+    if _narrow_epilogue(fx, weights, acc_t, shift, b_acc, k_out):
+        # every value of the epilogue fits int32 (bounded below): it runs there
+        total = f"(sum[b] << {shift})" if shift else "sum[b]"
+        if b_acc is not None:
+            total = f"({total} + {g.param(b_acc, 'int32_t')}[orow])"
+        out = rq(k_out, fx.result, rq(0, accum, total, narrow=True), count=True, narrow=True)
+    else:
+        total = shift_left("sum[b]", shift) if shift >= 0 else "(fxq::i64)sum[b]"
+        if b_acc is not None:
+            total = f"({total} + {g.param(b_acc, 'int64_t')}[orow])"
+        out = rq(k_out, fx.result, rq(0, accum, total), count=True)
     g.body.append(f"""{{ // {fx.node.op.name} {fx.node.name}
   constexpr int V = FXQ_VEC / sizeof({acc_t}), P = B / V;   // P vectors of V samples per block
   constexpr int V32 = FXQ_VEC / 4;                         // int32 lanes per vector

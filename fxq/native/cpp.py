@@ -52,15 +52,20 @@ def lit(v: int) -> str:
 OVERFLOWS = "ovf[b]"
 
 
-def rq(k: int, t: FixedType, expr: str, count: bool = False) -> str:
+def rq(k: int, t: FixedType, expr: str, count: bool = False, narrow: bool = False) -> str:
     """C++ of `expr` (an exact integer with k more fractional bits than t) converted to t.
     count: this is the node's conversion to its result type, whose overflows are counted
-    (every emitter passes it for exactly the conversions that produce its output)."""
+    (every emitter passes it for exactly the conversions that produce its output).
+    narrow: `expr` is an int32_t and the caller has proved that every value of the
+    conversion fits int32 (0 <= k <= 30, t at most 31 bits): it runs in int32."""
     if not -63 < k < 63:
         raise NativeUnsupported(f"a conversion to {t} shifts by {abs(k)} bits")
+    if narrow and not (0 <= k <= 30 and t.width <= 31):
+        raise AssertionError(f"an int32 conversion to {t} by {k} bits")
+    args = type_args(t) + (", int32_t" if narrow else "")
     if count:
-        return f"fxq::rqn<{k}, {type_args(t)}>({expr}, {OVERFLOWS})"
-    return f"fxq::rq<{k}, {type_args(t)}>({expr})"
+        return f"fxq::rqn<{k}, {args}>({expr}, {OVERFLOWS})"
+    return f"fxq::rq<{k}, {args}>({expr})"
 
 
 def counted(raw: int, outside: bool) -> str:

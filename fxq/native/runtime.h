@@ -11,6 +11,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace fxq {
 
@@ -25,76 +26,90 @@ template <int W, bool S> constexpr i64 raw_max() {
     return S ? (i64)((uint64_t(1) << (W - 1)) - 1) : (i64)((uint64_t(1) << W) - 1);
 }
 
-// t's overflow mode applied to a rounded integer r (i64, or i128 for exact wide values)
-template <int O, int W, bool S, typename T> inline i64 overflow(T r) {
+// The conversions hold values in int64 (T = i64, every conversion) or, where the generator
+// proved that every value involved fits (a weighted sum's epilogue: K >= 0, widths of at
+// most 31 bits), in int32 (T = int32_t): the same results in lanes half as wide, and AVX2
+// has no 64-bit arithmetic shift.
+
+// t's overflow mode applied to a rounded integer r (i64 or int32_t, or i128 for exact wide
+// values, whose result is an i64)
+template <int O, int W, bool S, typename T> inline auto overflow(T r) {
+    using Out = std::conditional_t<sizeof(T) == 4, int32_t, i64>;
+    using U = std::make_unsigned_t<Out>;
+    constexpr int BITS = 8 * sizeof(Out);
+    static_assert(W <= BITS, "a type wider than the values it is held in");
     constexpr i64 lo = raw_min<W, S>(), hi = raw_max<W, S>();
     if constexpr (O == WRAP) {
         if constexpr (S) {
-            if constexpr (W == 64) return (i64)r;
-            else return (i64)((uint64_t)r << (64 - W)) >> (64 - W);
+            if constexpr (W == BITS) return (Out)r;
+            else return (Out)((U)(Out)r << (BITS - W)) >> (BITS - W);
         } else {
-            return (i64)((uint64_t)r & (uint64_t)hi);
+            return (Out)((U)(Out)r & (U)hi);
         }
     } else if constexpr (O == SAT) {
-        return (i64)(r < (T)lo ? (T)lo : r > (T)hi ? (T)hi : r);
+        return (Out)(r < (T)lo ? (T)lo : r > (T)hi ? (T)hi : r);
     } else if constexpr (O == SAT_ZERO) {
-        return (i64)((r < (T)lo || r > (T)hi) ? (T)0 : r);
+        return (Out)((r < (T)lo || r > (T)hi) ? (T)0 : r);
     } else {
         constexpr i64 lowest = S ? (lo | 1) : lo;     // SAT_SYM: the signed minimum is -max
-        return (i64)(r < (T)lowest ? (T)lowest : r > (T)hi ? (T)hi : r);
+        return (Out)(r < (T)lowest ? (T)lowest : r > (T)hi ? (T)hi : r);
+    }
+}
+
+// v / 2^K (K > 0) rounded by mode R, in v's type (the result is smaller than v)
+template <int K, int R, typename T> inline T shifted(T v) {
+    const T floor = v >> K;
+    if constexpr (R == TRN) {
+        return floor;
+    } else {
+        const T rem = v & ((T(1) << K) - 1);
+        constexpr T half = T(1) << (K - 1);
+        bool inc;
+        if constexpr (R == TRN_ZERO) inc = (v < 0) & (rem != 0);
+        else if constexpr (R == RND) inc = rem >= half;
+        else if constexpr (R == RND_MIN_INF) inc = rem > half;
+        else if constexpr (R == RND_ZERO) inc = (rem > half) | ((rem == half) & (v < 0));
+        else if constexpr (R == RND_INF) inc = (rem > half) | ((rem == half) & (v >= 0));
+        else inc = (rem > half) | ((rem == half) & ((floor & 1) != 0));
+        return floor + (T)inc;
     }
 }
 
 // v, an exact integer with K more fractional bits than the destination type (K < 0: fewer),
 // converted to it: rounding mode R, overflow mode O, width W, signed S.
-template <int K, int R, int O, int W, bool S> inline i64 rq(i64 v) {
+template <int K, int R, int O, int W, bool S, typename T = i64> inline T rq(T v) {
     static_assert(K < 63 && K > -63, "shifts of 63 bits or more run in NumPy");
+    static_assert(sizeof(T) == 8 || (K >= 0 && K <= 30), "int32 values shift right, < 31");
     if constexpr (K == 0) {
         return overflow<O, W, S>(v);
     } else if constexpr (K < 0) {
         if constexpr (O == WRAP) return overflow<O, W, S>((i64)((uint64_t)v << -K));
         else return overflow<O, W, S>((i128)v << -K);
     } else {
-        const i64 floor = v >> K;
-        if constexpr (R == TRN) {
-            return overflow<O, W, S>(floor);
-        } else {
-            const i64 rem = v & ((i64(1) << K) - 1);
-            constexpr i64 half = i64(1) << (K - 1);
-            bool inc;
-            if constexpr (R == TRN_ZERO) inc = (v < 0) & (rem != 0);
-            else if constexpr (R == RND) inc = rem >= half;
-            else if constexpr (R == RND_MIN_INF) inc = rem > half;
-            else if constexpr (R == RND_ZERO) inc = (rem > half) | ((rem == half) & (v < 0));
-            else if constexpr (R == RND_INF) inc = (rem > half) | ((rem == half) & (v >= 0));
-            else inc = (rem > half) | ((rem == half) & ((floor & 1) != 0));
-            return overflow<O, W, S>(floor + (i64)inc);
-        }
+        return overflow<O, W, S>(shifted<K, R>(v));
     }
 }
 
 // 1 when the rounded value of v (as in rq) lies outside the type, i.e. when its overflow mode
 // changes it (SAT_SYM: also the signed minimum itself); else 0. What the range check counts.
-template <int K, int R, int O, int W, bool S> inline i64 outside(i64 v) {
+template <int K, int R, int O, int W, bool S, typename T = i64> inline T outside(T v) {
     constexpr i64 hi = raw_max<W, S>();
     constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
     if constexpr (K == 0) {
-        return (i64)((v < lo) | (v > hi));
+        return (T)((v < (T)lo) | (v > (T)hi));
     } else if constexpr (K < 0) {                    // v * 2^-K outside [lo, hi], exactly
         constexpr i128 below = -((-(i128)lo) >> -K), above = (i128)hi >> -K;
-        return (i64)(((i128)v < below) | ((i128)v > above));
-    } else {
-        // rq with an overflow mode that never changes a value, then the comparison
-        constexpr int WIDE = 64;
-        const i64 r = rq<K, R, WRAP, WIDE, true>(v);
-        return (i64)((r < lo) | (r > hi));
+        return (T)(((i128)v < below) | ((i128)v > above));
+    } else {                                         // rounded, no overflow mode, compared
+        const T r = shifted<K, R>(v);
+        return (T)((r < (T)lo) | (r > (T)hi));
     }
 }
 
 // rq, adding to `count` 1 when the overflow mode changed the value
-template <int K, int R, int O, int W, bool S> inline i64 rqn(i64 v, i64& count) {
-    count += outside<K, R, O, W, S>(v);
-    return rq<K, R, O, W, S>(v);
+template <int K, int R, int O, int W, bool S, typename T = i64> inline T rqn(T v, i64& count) {
+    count += outside<K, R, O, W, S, T>(v);
+    return rq<K, R, O, W, S, T>(v);
 }
 
 // a value known at generation time, with its overflow flag (0 or 1) added to `count`
