@@ -749,7 +749,7 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         "#else",
         "#define FXQ_DOT16(acc, x, w) _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))",
         "#endif",
-        "#elif defined(__AVX2__)",
+        "#elif defined(__AVX2__) && FXQ_VEC == 32   // (AVX-512F without BW: no pairs)",
         "#define FXQ_PAIRS 1",
         "typedef __m256i fxq_vi;",
         "#define FXQ_LOAD(p) _mm256_loadu_si256((const __m256i*)(p))",
