@@ -178,6 +178,16 @@ def test_a_layers_own_rank_setting_replaces_the_default(mlp):
     assert any(c.removed[0] == "/2/Gemm" and "rank 4" in c.what for c in out.changes)
 
 
+def test_low_rank_named_on_a_depthwise_layer_is_refused(zoo_dir):
+    graph, x, _ = _model(zoo_dir, "dwsep")
+    depthwise = next(n.name for n in graph.nodes
+                     if n.op is Op.CONV and n.attrs["groups"] != 1)
+    for setting in ({"rank": 2}, {"rank_params": 0.5}):
+        with pytest.raises(CompressError, match=f"layer '{depthwise}': low-rank "
+                                                "factorization applies to Dense"):
+            compress(graph, x, fxq.CompressConfig.of({depthwise: setting}))
+
+
 def test_a_rank_at_or_above_a_named_layers_is_refused(mlp):
     graph, x, _ = mlp
     with pytest.raises(CompressError, match="rank 64 is not below the layer's"):

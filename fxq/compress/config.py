@@ -182,6 +182,11 @@ class CompressConfig:
                 raise CompressError(f"layer {name!r} is a {node.op.name}; only Dense and Conv "
                                     "layers are compressed")
             m = self.for_layer(name)
+            if any(k in self.layers[name] for k in RANK_KEYS) and node.op is Op.CONV and \
+                    node.attrs["groups"] != 1:
+                raise CompressError(f"layer {name!r}: low-rank factorization applies to Dense "
+                                    f"and ungrouped Conv layers (it has "
+                                    f"{node.attrs['groups']} groups)")
             if node.op is not Op.DENSE and m.prune and m.prune_structure == "column":
                 raise CompressError(f"layer {name!r}: column pruning applies to Dense layers "
                                     "(hls4ml unrolls only those of io_parallel designs)")

@@ -7,8 +7,9 @@ a sensitivity curve: the network's output error on the calibration data with tha
 alone factored at each candidate rank (reduced-rank regression on the float inputs,
 fxq.compress.linear.low_rank); then the ranks are lowered greedily, each step the
 (layer, lower rank) of least error rise per parameter saved, until the layers' weights
-together hold at most F of what they held. The lockstep pass then factors each layer at
-its rank against what the layers before it, already factored, compute.
+together hold at most F of what they held, and given back (the most error removed first)
+where a step overshot and a higher rank still fits. The lockstep pass then factors each
+layer at its rank against what the layers before it, already factored, compute.
 """
 from __future__ import annotations
 
