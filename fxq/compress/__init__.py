@@ -31,7 +31,7 @@ import numpy as np
 from fxq.compress import linear, ranks
 from fxq.compress.budget import compress_within
 from fxq.compress.error import one_layer_curves
-from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods)
+from fxq.compress.config import (KEYS, CompressConfig, CompressError, Methods, factorable)
 from fxq.compress.methods import (column_groups, is_layer, low_rank_visit, problem_of,
                                   prunes_weights, weight_visit, with_params)
 from fxq.compress.storage import Storage, storage
@@ -144,7 +144,7 @@ def layer_ranks(graph: Graph, calib: Any, config: CompressConfig, layers: list[s
         if methods.rank_params is None:
             continue
         if "rank_params" in config.layers.get(name, {}):
-            if ranks.factorable(node):
+            if factorable(node):
                 chosen[name] = ranks.rank_for_fraction(methods.rank_params,
                                                        *ranks.layer_shape(graph, node))
         else:
@@ -152,7 +152,7 @@ def layer_ranks(graph: Graph, calib: Any, config: CompressConfig, layers: list[s
     if shared:
         say(f"compress: sensitivity of {len(shared)} layers to their rank")
         curves = ranks.rank_curves(graph, calib, [n for n in shared
-                                                  if ranks.factorable(graph.node(n))])
+                                                  if factorable(graph.node(n))])
         shapes = {n: ranks.layer_shape(graph, graph.node(n)) for n in shared}
         chosen.update(ranks.allocate_ranks(curves, shapes, config.default.rank_params))
     return chosen, curves

@@ -36,6 +36,11 @@ WEIGHT_SETS = ("ternary", "ttq", "binary", "pow2")
 LAYER_OPS = (Op.DENSE, Op.CONV)
 
 
+def factorable(node) -> bool:
+    """Dense and ungrouped Conv layers: the ones a low-rank factorization applies to."""
+    return node.op is Op.DENSE or (node.op is Op.CONV and node.attrs["groups"] == 1)
+
+
 class CompressError(FxqError):
     """A compression setting that is wrong, or does not fit the graph."""
 
@@ -182,8 +187,7 @@ class CompressConfig:
                 raise CompressError(f"layer {name!r} is a {node.op.name}; only Dense and Conv "
                                     "layers are compressed")
             m = self.for_layer(name)
-            if any(k in self.layers[name] for k in RANK_KEYS) and node.op is Op.CONV and \
-                    node.attrs["groups"] != 1:
+            if any(k in self.layers[name] for k in RANK_KEYS) and not factorable(node):
                 raise CompressError(f"layer {name!r}: low-rank factorization applies to Dense "
                                     f"and ungrouped Conv layers (it has "
                                     f"{node.attrs['groups']} groups)")

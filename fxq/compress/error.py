@@ -36,12 +36,12 @@ def one_layer_curves(graph: Graph, calib: Any, layers: Iterable[str],
     (level, replacement) pairs. `prepare` sees each layer once, on the float model's
     inputs, and what it returns is handed to `trials` with a visit to build replacements."""
     wanted = list(layers)
+    names = set(wanted)
     prepared: dict[str, Any] = {}
 
     def collect(v: Visit):
-        if v.node.name in prepared or v.node.name not in wanted:
-            return None
-        prepared[v.node.name] = prepare(v)
+        if v.node.name in names:
+            prepared[v.node.name] = prepare(v)
         return None
 
     lockstep(graph, graph, calib, collect)

@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from fxq.compress import linear
-from fxq.compress.config import LAYER_OPS, CompressConfig, Methods
+from fxq.compress.config import LAYER_OPS, CompressConfig, Methods, factorable
 from fxq.compress.walk import Replacement, Visit
 from fxq.encoding import Codebook
 from fxq.ir import Node, Op, Tensor
@@ -162,16 +162,16 @@ def low_rank_visit(config: CompressConfig, ranks: Mapping[str, int]) -> Callable
         methods = config.for_layer(node.name)
         if not is_layer(node) or not methods.low_rank:
             return None
-        if node.op is Op.CONV and node.attrs["groups"] != 1:
+        if not factorable(node):
             return None
+        if methods.rank_params is not None and node.name not in ranks:
+            return None                         # the allocation leaves it whole
         problem = problem_of(v)
         _, o_count, f_count = problem.weights.shape
         m = linear.Moments.of(problem)
         full = min(o_count, f_count)
         if methods.rank_params is not None:
-            rank = ranks.get(node.name)
-            if rank is None:
-                return None                     # the allocation leaves it whole
+            rank = ranks[node.name]
             return factored(v, linear.low_rank(m, rank), rank)
         if methods.rank is not None:
             rank = methods.rank

@@ -25,11 +25,6 @@ from fxq.ir import Graph, Node, Op
 RANK_POINTS = 24         # candidate ranks measured per layer (all of them when fewer)
 
 
-def factorable(node: Node) -> bool:
-    """Dense and ungrouped Conv layers: the ones fxq factors."""
-    return node.op is Op.DENSE or (node.op is Op.CONV and node.attrs["groups"] == 1)
-
-
 def layer_shape(graph: Graph, node: Node) -> tuple[int, int]:
     """(outputs, inputs per output) of a layer's weight: (O, F)."""
     w = graph.params[dict(graph.param_inputs(node))["weight"]]

@@ -8,6 +8,7 @@
 // Compiled with -std=c++20 -fwrapv: signed arithmetic wraps modulo 2^64 and left shifts of
 // negative values are defined, as NumPy's int64 arithmetic in the reference kernels.
 #pragma once
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -124,12 +125,11 @@ template <int N> constexpr double pow2() {
     else return 18446744073709551616.0 * pow2<N - 1>();
 }
 
-// x converted to the type, as ap_fixed's double constructor (fxq.fixed.quantize): rounding
-// on the exact x * 2^F, then overflow. False when x is not finite or x * 2^F is beyond 2^62
-// (the caller then quantizes in NumPy, which refuses or handles those).
-// x * 2^F rounded by mode R to an integer, as a double (exact: below 2^62); 1 when x is
-// finite and x * 2^F below 2^62, else 0 (f is then 0). Flags are i64 and increments
-// doubles, so a loop of these vectorizes (1-byte bools would set its lane count).
+// x * 2^F rounded by mode R to an integer, as a double (exact: below 2^62), as ap_fixed's
+// double constructor rounds (fxq.fixed.quantize); 1 when x is finite and x * 2^F below
+// 2^62, else 0 (f is then 0: the caller then quantizes in NumPy, which refuses or handles
+// those). Flags are i64 and increments doubles, so a loop of these vectorizes (1-byte bools
+// would set its lane count).
 template <int F, int R> inline i64 rounded(double x, double& f) {
     // x * 2^F: exactly ldexp(x, F) (a product by a power of two, rounded only where the
     // result is subnormal, as ldexp's), without its call
