@@ -10,7 +10,8 @@
    hls4ml's uniform default ap_fixed<16,6> everywhere; on the zoo, on the networks kept out
    of the search's development (examples/heldout.py: other architectures, seeds and data,
    four of them random) and on the three MLPerf Tiny classifiers;
-3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers;
+3. analysis time against depth, on generated deep MLPs of 1x, 2x and 4x the layers; the
+   wall time of `fxq compile` at 8 bits on every example model (benchmarks/compile_time.py);
 4. fxq's cycle/resource estimate against published synthesis results (the two designs of
    examples/published.py, then every design of hw/syntheses.json, held in and held out,
    benchmarks/syntheses.py); every compression
@@ -427,6 +428,8 @@ def main(argv=None) -> int:
     print_equalization({"zoo": args.zoo, "heldout": args.heldout, "tiny": args.tiny})
     print_budget([(name, args.zoo if name in ZOO else args.heldout) for name in BUDGET_MODELS])
     print_estimator_comparison()
+    from compile_time import main as compile_time_main
+    compile_time_main(["--runs", "3"])
     from syntheses import main as syntheses_main
     syntheses_main([])
     from compression import main as compression_main

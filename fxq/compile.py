@@ -161,7 +161,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         shown["fit"] = {"max_util": max_util, "layer_reuse": dict(target.layer_reuse)}
     report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
                           settings={**run, **shown},
-                          estimate=cost, stats=result.stats, task=task, reference=graph)
+                          estimate=cost, stats=result.stats, task=task, reference=graph,
+                          outputs=result.outputs)
     report.transforms = [asdict(c) for c in changes]
     report.search = search_summary(result)
     if compressed is not None:

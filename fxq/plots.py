@@ -19,74 +19,97 @@ from fxq.fixed import FixedType
 from fxq.ir import Graph
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float):
+    """A matplotlib Figure written to files only (no pyplot: its import and global figure
+    state cost more than the drawing)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")                 # files only, no display
-    import matplotlib.pyplot as plt
+    return Figure(figsize=(width, height))
 
-    return plt
+
+ROW = 0.3                     # inches per tensor in the ranges plot
 
 
 def plot_ranges(graph: Graph, stats: Mapping[str, TensorStats], path: str,
                 types: Mapping[str, FixedType] | None = None) -> str:
-    """One histogram per non-layout node output (and each input) in a grid, written to
-    `path`; with `types`, each panel shows the type's window [LSB, max]."""
-    plt = _pyplot()
+    """One row per non-layout node output (and each input), in graph order, on one shared
+    log2 |value| axis: the histogram of each (scaled to its row's height), and with `types`
+    the type's window [LSB, max] behind it, the type named at the right. One axes for the
+    whole graph, so the figure draws in a time that grows with the rows' count alone."""
+    from matplotlib.collections import LineCollection, PolyCollection
+
     tensors = list(graph.inputs) + [n.output for n in graph.nodes if not n.op.is_layout]
     labels = {n.output: n.name for n in graph.nodes}
-    cols = min(4, len(tensors))
-    rows = math.ceil(len(tensors) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
-    for ax, tensor in zip(axes.flat, tensors):
+    rows = len(tensors)
+    height = 0.9 + ROW * rows
+    fig = _figure(9, height)
+    ax = fig.add_axes((0.24, 0.55 / height, 0.56, 1 - 0.75 / height))
+    bars, windows, edges, names, kinds = [], [], [], [], []
+    for i, tensor in enumerate(tensors):
+        y = rows - 1 - i                            # the first tensor on top
         s = stats[tensor]
         used = np.flatnonzero(s.hist)
         if used.size:
             lo, hi = used[0], used[-1] + 1
-            ax.stairs(s.hist[lo:hi], LOG2_EDGES[lo:hi + 1], fill=True, color="#4477aa")
-        title = labels.get(tensor, f"input {tensor}")
+            h = 0.85 * s.hist[lo:hi] / s.hist[lo:hi].max()
+            x = LOG2_EDGES[lo:hi + 1]
+            # the histogram's outline as one polygon: up and across each bin, back at 0
+            xs = np.concatenate([np.repeat(x, 2)[1:-1], [x[-1], x[0]]])
+            ys = np.concatenate([np.repeat(h, 2), [0.0, 0.0]]) + y
+            bars.append(np.column_stack([xs, ys]))
+        name = labels.get(tensor, f"input {tensor}")
+        names.append(name + (f" ({s.zeros} zeros)" if s.zeros else ""))
         if types is not None and tensor in types:
             t = types[tensor]
-            ax.axvspan(-t.frac, math.log2(max(t.max, t.resolution)), color="#ee6677",
-                       alpha=0.15, label=t.hls())
-            ax.axvline(-t.frac, color="#ee6677", lw=1)
-            ax.axvline(math.log2(max(t.max, t.resolution)), color="#ee6677", lw=1)
-            ax.legend(fontsize=6, loc="upper left")
-        ax.set_title(f"{title}" + (f" ({s.zeros} zeros)" if s.zeros else ""), fontsize=8)
-        ax.set_xlabel("log2 |value|", fontsize=7)
-        ax.tick_params(labelsize=6)
-    for ax in list(axes.flat)[len(tensors):]:
-        ax.axis("off")
-    fig.tight_layout()
+            left, right = -t.frac, math.log2(max(t.max, t.resolution))
+            windows.append([(left, y), (right, y), (right, y + 0.9), (left, y + 0.9)])
+            edges += [[(left, y), (left, y + 0.9)], [(right, y), (right, y + 0.9)]]
+            kinds.append(t.hls())
+        else:
+            kinds.append("")
+    ax.add_collection(PolyCollection(windows, facecolors="#ee6677", alpha=0.15,
+                                     linewidths=0))
+    ax.add_collection(LineCollection(edges, colors="#ee6677", linewidths=0.8))
+    ax.add_collection(PolyCollection(bars, facecolors="#4477aa", linewidths=0))
+    ax.autoscale_view()
+    ax.set_ylim(0, rows)
+    centers = rows - 1 - np.arange(rows) + 0.45
+    ax.set_yticks(centers, names, fontsize=7)
+    ax.tick_params(axis="y", length=0)
+    side = ax.twinx()
+    side.set_ylim(0, rows)
+    side.set_yticks(centers, kinds, fontsize=6, color="#aa3344")
+    side.tick_params(axis="y", length=0)
+    ax.set_xlabel("log2 |value| (the type's window shaded: LSB to largest value)",
+                  fontsize=7)
+    ax.tick_params(axis="x", labelsize=7)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_sqnr(report_doc: dict, path: str) -> str:
     """Per-layer SQNR (dB) against the float model, from report.json's layers."""
-    plt = _pyplot()
     layers = [r for r in report_doc["layers"]]
     names = [r["name"] for r in layers]
     exact = [r["sqnr_db"] is None for r in layers]
     finite = [r["sqnr_db"] for r in layers if r["sqnr_db"] is not None]
     top = max(finite, default=60.0) + 10
     values = [top if e else r["sqnr_db"] for r, e in zip(layers, exact)]
-    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(names) + 2), 3.2))
+    fig = _figure(max(4, 0.45 * len(names) + 2), 3.2)
+    ax = fig.subplots()
     ax.bar(range(len(names)), values, color=["#228833" if e else "#4477aa" for e in exact])
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("SQNR, dB (green: exact)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_pareto(budget: dict, path: str) -> str:
     """The width search's designs, cost against accuracy (report.json's budget section):
     every Pareto-front point joined, the start and the chosen design marked."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig = _figure(5, 3.4)
+    ax = fig.subplots()
     front = budget["front"]
     ax.plot([p["cost"] for p in front], [p["accuracy"] for p in front], "o-", ms=3,
             color="#4477aa", label="Pareto front")
@@ -98,7 +121,6 @@ def plot_pareto(budget: dict, path: str) -> str:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -284,14 +284,17 @@ def range_excess(q: QuantizedGraph, overflows: Mapping[str, int],
 def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarray] | None = None,
                  settings: dict[str, Any] | None = None, estimate: Any = None,
                  stats: Mapping[str, TensorStats] | None = None,
-                 task: str | None = None, reference: Graph | None = None) -> Report:
+                 task: str | None = None, reference: Graph | None = None,
+                 outputs: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Report:
     """Per-layer SQNR and clipping of `q` on `calib`; with `labelled` = (inputs, labels),
     float and fixed figures of the model's task (fxq.task: top-1 accuracy, ROC AUC or MSE;
     `task` None infers it from the labels) for single-output, single-input models.
     `stats`: every tensor's statistics on `calib` when the caller already has them (the
     analysis gathers them); else they are gathered here, in batches. `reference`: the float
     model the figures compare with when it is not q's graph (whose biases a bias correction
-    changed); the same nodes and tensors."""
+    changed); the same nodes and tensors. `outputs`: when `labelled`'s inputs are `calib`
+    and the analysis has them (SearchResult.outputs), the float model's and q's output
+    values on them, instead of running both again."""
     g = q.graph
     bound = bind_inputs(g, calib, source="calibration data")
     if stats is None:
@@ -312,8 +315,11 @@ def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarr
     if labelled is not None and len(g.outputs) == 1 and len(g.inputs) == 1:
         x, labels = labelled
         x = bind_inputs(g, x, source="labelled data")[g.inputs[0]]
-        y_float = (reference or g).run(x)
+        if outputs:
+            y_float, y_fixed = outputs[g.outputs[0]]
+        else:
+            y_float, y_fixed = (reference or g).run(x), q.simulate(x)
         task = task or infer_task(labels, x, y_float)
-        report.accuracy = {**quality(task, x, labels, y_float, q.simulate(x)),
+        report.accuracy = {**quality(task, x, labels, y_float, y_fixed),
                            "metric": METRIC[task]}
     return report

@@ -251,3 +251,36 @@ def test_graph_outputs_hold_their_calibrated_range(zoo_dir, name, bits):
     y = graph.run(x)
     t = q.types[graph.outputs[0]]
     assert np.max(y) <= t.max and np.min(y) >= t.min
+
+
+@pytest.mark.parametrize("name, refine", [("mlp", False), ("cnn_bn", False), ("resnet", True)])
+def test_the_analysis_outputs_are_the_models_outputs(zoo_dir, name, refine):
+    """SearchResult.outputs (what compile's report scores instead of running both models
+    again): exactly the design's simulation, and the float model's outputs (computed 64
+    samples at a time, so BLAS may round the last bit differently than one batch of 100)."""
+    graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, name, "calib.npz"))["x"][:100]
+    result = quantize_graph(graph, x, BitConfig(weight_bits=6, act_bits=6), refine=refine)
+    (out,) = graph.outputs
+    y_float, y_fixed = result.outputs[out]
+    np.testing.assert_allclose(y_float, graph.run(x), rtol=1e-12, atol=1e-12)
+    assert np.array_equal(y_fixed, result.q.simulate(x, engine="numpy"))
+
+
+def test_histogram_bins_are_numpys():
+    """TensorStats bins log2 |value| by index; the counts np.histogram gives over the same
+    quarter-octave edges, values on and beside the edges included."""
+    from fxq.analysis.stats import LOG2_EDGES, LOG2_STEP, TensorStats
+
+    rng = np.random.default_rng(3)
+    edges = 2.0 ** LOG2_EDGES[::3]
+    values = np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf),
+                             -edges, rng.normal(size=5000) * 10.0 ** rng.integers(-40, 40, 5000),
+                             [0.0, 1e-300, 1e40]])
+    stats = TensorStats()
+    stats.add(values)
+    magnitude = np.abs(values)
+    magnitude = magnitude[magnitude > 0]
+    logs = np.clip(np.log2(magnitude), LOG2_EDGES[0], LOG2_EDGES[-1] - LOG2_STEP / 2)
+    assert stats.hist.tolist() == np.histogram(logs, bins=LOG2_EDGES)[0].tolist()
+    assert stats.zeros == 1

@@ -11,7 +11,8 @@ import itertools
 import numpy as np
 import pytest
 
-from fxq.fixed import (FixedType, Overflow, Rounding, requantize, requantize_exact_float)
+from fxq.fixed import (FixedType, Overflow, Rounding, requantize, requantize_exact_float,
+                       requantized_real, requantizes_in_float, times_pow2, to_float)
 
 
 def reference(raw: int, frac: int, t: FixedType) -> int:
@@ -85,6 +86,39 @@ def test_requantize_exact_float32_matches_integers(frac):
     for t in TYPES:
         got = requantize_exact_float(raw.astype(np.float32), frac, t)
         assert got.tolist() == [reference(int(v), frac, t) for v in raw], (t, frac)
+
+
+@pytest.mark.parametrize("bits, frac", [(53, 0), (53, 30), (20, -7), (8, 12)])
+def test_requantized_real_is_the_integers_real_values(bits, frac):
+    """The search's float scoring of a candidate type: the same real values as converting
+    the integers, for every type it accepts (and it refuses only wide or wrapping ones)."""
+    rng = np.random.default_rng(bits + frac)
+    raw = _raw_values(rng, bits)
+    for t in TYPES + [FixedType(w, f, s, r, o) for (w, f, s), r, o in itertools.product(
+            [(8, -3, True), (16, 40, False), (53, 2, True)], list(Rounding), list(Overflow))]:
+        if not requantizes_in_float(bits, t):
+            assert t.width > 53 or t.overflow is Overflow.WRAP
+            continue
+        want = to_float(np.array([reference(int(v), frac, t) for v in raw]), t)
+        got = requantized_real(raw, frac, t)
+        assert got.tolist() == want.tolist(), (t, frac, bits)
+        # (its input is not overwritten)
+        assert raw.tolist() == _raw_values(np.random.default_rng(bits + frac), bits).tolist()
+        # a clamp reading the result, folded into the saturation or applied after it
+        for clamp in [(0.0, np.inf), (0.0, 1.5), (0.25, 3.0), (1e6, np.inf), (0.0, 2.0 ** -60)]:
+            clamped = requantized_real(raw.astype(np.float64), frac, t, clamp)
+            assert clamped.tolist() == np.clip(want, *clamp).tolist(), (t, frac, bits, clamp)
+
+
+def test_times_pow2_is_ldexp():
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.normal(size=100) * 10.0 ** rng.integers(-300, 300, 100),
+                        [0.0, -0.0, 5e-324, 1.7e308, -2.5e-310]])
+    for e in (-1100, -1030, -60, -1, 0, 3, 52, 1023, 1100):
+        with np.errstate(over="ignore"):
+            assert times_pow2(x, e).tobytes() == np.ldexp(x, e).tobytes(), e
+    ints = rng.integers(-2 ** 62, 2 ** 62, 100)
+    assert times_pow2(ints, -7).tobytes() == np.ldexp(ints.astype(np.float64), -7).tobytes()
 
 
 @pytest.mark.parametrize("divisor", [1, 2, 4, 64, 3, 9, 49])

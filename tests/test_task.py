@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 import fxq
 from fxq.errors import DataError
-from fxq.task import infer_task, roc_auc
+from fxq.task import average_ranks, infer_task, roc_auc
 from helpers import make_model, save
 
 RNG = np.random.default_rng(0)
@@ -31,6 +31,14 @@ def test_roc_auc_is_sklearn_s_with_ties():
     score = np.round(RNG.normal(size=200) + labels, 1)           # ties
     assert roc_auc(score, labels) == pytest.approx(roc_auc_score(labels, score), abs=1e-12)
     assert roc_auc(score, np.zeros(200)) is None
+
+
+def test_average_ranks_are_scipys():
+    from scipy.stats import rankdata
+
+    for values in (np.round(RNG.normal(size=300), 1), np.zeros(5), np.arange(7.0)[::-1],
+                   np.array([2.0, 1.0, 2.0, -np.inf, 1.0]), np.array([3.0])):
+        assert average_ranks(values).tolist() == rankdata(values).tolist()
 
 
 def _compile(tmp_path, nodes, inits, x, y, **kw):

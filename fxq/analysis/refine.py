@@ -262,4 +262,5 @@ def quantize_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,
     else:
         final = _Search(graph, bound, config, method, io_type, None,
                         replay=found.assignment).run()
-    return SearchResult(final.q, final.choices, final.stats, final.assignment, found)
+    return SearchResult(final.q, final.choices, final.stats, final.assignment, found,
+                        final.outputs)

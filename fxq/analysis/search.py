@@ -34,6 +34,7 @@ needs of each tensor is gathered as it passes (fxq.analysis.stats).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -42,7 +43,8 @@ from fxq.analysis.bits import BitConfig
 from fxq.analysis.stats import TensorStats
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
-from fxq.fixed import MAX_WIDTH, FixedType, Overflow, Rounding, quantize, to_float
+from fxq.fixed import (MAX_WIDTH, FixedType, Overflow, Rounding, quantize, requantize,
+                       requantized_real, requantizes_in_float, to_float)
 from fxq.ir import FrozenMap, Graph, Node, Op
 from fxq.layer import IO_TYPES, LayerTypes, QuantizationError, fixed_node
 from fxq.memory import check_live_fits
@@ -143,6 +145,9 @@ class SearchResult:
     stats: Mapping[str, TensorStats]      # every tensor's float range, SQNR and histogram
     assignment: Assignment
     refinement: Any = None                # fxq.analysis.refine.Refinement, when refined
+    # per graph output, its float and fixed-point real values on the calibration data (the
+    # float model's and q.simulate's, computed by the walk), when the walk measured them
+    outputs: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def clamp_reader(graph: Graph, tensor: str) -> Node | None:
@@ -205,11 +210,71 @@ def _output_error(raw: np.ndarray, t: FixedType, target: np.ndarray, objective: 
     """_error of raw values of type t against the float target, both seen through `after`
     (the clamp that reads the tensor, if any), a block of samples at a time (the
     temporaries stay small; the sum is the whole one's up to rounding)."""
-    total = 0.0
-    for start in range(0, raw.shape[0], SAMPLE_BLOCK):
-        block = slice(start, start + SAMPLE_BLOCK)
-        total += _error_sum(after(to_float(raw[block], t)) - after(target[block]), objective)
-    return total / max(raw.size, 1)
+    return _real_error(lambda rows: to_float(raw[rows], t), _seen(target, after), objective,
+                       after)
+
+
+def _seen(target: np.ndarray, after: Callable[[np.ndarray], np.ndarray]) \
+        -> list[tuple[slice, np.ndarray]]:
+    """The float target as `after` sees it, a block of samples at a time (computed once
+    for every candidate a scan scores)."""
+    blocks = (slice(start, start + SAMPLE_BLOCK)
+              for start in range(0, target.shape[0], SAMPLE_BLOCK))
+    return [(rows, after(target[rows])) for rows in blocks]
+
+
+def _real_error(real: Callable[[slice], np.ndarray], seen: list[tuple[slice, np.ndarray]],
+                objective: str, after: Callable[[np.ndarray], np.ndarray]) -> float:
+    """_output_error of the values `real(rows)` gives against the target `seen` (_seen)."""
+    total, size = 0.0, 0
+    for rows, target in seen:
+        total += _error_sum(after(real(rows)) - target, objective)
+        size += target.size
+    return total / max(size, 1)
+
+
+@dataclass(frozen=True)
+class Clamp:
+    """The float function of a clamp reading a tensor (a ReLU: [0, inf)), which the scan
+    can also fold into a candidate conversion's saturation (requantized_real)."""
+    lo: float
+    hi: float
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        if self.hi == np.inf:              # a ReLU: one compare per value, not two
+            return np.maximum(v, self.lo)
+        return np.clip(v, self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A node's candidate outputs that are each one conversion of the same exact values
+    `raw` (int64 of at most `bits` bits, `frac` fractional ones) to the candidate type, as
+    a weighted sum's result is its accumulator's: called with a type it gives the raw values
+    (as any candidate function), and the scan scores a candidate by `real` where float64
+    gives the same values, computing the integers only for the type it keeps."""
+    raw: np.ndarray
+    frac: int
+    bits: int
+    block: int
+
+    def __call__(self, t: FixedType) -> np.ndarray:
+        return blockwise(lambda a: requantize(a, self.frac, t, self.bits), self.raw,
+                         block=self.block)
+
+    def exact_in_float(self, t: FixedType) -> bool:
+        return requantizes_in_float(self.bits, t)
+
+    @cached_property
+    def floats(self) -> np.ndarray:
+        """raw in float64 (exact: at most 53 bits), converted once for every candidate."""
+        return self.raw.astype(np.float64)
+
+    def real(self, t: FixedType, rows: slice, clamp: Clamp | None = None) -> np.ndarray:
+        """The real values of rows `rows` converted to t, seen through `clamp` if given
+        (folded into the saturation where it can be: one clip, not two)."""
+        return requantized_real(self.floats[rows], self.frac, t,
+                                None if clamp is None else (clamp.lo, clamp.hi))
 
 
 def best_param_type(values: np.ndarray, width: int, objective: str = "l1") -> FixedType:
@@ -246,8 +311,10 @@ class _Search:
         config.check_layers({n.name for n in graph.nodes} | set(graph.inputs))
         self.graph, self.config, self.io_type = graph, config, io_type
         self.progress = progress or (lambda _: None)
-        self.replay, self.keep = replay, keep
+        self.replay = replay
         self.measure = measure or replay is None
+        # the graph outputs' values stay too when measured (SearchResult.outputs)
+        self.keep = keep | frozenset(graph.outputs) if self.measure else keep
         # a replay that measures nothing runs on few samples (the refinement's): one block
         self.block = SAMPLE_BLOCK if self.measure else max(1, len(next(iter(calib.values()))))
         self.node: Node | None = None                 # the node being typed
@@ -326,7 +393,7 @@ class _Search:
         through `through` when given (else as choose_output scores it): what the node's
         output can achieve, for comparing two ways of computing it."""
         signed, after = self._scoring(name, signed)
-        _, t, errors = self._scan(name, width, signed, run, through or after)
+        _, t, errors = self._scan(name, width, signed, run, through or after, keep=False)
         return errors[t.frac]
 
     def _scoring(self, name: str, signed: bool) -> tuple[bool, Callable]:
@@ -340,9 +407,10 @@ class _Search:
         return signed or self.needs_signed(name), _identity
 
     def _scan(self, name: str, width: int, signed: bool, run: Callable[[FixedType], np.ndarray],
-              after: Callable[[np.ndarray], np.ndarray]) \
-            -> tuple[np.ndarray, FixedType, dict[int, float]]:
-        """(raw values, type, error per fractional length) of the best candidate."""
+              after: Callable[[np.ndarray], np.ndarray], keep: bool = True) \
+            -> tuple[np.ndarray | None, FixedType, dict[int, float]]:
+        """(raw values, type, error per fractional length) of the best candidate (without
+        `keep`, its raw values may be None)."""
         target = self.floats[name]
         base = frac_to_hold(float(np.max(np.abs(target), initial=0.0)), width, signed)
         # a graph output holds its whole calibrated range: what the design returns is
@@ -350,14 +418,29 @@ class _Search:
         top = base if name in self.graph.outputs else base + ABOVE
         best = None
         errors = {}
+        objective = self.config.objective
+        seen = _seen(target, after)
         for frac in range(base - BELOW, top + 1):
             t = self.result_type(width, frac, signed)
-            raw = run(t)
-            errors[frac] = _output_error(raw, t, target, self.config.objective, after)
+            if isinstance(run, Conversion) and run.exact_in_float(t):
+                raw = None                 # scored in float; the integers when kept
+                if isinstance(after, Clamp):
+                    errors[frac] = _real_error(lambda rows: run.real(t, rows, after), seen,
+                                               objective, _identity)
+                else:
+                    errors[frac] = _real_error(lambda rows: run.real(t, rows), seen,
+                                               objective, after)
+            else:
+                raw = run(t)
+                errors[frac] = _real_error(lambda rows: to_float(raw[rows], t), seen,
+                                           objective, after)
             if best is None or errors[frac] < errors[best[1].frac]:
                 best = (raw, t)
             del raw                        # only the best candidate's values are kept
-        return best[0], best[1], errors
+        raw, t = best
+        if raw is None and keep:
+            raw = run(t)
+        return raw, t, errors
 
     def _observe(self, name: str) -> None:
         """The statistics of tensor `name`, once its type and raw values are fixed."""
@@ -387,8 +470,7 @@ class _Search:
         bounds = self.clamp_bounds(tensor)
         if bounds is None:
             return None
-        lo, hi = bounds
-        return lambda v: np.clip(v, lo, hi)
+        return Clamp(float(bounds[0]), float(bounds[1]))
 
     def needs_signed(self, tensor: str) -> bool:
         """A tensor read by hls4ml's io_parallel padded max pooling must be signed (it pads
@@ -399,6 +481,11 @@ class _Search:
     def blockwise(self, fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
         """fn over `arrays` a block of samples at a time (for the ops' type rules)."""
         return blockwise(fn, *arrays, block=self.block)
+
+    def conversion(self, raw: np.ndarray, t: FixedType) -> Conversion:
+        """The candidate outputs that are raw values of type t converted to each candidate
+        type (a rule's `run` for choose_output and output_error)."""
+        return Conversion(raw, t.frac, t.width, self.block)
 
     def params_of(self, node: Node) -> dict[str, np.ndarray]:
         """The float value of each parameter input of `node`, by role (a bias as corrected)."""
@@ -526,9 +613,11 @@ class _Search:
         g = self.graph
         inputs = {name: self.types[name] for name in g.inputs}
         q = QuantizedGraph(self.fixed_graph, inputs, self.layers, self.io_type)
+        outputs = {name: (self.floats[name], to_float(self.raw[name], self.types[name]))
+                   for name in g.outputs} if self.measure else {}
         return SearchResult(q, tuple(self.choices), self.stats,
                             Assignment(dict(self.result_fracs), dict(self.param_fracs),
-                                       dict(self.corrected)))
+                                       dict(self.corrected)), outputs=outputs)
 
     def float_output(self, node: Node) -> np.ndarray:
         """The node's float kernel on the calibration data, a block of samples at a time."""

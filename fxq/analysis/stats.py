@@ -64,7 +64,10 @@ class TensorStats:
         magnitude = magnitude[magnitude > 0]
         self.zeros += values.size - magnitude.size
         logs = np.clip(np.log2(magnitude), LOG2_EDGES[0], LOG2_EDGES[-1] - LOG2_STEP / 2)
-        self.hist += np.histogram(logs, bins=LOG2_EDGES)[0]
+        # np.histogram's bins [e_i, e_i+1) of these uniform edges, by index: logs / step is
+        # exact (a power of two), so its floor is the bin searchsorted would find
+        bins = np.floor(logs / LOG2_STEP).astype(np.intp) - int(LOG2_EDGES[0] / LOG2_STEP)
+        self.hist += np.bincount(bins, minlength=len(self.hist))
 
     @property
     def max_abs(self) -> float:

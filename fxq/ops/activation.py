@@ -10,7 +10,7 @@ import numpy as np
 
 from fxq.op import Op
 from fxq.errors import FxqError
-from fxq.fixed import FixedType, Overflow, Rounding, cast, quantize, requantize
+from fxq.fixed import FixedType, Overflow, Rounding, cast, quantize, requantize, to_float
 from fxq.layer import DEFAULT_TABLE, LayerTypes
 from fxq.ops import tables
 from fxq.ops.fixed_math import add_in, tree_reduce
@@ -57,10 +57,15 @@ def softmax(x, *, axes):
 
 # -- bit-accurate kernels ------------------------------------------------------------------
 
+def _relu_uncast(x):
+    """What ReLU's result is the cast of: max(x, 0) in the input's type."""
+    return np.maximum(x, 0)
+
+
 @fixed_kernel(Op.RELU)
 def relu_fixed(fx, x):
     """res = x > 0 ? (res_T) x : 0, computed as the cast of max(x, 0) (a cast maps 0 to 0)."""
-    return cast(np.maximum(x, 0), fx.inputs[0], fx.result)
+    return cast(_relu_uncast(x), fx.inputs[0], fx.result)
 
 
 @fixed_kernel(Op.LEAKY_RELU)
@@ -75,7 +80,7 @@ def leaky_relu_fixed(fx, x):
 @fixed_kernel(Op.CLIP)
 def clip_fixed(fx, x):
     """relu_max: below lo gives lo, above hi gives hi (cast to the result), exact compares."""
-    real = np.ldexp(x.astype(np.float64), -fx.inputs[0].frac)   # exact for widths <= 53
+    real = to_float(x, fx.inputs[0])              # exact for widths <= 53
     lo, hi = fx.node.attrs["lo"], fx.node.attrs["hi"]
     y = cast(x, fx.inputs[0], fx.result)
     if np.isfinite(lo):              # Clip without a min or max has an infinite bound
@@ -189,6 +194,12 @@ def softmax_types(result: FixedType, n: int) -> LayerTypes:
 @rule("types", Op.RELU, Op.CLIP)
 def clamp_types(search, node, ins, widths):
     signed = node.op is Op.CLIP and node.attrs["lo"] < 0
+    if node.op is Op.RELU:
+        # each candidate is one conversion of the same values (relu_fixed): scored in float
+        (x,) = search.graph.activation_inputs(node)
+        uncast = search.blockwise(_relu_uncast, search.raw[x])
+        return LayerTypes(result=search.choose_output(
+            node.output, widths.act, signed, search.conversion(uncast, ins[0])))
     return search.choose(node, ins, widths.act, signed, lambda t: LayerTypes(result=t))
 
 

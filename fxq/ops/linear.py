@@ -315,8 +315,7 @@ def weighted_sum_types(search, node, ins, widths):
         return accum, types, search.kernel_output(node, ins, partial)  # the raw sums
 
     def rounded(accum, acc):
-        return lambda t: search.blockwise(lambda a: requantize(a, accum.frac, t, accum.width),
-                                          acc)
+        return search.conversion(acc, accum)
 
     through = search.reader_function(node.output)
 
