@@ -284,3 +284,26 @@ def test_histogram_bins_are_numpys():
     logs = np.clip(np.log2(magnitude), LOG2_EDGES[0], LOG2_EDGES[-1] - LOG2_STEP / 2)
     assert stats.hist.tolist() == np.histogram(logs, bins=LOG2_EDGES)[0].tolist()
     assert stats.zeros == 1
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn_bn", "resnet", "dwsep"])
+def test_float_scoring_chooses_what_the_integers_do(zoo_dir, name, monkeypatch):
+    """The search scores a weighted sum's and a ReLU's candidates in float, without their
+    integers (search.Conversion): every candidate's error, every format, every corrected
+    bias and the statistics are the ones scoring the integers gives."""
+    import fxq.analysis.search as search
+
+    graph = fxq.load(os.path.join(zoo_dir, name, "model.onnx"))
+    x = np.load(os.path.join(zoo_dir, name, "calib.npz"))["x"][:150]
+    fast = quantize_graph(graph, x, BitConfig(weight_bits=6, act_bits=6))
+    monkeypatch.setattr(search, "requantizes_in_float", lambda bits, t: False)
+    slow = quantize_graph(graph, x, BitConfig(weight_bits=6, act_bits=6))
+    assert [(c.node, c.errors, c.frac) for c in fast.choices] == \
+        [(c.node, c.errors, c.frac) for c in slow.choices]
+    assert fast.assignment.results == slow.assignment.results
+    assert fast.assignment.params == slow.assignment.params
+    assert fast.assignment.values.keys() == slow.assignment.values.keys()
+    assert all(np.array_equal(v, slow.assignment.values[k])
+               for k, v in fast.assignment.values.items())
+    assert {k: (s.noise, s.hist.tolist()) for k, s in fast.stats.items()} == \
+        {k: (s.noise, s.hist.tolist()) for k, s in slow.stats.items()}
