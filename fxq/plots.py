@@ -28,6 +28,7 @@ def _figure(width: float, height: float):
 
 
 ROW = 0.3                     # inches per tensor in the ranges plot
+PLOT_WIDTH = 5.5              # inches of its histogram axis
 
 
 def plot_ranges(graph: Graph, stats: Mapping[str, TensorStats], path: str,
@@ -41,9 +42,6 @@ def plot_ranges(graph: Graph, stats: Mapping[str, TensorStats], path: str,
     tensors = list(graph.inputs) + [n.output for n in graph.nodes if not n.op.is_layout]
     labels = {n.output: n.name for n in graph.nodes}
     rows = len(tensors)
-    height = 0.9 + ROW * rows
-    fig = _figure(9, height)
-    ax = fig.add_axes((0.24, 0.55 / height, 0.56, 1 - 0.75 / height))
     bars, windows, edges, names, kinds = [], [], [], [], []
     for i, tensor in enumerate(tensors):
         y = rows - 1 - i                            # the first tensor on top
@@ -67,6 +65,12 @@ def plot_ranges(graph: Graph, stats: Mapping[str, TensorStats], path: str,
             kinds.append(t.hls())
         else:
             kinds.append("")
+    # margins sized to the longest name and type (about 0.055 in a character at 7 pt)
+    left = 0.2 + 0.055 * max(map(len, names))
+    right = 0.2 + 0.05 * max(map(len, kinds))
+    width, height = left + PLOT_WIDTH + right, 0.9 + ROW * rows
+    fig = _figure(width, height)
+    ax = fig.add_axes((left / width, 0.55 / height, PLOT_WIDTH / width, 1 - 0.75 / height))
     ax.add_collection(PolyCollection(windows, facecolors="#ee6677", alpha=0.15,
                                      linewidths=0))
     ax.add_collection(LineCollection(edges, colors="#ee6677", linewidths=0.8))
