@@ -162,7 +162,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     report = build_report(q, calib, labelled=(calib, labels) if labels is not None else None,
                           settings={**run, **shown},
                           estimate=cost, stats=result.stats, task=task, reference=graph,
-                          outputs=result.outputs)
+                          # the analysis' outputs are q's unless --fit changed its io type
+                          outputs=result.outputs if q.io_type == result.q.io_type else None)
     report.transforms = [asdict(c) for c in changes]
     report.search = search_summary(result)
     if compressed is not None:
