@@ -270,6 +270,45 @@ def test_int32_epilogue_every_rounding_and_overflow_mode(overflow, signed):
     assert_same(q, rng.normal(0, 3, (300, 12)))
 
 
+@pytest.mark.parametrize("overflow", [Overflow.SAT, Overflow.SAT_ZERO, Overflow.SAT_SYM])
+def test_float32_inputs_quantize_in_float32_lanes_exactly(overflow):
+    """float32 data into a saturating input type of at most 24 bits with a fractional length
+    >= 0 is quantized in float32 lanes: the same raw values and overflow counts as NumPy's
+    float64 quantization (and as the native float64 path), for every rounding mode,
+    signedness, width and fractional length, on ties and their neighbours, the range's ends,
+    subnormals, -0 and values whose scaling passes 2^62 (those samples fall back to NumPy)."""
+    rng = np.random.default_rng(11)
+    for width, frac, signed in [(8, 0, True), (8, 5, False), (24, 3, True), (24, 12, False),
+                                (16, 62, True), (6, 20, True)]:
+        inputs = [f"x{i}" for i in range(len(Rounding))]      # one input per rounding mode
+        nodes = [Node(f"r{i}", Op.RESHAPE, (x,), (f"y{i}",), {"shape": (40,)})
+                 for i, x in enumerate(inputs)]
+        tensors = {n: Tensor(n, (40,)) for n in inputs + [f"y{i}" for i in range(len(inputs))]}
+        types = {x: FixedType(width, frac, signed, r, overflow)
+                 for x, r in zip(inputs, Rounding)}
+        layers = {f"r{i}": LayerTypes(result=types[x]) for i, x in enumerate(inputs)}
+        graph = Graph.build("inputs", inputs, [n.output for n in nodes], nodes, tensors, {})
+        q = QuantizedGraph(graph, types, layers)
+        top, lsb = 2.0 ** (width - frac - signed), 2.0 ** -frac
+        k = rng.integers(-2 ** min(width, 20), 2 ** min(width, 20), 200)
+        special = [0.0, -0.0, lsb / 2, -lsb / 2, 1.5 * lsb, -1.5 * lsb, 2.5 * lsb, -2.5 * lsb,
+                   top, -top, top - lsb, -top + lsb, top - lsb / 2, -top - lsb / 2, 2 * top,
+                   1e-45, -1e-45, 1.2e-38, 3e38, -3e38, 1e30, 2.0 ** 61, 2.0 ** 70]
+        values = np.concatenate([(k + 0.5) * lsb, k * lsb, rng.normal(0, top, 200),
+                                 special]).astype(np.float32)
+        values = np.concatenate([values, np.nextafter(values, np.float32(np.inf)),
+                                 np.nextafter(values, np.float32(-np.inf))])
+        rows = np.resize(rng.permutation(values), (len(values) // 40 + 1, 40))
+        x = {name: rows for name in inputs}
+        assert_same(q, x)
+        fits = np.all(np.abs(rows.astype(np.float64)) * 2.0 ** frac < 2.0 ** 62, axis=1)
+        assert_same(q, {name: v[fits] for name, v in x.items()})   # none falling back
+        wide = q.simulate({n: v.astype(np.float64) for n, v in x.items()}, raw=True,
+                          engine="native")
+        got = q.simulate(x, raw=True, engine="native")
+        assert all(np.array_equal(got[name], wide[name]) for name in got)
+
+
 def _unsupported():
     """A graph whose one conversion shifts by 70 bits: the native engine declines it."""
     graph = Graph.build("far", ["x"], ["y"], [Node("r", Op.RELU, ("x",), ("y",), {})],

@@ -23,7 +23,7 @@ from math import prod
 
 import numpy as np
 
-from fxq.fixed import FixedType, outside_type, quantize, requantize, widened
+from fxq.fixed import FixedType, Overflow, outside_type, quantize, requantize, widened
 from fxq.native.cpp import (FOR_B, SIMD_B, Buffer, Gen, NativeUnsupported, tree,  # noqa: F401
                             type_args, at, broadcast_index, cast, counted, elementwise, emitter, lit,
                             rq, shift_left, storage)
@@ -661,6 +661,19 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         if not -1000 < t.frac < 1000:
             raise NativeUnsupported(f"input type {t}")
         convert = f"fxq::quantizen<{t.frac}, {type_args(t)}>"
+        # float32 data into a narrow saturating type: quantized in float32 lanes
+        narrow = 0 <= t.frac <= 62 and t.width <= 24 and t.overflow is not Overflow.WRAP
+        in_float32 = f"""if constexpr (std::is_same_v<In, float>) {{
+    for (int e0 = 0; e0 < {buf.size}; e0 += 256) {{   // (over at most 256 a run: int32)
+      const int n = std::min({buf.size} - e0, 256);
+      int32_t run[256], over32 = 0, fine32 = 1;
+      _Pragma("omp simd reduction(+:over32) reduction(&:fine32)")
+      for (int e = 0; e < n; ++e)
+        fine32 &= fxq::quantizen32<{t.frac}, {type_args(t)}>(src[e0 + e], run[e], over32);
+      for (int e = 0; e < n; ++e) dst[(e0 + e) * B] = ({buf.ctype})run[e];
+      over += over32; fine &= fine32;
+    }}
+  }} else """ if narrow else ""
         # sample by sample, each sample's values read in order (contiguous), written
         # sample-minor; the lanes past the batch's end are zeros
         loads.append(f"""for (int b = 0; b < B; ++b) {{
@@ -668,7 +681,7 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
   if (b >= nb) {{ for (int e = 0; e < {buf.size}; ++e) dst[e * B] = 0; continue; }}
   const In* __restrict src = in[{i}] + (s0 + b) * {buf.size};
   fxq::i64 over = 0, fine = 1;
-  if constexpr (!std::is_same_v<In, int64_t>) {{
+  {in_float32}if constexpr (!std::is_same_v<In, int64_t>) {{
     for (int e0 = 0; e0 < {buf.size}; e0 += 256) {{   // quantized in contiguous runs
       const int n = std::min({buf.size} - e0, 256);
       double real[256]; fxq::i64 run[256];       // (float widened first: exact, and the

@@ -178,4 +178,43 @@ template <int F, int R, int O, int W, bool S> inline i64 quantizen(double x, i64
     return ok;
 }
 
+// quantizen for a float32 x and a saturating type of at most 24 bits with F >= 0, in
+// float32 lanes (twice as many per vector as double's): x * 2^F is exact in float32 (a
+// product by a power of two >= 1; an overflow to infinity is >= 2^62, as in double), and
+// every later step is exact there too, so the value, the overflow flag and the validity are
+// quantizen's: floor, the remainder's compares (made as compares of s, below), the
+// increment (an integer below 2^24 stays exact; one at or beyond it, past the range either
+// way, is clamped to one past the range), the clamp's bounds (integers below 2^24) and the
+// conversion to int32 of the clamped value.
+template <int F, int R, int O, int W, bool S> inline int32_t quantizen32(float x, int32_t& out,
+                                                                       int32_t& count) {
+    static_assert(F >= 0 && F <= 62 && W <= 24 && O != WRAP, "quantizen's double path");
+    constexpr int32_t hi = (int32_t)raw_max<W, S>();
+    constexpr int32_t lo = (int32_t)((O == SAT_SYM && S) ? (raw_min<W, S>() | 1)
+                                                           : raw_min<W, S>());
+    constexpr float scale = (float)(uint64_t(1) << F);
+    const float scaled = x * scale;
+    const int32_t valid = std::fabs(scaled) < 0x1p62f;
+    const float s = valid ? scaled : 0.0f;
+    float f = std::floor(s);
+    if constexpr (R != TRN) {
+        // the remainder s - f against 1/2, as s against f + 1/2: float32's s - f is not
+        // exact (-0.49999997 + 1), f + 1/2 is below 2^23; from 2^23 on s is an integer
+        const bool small = std::fabs(s) < 0x1p23f, neg = f < 0;
+        const bool above = small & (s > f + 0.5f), tie = small & (s == f + 0.5f);
+        bool inc;
+        if constexpr (R == TRN_ZERO) inc = neg & (s != f);
+        else if constexpr (R == RND) inc = above | tie;
+        else if constexpr (R == RND_MIN_INF) inc = above;
+        else if constexpr (R == RND_ZERO) inc = above | (tie & neg);
+        else if constexpr (R == RND_INF) inc = above | (tie & !neg);
+        else inc = above | (tie & (f - 2.0f * std::floor(f * 0.5f) != 0));
+        f += inc ? 1.0f : 0.0f;
+    }
+    const int32_t r = (int32_t)std::min(std::max(f, float(lo - 1)), float(hi + 1));
+    count += valid & ((r < lo) | (r > hi));
+    out = overflow<O, W, S>(r);
+    return valid;
+}
+
 }  // namespace fxq
