@@ -259,10 +259,7 @@ def requantized_real(raw: np.ndarray, frac: int, dst: FixedType,
     saturation_bounds can). `raw` is not overwritten."""
     s = _round_float(np.array(raw, dtype=np.float64), dst.frac - frac, dst.rounding)
     low, high, folded = saturation_bounds(dst, clamp)
-    if dst.overflow is Overflow.SAT_ZERO:
-        s[(s < dst.raw_min) | (s > dst.raw_max)] = 0.0
-    else:
-        np.clip(s, low, high, out=s)
+    s = _saturated_float(s, dst, low, high)
     if abs(dst.frac) > 1000:
         s = times_pow2(s, -dst.frac)
     else:
@@ -312,18 +309,24 @@ def _overflow_float(rounded: np.ndarray, t: FixedType) -> np.ndarray:
         return rounded.astype(np.int64)
     if t.width <= FLOAT_EXACT_BITS and t.overflow is not Overflow.WRAP:
         # the bounds are exact in float64: saturate before leaving float
-        lo, hi = float(_lowest(t)), float(t.raw_max)
-        if t.overflow is Overflow.SAT_ZERO:
-            rounded = np.where((rounded < t.raw_min) | (rounded > hi), 0.0, rounded)
-        else:
-            rounded = np.clip(rounded, lo, hi, out=rounded if rounded.ndim else None)
-        return rounded.astype(np.int64)
+        return _saturated_float(rounded, t, float(_lowest(t)), float(t.raw_max)) \
+            .astype(np.int64)
     low, high = rounded.min(), rounded.max()
     if low >= _lowest(t) and high <= t.raw_max:
         return rounded.astype(np.int64)
     if low > -2.0 ** 62 and high < 2.0 ** 62:
         return _overflow(rounded.astype(np.int64), t)
     return _overflow(_exact(rounded), t)
+
+
+def _saturated_float(rounded: np.ndarray, t: FixedType, low: float, high: float) \
+        -> np.ndarray:
+    """t's saturating overflow mode on float-held integers (t's bounds exact in their
+    dtype): SAT_ZERO zeroes the values outside t, the other modes clip to [low, high]
+    (t's, or narrower: saturation_bounds), in place where `rounded` is an array."""
+    if t.overflow is Overflow.SAT_ZERO:
+        return np.where((rounded < t.raw_min) | (rounded > t.raw_max), 0.0, rounded)
+    return np.clip(rounded, low, high, out=rounded if rounded.ndim else None)
 
 
 def cast(raw, src: FixedType, dst: FixedType) -> np.ndarray:
