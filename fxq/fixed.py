@@ -375,11 +375,13 @@ def widened(t: FixedType) -> FixedType:
     return FixedType(MAX_WIDTH, t.frac, True, t.rounding, Overflow.SAT)
 
 
-def outside_type(raw, t: FixedType) -> np.ndarray:
+def outside_type(raw, t: FixedType, below: bool = True, above: bool = True) -> np.ndarray:
     """Where rounded integers `raw` (e.g. values of `widened(t)`) are ones t's overflow
-    mode changes: outside its range (SAT_SYM: the signed minimum too)."""
+    mode changes: outside its range (SAT_SYM: the signed minimum too); only those below
+    it when not `above`, only those above it when not `below`."""
     raw = np.asarray(raw)
-    return (raw < _lowest(t)) | (raw > t.raw_max)
+    low = raw < _lowest(t) if below else np.zeros(raw.shape, dtype=bool)
+    return (low | (raw > t.raw_max)) if above else low
 
 
 def shift_left_wrapping(v: np.ndarray, s: int) -> np.ndarray:

@@ -189,6 +189,18 @@ class Graph:
     def node(self, name: str) -> Node:
         return self._index[2][name]
 
+    def clamp_reader(self, tensor: str) -> Node | None:
+        """The node that alone reads `tensor` (not a graph output) when it is a ReLU or a Clip
+        with a lower bound >= 0: its output holds the same values for every tensor the clamp
+        maps alike; else None."""
+        readers = self.consumers(tensor)
+        if len(readers) != 1 or tensor in self.outputs:
+            return None
+        node = readers[0]
+        if node.op is Op.RELU or (node.op is Op.CLIP and node.attrs["lo"] >= 0):
+            return node
+        return None
+
     def activation_inputs(self, node: Node) -> list[str]:
         return [name for name in node.inputs if name not in self.params]
 

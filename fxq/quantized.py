@@ -15,7 +15,7 @@ import numpy as np
 
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
-from fxq.fixed import FixedType, outside_type, quantize, to_float, widened
+from fxq.fixed import FixedType, Overflow, outside_type, quantize, to_float, widened
 from fxq.ir import FrozenMap, Graph, Node, Op
 from fxq.layer import (DEFAULT_SOFTMAX_ACCUM, DEFAULT_SOFTMAX_TABLE, DEFAULT_TABLE,  # noqa: F401
                        DEFAULT_TABLE_SIZE, IO_TYPES, FixedNode, LayerTypes, QuantizationError,
@@ -105,6 +105,23 @@ class QuantizedGraph:
         return FrozenMap({name: quantize(value, self.types[name])
                           for name, value in self.graph.params.items()})
 
+    def counted_sides(self, tensor: str) -> tuple[bool, bool]:
+        """Which overflows of `tensor`'s conversion to its type the range check counts:
+        (those below its range, those above). Both, unless the clamp that alone reads the
+        tensor (Graph.clamp_reader: a ReLU, a Clip from lo >= 0) maps the value the overflow
+        mode gave and the value itself alike, so nothing downstream changes: below the range
+        when the type does not wrap (saturated to its minimum or zeroed, both <= 0 <= lo: the
+        clamp gives lo either way), above it when the type saturates (SAT, SAT_SYM) to a
+        maximum at least the clamp's upper bound. An unsigned type read by a ReLU drops the
+        negative values on purpose (the analysis chooses it so)."""
+        clamp = self.graph.clamp_reader(tensor)
+        if clamp is None:
+            return True, True
+        t = self.types[tensor]
+        hi = clamp.attrs["hi"] if clamp.op is Op.CLIP else np.inf
+        return (t.overflow is Overflow.WRAP,
+                not (t.overflow in (Overflow.SAT, Overflow.SAT_SYM) and hi <= t.max))
+
     def fixed_node(self, node: Node) -> FixedNode:
         return self._fixed_nodes[node.name]
 
@@ -151,7 +168,7 @@ class QuantizedGraph:
             if overflows is not None:
                 wide = quantize(bound[name], widened(t))
                 overflows[name] = overflows.get(name, 0) + int(np.count_nonzero(
-                    outside_type(wide, t)))
+                    outside_type(wide, t, *self.counted_sides(name))))
         return raw
 
     def evaluate(self, x: Any, keep: Sequence[str] | None = None,
@@ -194,8 +211,9 @@ class QuantizedGraph:
                 raise AssertionError(f"fixed kernel {node.op.name} of {node.name!r} returned "
                                      f"values outside {t}")
             if overflows is not None:
-                outside = 0 if node.op.is_layout else int(np.count_nonzero(
-                    outside_type(kernel(self._widened_node(node), *args), t)))
+                outside = 0 if node.op.is_layout else int(np.count_nonzero(outside_type(
+                    kernel(self._widened_node(node), *args), t,
+                    *self.counted_sides(node.output))))
                 overflows[node.output] = overflows.get(node.output, 0) + outside
             values[node.output] = y
             for name in names:
@@ -224,7 +242,8 @@ class QuantizedGraph:
         """simulate's outputs, and per tensor (graph inputs and node outputs) how many of
         its values overflowed where the hardware converts them to their type: the values
         of `x` the formats chosen on the calibration data could not hold, which the
-        type's overflow mode saturated, wrapped or zeroed. Layout ops convert nothing.
+        type's overflow mode saturated, wrapped or zeroed, less those a clamp reading the
+        tensor would have mapped alike (counted_sides). Layout ops convert nothing.
         The native engine counts as it simulates (one compare per output value); NumPy
         runs each node twice. Both give the same counts (tests/test_native.py), and the
         counts worked out by hand (tests/test_overflows.py)."""

@@ -75,3 +75,57 @@ def test_range_excess_names_node_share_and_mode():
     assert str(excess["mul"]).startswith("mul: 1 of 60 values (1.67%) outside ap_fixed<4,3>")
     assert str(excess["mul"]).endswith("wrapped")
     assert str(excess["input x"]).endswith("saturated")
+
+
+UNSIGNED_T = FixedType(6, 3, False, Rounding.TRN, Overflow.SAT)     # [0, 7.875], LSB 1/8
+WRAPPED_T = FixedType(6, 3, False, Rounding.TRN, Overflow.WRAP)     # [0, 7.875], wraps
+SIGNED_T = FixedType(6, 3, True, Rounding.TRN, Overflow.SAT)        # [-4, 3.875]
+
+
+def _clamped_graph() -> QuantizedGraph:
+    """Sums each read only by a clamp: x + c -> ReLU (a saturating unsigned sum),
+    x + c -> Clip(0, 6) (a wrapping sum), x + c -> Clip(0, 2) (a saturating signed sum
+    whose maximum 3.875 is above the clip's); input z, of an unsigned type, -> ReLU."""
+    shape = (6,)
+    tensors = {n: Tensor(n, shape) for n in ("x", "s", "r", "w", "k", "h", "j", "z", "p")}
+    nodes = [Node("add_s", Op.ADD, ("x", "c"), ("s",), {}),
+             Node("relu", Op.RELU, ("s",), ("r",), {}),
+             Node("add_w", Op.ADD, ("x", "c"), ("w",), {}),
+             Node("clip6", Op.CLIP, ("w",), ("k",), {"lo": 0.0, "hi": 6.0}),
+             Node("add_h", Op.ADD, ("x", "c"), ("h",), {}),
+             Node("clip2", Op.CLIP, ("h",), ("j",), {"lo": 0.0, "hi": 2.0}),
+             Node("relu_z", Op.RELU, ("z",), ("p",), {})]
+    params = {"c": np.full(shape, 0.5)}
+    graph = Graph.build("clamped", ["x", "z"], ["r", "k", "j", "p"], nodes, tensors, params)
+    wide = FixedType(12, 4, False, Rounding.TRN, Overflow.SAT)
+    operand = {"operand": FixedType(4, 2)}
+    layers = {"add_s": LayerTypes(UNSIGNED_T, params=operand), "relu": LayerTypes(wide),
+              "add_w": LayerTypes(WRAPPED_T, params=operand), "clip6": LayerTypes(wide),
+              "add_h": LayerTypes(SIGNED_T, params=operand), "clip2": LayerTypes(wide),
+              "relu_z": LayerTypes(wide)}
+    return QuantizedGraph(graph, {"x": IN_T, "z": UNSIGNED_T}, layers)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("engine", ["numpy", "native"])
+def test_a_clamp_reading_the_tensor_discounts_the_overflows_it_maps_alike(engine, dtype):
+    """The negative sums an unsigned type saturates to 0 before a ReLU change nothing (the
+    ReLU gives 0 either way), and neither do a signed sum's values past a Clip's bounds;
+    a wrapping type's do, and so do values above a ReLU's input type."""
+    x = np.random.default_rng(2).uniform(-10, 10, (2500, 6)).astype(dtype)
+    z = np.random.default_rng(3).uniform(-10, 10, (2500, 6)).astype(dtype)
+    q = _clamped_graph()
+    _, counts = q.simulate_overflows({"x": x, "z": z}, engine=engine)
+    held = np.clip(np.floor(x * 16 + 0.5), -128, 127) / 16      # the saturated input
+    total = np.floor((held + 0.5) * 8) / 8                       # TRN onto 1/8
+    assert counts["s"] == np.count_nonzero(total > 7.875) > 0
+    assert counts["w"] == np.count_nonzero((total < 0) | (total > 7.875))
+    assert counts["h"] == 0 and np.count_nonzero((total < -4) | (total > 3.875)) > 0
+    assert q.counted_sides("s") == (False, True) and q.counted_sides("h") == (False, False)
+    assert q.counted_sides("w") == (True, True) and q.counted_sides("r") == (True, True)
+    assert counts["z"] == np.count_nonzero(np.floor(z * 8) > 63) > 0       # TRN onto 1/8
+    assert counts["x"] == np.count_nonzero(np.abs(np.floor(x * 16 + 0.5) + 0.5) > 128)
+    # the outputs are the clamps of the sums as the types hold them
+    r, k, j = (q.simulate({"x": x, "z": z}, engine=engine)[n] for n in ("r", "k", "j"))
+    np.testing.assert_array_equal(r, np.clip(total, 0, 7.875))
+    np.testing.assert_array_equal(j, np.clip(total, 0, 2))

@@ -41,7 +41,7 @@ import numpy as np
 
 from fxq.analysis.bits import BitConfig
 from fxq.analysis.refine import quantize_graph
-from fxq.analysis.search import SearchResult, clamp_reader
+from fxq.analysis.search import SearchResult
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.ir import Graph
@@ -115,7 +115,7 @@ def width_groups(graph: Graph, result: SearchResult) -> list[tuple[str, tuple]]:
         if node.output not in a.results or node.name in joined:
             continue
         members = [(node.name, "act_bits")]
-        clamp = clamp_reader(graph, node.output)
+        clamp = graph.clamp_reader(node.output)
         if clamp is not None and clamp.output in a.results:
             members.append((clamp.name, "act_bits"))
             joined.add(clamp.name)

@@ -150,19 +150,6 @@ class SearchResult:
     outputs: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def clamp_reader(graph: Graph, tensor: str) -> Node | None:
-    """The node that alone reads `tensor` (not a graph output) when it is a ReLU or a Clip
-    with a lower bound >= 0: its output holds the same values for every tensor the clamp
-    maps alike; else None."""
-    readers = graph.consumers(tensor)
-    if len(readers) != 1 or tensor in graph.outputs:
-        return None
-    node = readers[0]
-    if node.op is Op.RELU or (node.op is Op.CLIP and node.attrs["lo"] >= 0):
-        return node
-    return None
-
-
 def frac_to_hold(magnitude: float, width: int, signed: bool) -> int:
     """The largest fractional length whose type of `width` bits still holds `magnitude`."""
     raw_max = (1 << (width - 1)) - 1 if signed else (1 << width) - 1
@@ -457,7 +444,7 @@ class _Search:
     def clamp_bounds(self, tensor: str) -> tuple[float, float] | None:
         """(lo, hi) of the clamp (ReLU, or Clip with a lower bound >= 0) that is the only
         reader of `tensor`, when results saturate; else None."""
-        node = clamp_reader(self.graph, tensor)
+        node = self.graph.clamp_reader(tensor)
         if self.config.overflow is not Overflow.SAT or node is None:
             return None
         if node.op is Op.RELU:

@@ -379,7 +379,14 @@ def clip(g, fx, x, y):
 def _bound(value: float, t: FixedType) -> str:
     """C++ of a Clip bound as the result type holds it, counted as an overflow when the
     type cannot hold it (as fxq.quantized counts it)."""
-    return counted(int(quantize(value, t)), bool(outside_type(quantize(value, widened(t)), t)))
+    wide = quantize(value, widened(t))
+    return counted(int(quantize(value, t)), bool(outside_type(wide, t, above=False)),
+                   bool(outside_type(wide, t, below=False)))
+
+
+def _sides(sides: tuple[bool, bool]) -> int:
+    """runtime.h's SIDES (BELOW = 1 | ABOVE = 2) of QuantizedGraph.counted_sides'."""
+    return int(sides[0]) | 2 * int(sides[1])
 
 
 def _lookup(g, fx, x, y, table: np.ndarray, input_range: int):
@@ -660,7 +667,8 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         buffers[name] = buf
         if not -1000 < t.frac < 1000:
             raise NativeUnsupported(f"input type {t}")
-        convert = f"fxq::quantizen<{t.frac}, {type_args(t)}>"
+        sides = _sides(q.counted_sides(name))
+        convert = f"fxq::quantizen<{t.frac}, {type_args(t)}, {sides}>"
         # float32 data into a narrow saturating type: quantized in float32 lanes
         narrow = 0 <= t.frac <= 62 and t.width <= 24 and t.overflow is not Overflow.WRAP
         in_float32 = f"""if constexpr (std::is_same_v<In, float>) {{
@@ -669,7 +677,7 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
       int32_t run[256], over32 = 0, fine32 = 1;
       _Pragma("omp simd reduction(+:over32) reduction(&:fine32)")
       for (int e = 0; e < n; ++e)
-        fine32 &= fxq::quantizen32<{t.frac}, {type_args(t)}>(src[e0 + e], run[e], over32);
+        fine32 &= fxq::quantizen32<{t.frac}, {type_args(t)}, {sides}>(src[e0 + e], run[e], over32);
       for (int e = 0; e < n; ++e) dst[(e0 + e) * B] = ({buf.ctype})run[e];
       over += over32; fine &= fine32;
     }}
@@ -721,7 +729,8 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         touched.update({var: ct for var, ct, _ in g.arena[first:]})
         for var in touched:
             uses.setdefault(var, []).append(pos)
-        g.body[head] = (f"{{ fxq::i64 ovf[B] = {{}};   // {node.op.name} {node.name}\n  " +
+        g.body[head] = (f"{{ fxq::i64 ovf[B] = {{}};   // {node.op.name} {node.name}\n  "
+                        f"constexpr int SIDES = {_sides(q.counted_sides(node.output))};\n  " +
                         " ".join(f"{ct}* __restrict {v} = {v}_;" for v, ct in touched.items()))
         g.body.append(f"for (int b = 0; b < nb; ++b) cnt[{k}] += ovf[b]; }}")
         buffers[node.output] = y

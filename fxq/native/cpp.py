@@ -48,8 +48,10 @@ def lit(v: int) -> str:
 
 
 # the counter of a node's values its conversion to the result type changed, per sample lane
-# of the block: generate() declares it around each node's code and sums it (the range check)
+# of the block, and the sides of the type's range it counts (runtime.h BELOW | ABOVE):
+# generate() declares both around each node's code and sums the counter (the range check)
 OVERFLOWS = "ovf[b]"
+SIDES = "SIDES"
 
 
 def rq(k: int, t: FixedType, expr: str, count: bool = False, narrow: bool = False) -> str:
@@ -62,16 +64,17 @@ def rq(k: int, t: FixedType, expr: str, count: bool = False, narrow: bool = Fals
         raise NativeUnsupported(f"a conversion to {t} shifts by {abs(k)} bits")
     if narrow and not (0 <= k <= 30 and t.width <= 31):
         raise AssertionError(f"an int32 conversion to {t} by {k} bits")
-    args = type_args(t) + (", int32_t" if narrow else "")
+    args = type_args(t) + (f", {SIDES}" if count else "") + (", int32_t" if narrow else "")
     if count:
         return f"fxq::rqn<{k}, {args}>({expr}, {OVERFLOWS})"
     return f"fxq::rq<{k}, {args}>({expr})"
 
 
-def counted(raw: int, outside: bool) -> str:
-    """C++ of a raw result value known here, counted as an overflow when `outside` (a
-    constant the result type could not hold, saturated at generation time)."""
-    return f"fxq::counted({lit(raw)}, {OVERFLOWS}, {int(outside)})"
+def counted(raw: int, below: bool, above: bool) -> str:
+    """C++ of a raw result value known here: a constant the result type holds, or saturated
+    at generation time from one `below` or `above` its range, then counted as an overflow
+    on that side."""
+    return f"fxq::counted<{SIDES}>({lit(raw)}, {OVERFLOWS}, {int(below)}, {int(above)})"
 
 
 def type_args(t: FixedType) -> str:

@@ -91,31 +91,41 @@ template <int K, int R, int O, int W, bool S, typename T = i64> inline T rq(T v)
     }
 }
 
-// 1 when the rounded value of v (as in rq) lies outside the type, i.e. when its overflow mode
-// changes it (SAT_SYM: also the signed minimum itself); else 0. What the range check counts.
-template <int K, int R, int O, int W, bool S, typename T = i64> inline T outside(T v) {
+// The sides of a type's range whose overflows the range check counts for a tensor
+// (QuantizedGraph.counted_sides): the generated code declares them per node as SIDES.
+constexpr int BELOW = 1, ABOVE = 2;
+
+// 1 when the rounded value of v (as in rq) lies outside the type on a side of SIDES, i.e.
+// when its overflow mode changes it (SAT_SYM: also the signed minimum itself); else 0.
+// What the range check counts.
+template <int K, int R, int O, int W, bool S, int SIDES, typename T = i64>
+inline T outside(T v) {
     constexpr i64 hi = raw_max<W, S>();
     constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
-    if constexpr (K == 0) {
-        return (T)((v < (T)lo) | (v > (T)hi));
+    if constexpr (SIDES == 0) {
+        return 0;
+    } else if constexpr (K == 0) {
+        return (T)(((SIDES & BELOW) && v < (T)lo) | ((SIDES & ABOVE) && v > (T)hi));
     } else if constexpr (K < 0) {                    // v * 2^-K outside [lo, hi], exactly
         constexpr i128 below = -((-(i128)lo) >> -K), above = (i128)hi >> -K;
-        return (T)(((i128)v < below) | ((i128)v > above));
+        return (T)(((SIDES & BELOW) && (i128)v < below) | ((SIDES & ABOVE) && (i128)v > above));
     } else {                                         // rounded, no overflow mode, compared
         const T r = shifted<K, R>(v);
-        return (T)((r < (T)lo) | (r > (T)hi));
+        return (T)(((SIDES & BELOW) && r < (T)lo) | ((SIDES & ABOVE) && r > (T)hi));
     }
 }
 
-// rq, adding to `count` 1 when the overflow mode changed the value
-template <int K, int R, int O, int W, bool S, typename T = i64> inline T rqn(T v, i64& count) {
-    count += outside<K, R, O, W, S, T>(v);
+// rq, adding to `count` 1 when the overflow mode changed the value on a side of SIDES
+template <int K, int R, int O, int W, bool S, int SIDES, typename T = i64>
+inline T rqn(T v, i64& count) {
+    count += outside<K, R, O, W, S, SIDES, T>(v);
     return rq<K, R, O, W, S, T>(v);
 }
 
-// a value known at generation time, with its overflow flag (0 or 1) added to `count`
-inline i64 counted(i64 value, i64& count, i64 flag) {
-    count += flag;
+// a value known at generation time, adding to `count` 1 when the type could not hold it on a
+// side of SIDES (flags 0 or 1: below its range, above it)
+template <int SIDES> inline i64 counted(i64 value, i64& count, i64 below, i64 above) {
+    count += ((SIDES & BELOW) ? below : 0) + ((SIDES & ABOVE) ? above : 0);
     return value;
 }
 
@@ -155,9 +165,10 @@ template <int F, int R> inline i64 rounded(double x, double& f) {
 }
 
 // quantize x to the type (fxq.fixed.quantize), adding to `count` 1 when the overflow mode
-// changed the value; 1 when x could be quantized here, 0 when the caller must (rounded)
-template <int F, int R, int O, int W, bool S> inline i64 quantizen(double x, i64& out,
-                                                                   i64& count) {
+// changed the value on a side of SIDES; 1 when x could be quantized here, 0 when the caller
+// must (rounded)
+template <int F, int R, int O, int W, bool S, int SIDES> inline i64 quantizen(double x, i64& out,
+                                                                              i64& count) {
     constexpr i64 hi = raw_max<W, S>();
     constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
     double f;
@@ -173,7 +184,7 @@ template <int F, int R, int O, int W, bool S> inline i64 quantizen(double x, i64
     } else {
         r = (i64)f;                              // rounded, unchanged
     }
-    count += ok & ((r < lo) | (r > hi));
+    count += ok & (((SIDES & BELOW) && r < lo) | ((SIDES & ABOVE) && r > hi));
     out = overflow<O, W, S>(r);                  // the type's value
     return ok;
 }
@@ -186,8 +197,8 @@ template <int F, int R, int O, int W, bool S> inline i64 quantizen(double x, i64
 // increment (an integer below 2^24 stays exact; one at or beyond it, past the range either
 // way, is clamped to one past the range), the clamp's bounds (integers below 2^24) and the
 // conversion to int32 of the clamped value.
-template <int F, int R, int O, int W, bool S> inline int32_t quantizen32(float x, int32_t& out,
-                                                                       int32_t& count) {
+template <int F, int R, int O, int W, bool S, int SIDES>
+inline int32_t quantizen32(float x, int32_t& out, int32_t& count) {
     static_assert(F >= 0 && F <= 62 && W <= 24 && O != WRAP, "quantizen's double path");
     constexpr int32_t hi = (int32_t)raw_max<W, S>();
     constexpr int32_t lo = (int32_t)((O == SAT_SYM && S) ? (raw_min<W, S>() | 1)
@@ -212,7 +223,7 @@ template <int F, int R, int O, int W, bool S> inline int32_t quantizen32(float x
         f += inc ? 1.0f : 0.0f;
     }
     const int32_t r = (int32_t)std::min(std::max(f, float(lo - 1)), float(hi + 1));
-    count += valid & ((r < lo) | (r > hi));
+    count += valid & (((SIDES & BELOW) && r < lo) | ((SIDES & ABOVE) && r > hi));
     out = overflow<O, W, S>(r);
     return valid;
 }
