@@ -307,3 +307,24 @@ def test_float_scoring_chooses_what_the_integers_do(zoo_dir, name, monkeypatch):
                for k, v in fast.assignment.values.items())
     assert {k: (s.noise, s.hist.tolist()) for k, s in fast.stats.items()} == \
         {k: (s.noise, s.hist.tolist()) for k, s in slow.stats.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_softmax_input_type_holds_the_logits_spread(seed):
+    """hls4ml's stable softmax saturates x_max - x to the input type's range: logits
+    fitted alone (within +-0.4 here, so [-0.5, 0.5)) would lose differences up to 0.8. The
+    type chosen holds the calibrated spread, and the softmax stays within a few LSBs of
+    float on the calibration data (up to 0.1 off, 25 LSBs, before the rule)."""
+    rng = np.random.default_rng(seed)
+    g = _dense_chain(rng, [12, 16, 5], scale=0.3)
+    tensors = dict(g.tensors, y=Tensor("y", (5,)))
+    nodes = list(g.nodes) + [Node("soft", Op.SOFTMAX, (g.outputs[0],), ("y",), {"axes": (1,)})]
+    graph = Graph.build("soft", ["x"], ["y"], nodes, tensors, g.params)
+    x = rng.uniform(-1, 1, (200, 12))
+    q = quantize(graph, x, bits=8)
+    logits = g.run(x)
+    spread = float(np.max(logits.max(axis=1) - logits.min(axis=1)))
+    assert np.abs(logits).max() < spread, "logits of both signs: the spread is the bound"
+    assert q.types[g.outputs[0]].max >= spread
+    lsb = q.types["y"].resolution
+    assert np.abs(q.simulate(x) - graph.run(x)).max() <= 4 * lsb

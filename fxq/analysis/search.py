@@ -58,6 +58,7 @@ METHODS = ("dynamic", "static")
 BELOW, ABOVE = 1, 4           # candidates: from 1 fractional bit coarser than the range
                               # needs, to 4 finer (saturating the largest values)
 AP_WIDTH_LIMIT = MAX_WIDTH     # the widest ap_fixed fxq's int64 arithmetic holds
+SOFTMAX_SPREAD = 16.0          # logit differences a softmax's input type must hold, at most
 SAMPLE_BLOCK = 64              # samples per kernel call and error sum in the search
 
 
@@ -403,11 +404,14 @@ class _Search:
         # a graph output holds its whole calibrated range: what the design returns is
         # not clipped (a regression output or an anomaly score, not only a logit)
         top = base if name in self.graph.outputs else base + ABOVE
+        spread = self.softmax_spread(name)
+        if spread is not None:
+            top = min(top, frac_to_hold(spread, width, signed))
         best = None
         errors = {}
         objective = self.config.objective
         seen = _seen(target, after)
-        for frac in range(base - BELOW, top + 1):
+        for frac in range(min(base, top) - BELOW, top + 1):
             t = self.result_type(width, frac, signed)
             if isinstance(run, Conversion) and run.exact_in_float(t):
                 raw = None                 # scored in float; the integers when kept
@@ -440,6 +444,21 @@ class _Search:
         for start in range(0, max(len(f), 1), SAMPLE_BLOCK):
             block = slice(start, start + SAMPLE_BLOCK)
             stats.add(after(f[block]), t, after(to_float(raw[block], t)))
+
+    def softmax_spread(self, tensor: str) -> float | None:
+        """When a softmax reads `tensor`: the largest spread (max - min over the last axis)
+        of its calibrated values, at most SOFTMAX_SPREAD, which the tensor's type must hold.
+        hls4ml's stable softmax computes x_max - x in a type of the input's range (unsigned,
+        one bit less), saturating larger differences: a type fitted to small logits
+        ([-0.5, 0.5) for logits within +-0.4) would turn exp(-0.8) into exp(-0.5). Past
+        SOFTMAX_SPREAD the saturation changes exp by less than 2^-23."""
+        if not any(n.op is Op.SOFTMAX for n in self.graph.consumers(tensor)):
+            return None
+        f = self.floats[tensor]
+        if f.size == 0:
+            return None
+        spread = float(np.max(f.max(axis=-1) - f.min(axis=-1)))
+        return min(spread, SOFTMAX_SPREAD)
 
     def clamp_bounds(self, tensor: str) -> tuple[float, float] | None:
         """(lo, hi) of the clamp (ReLU, or Clip with a lower bound >= 0) that is the only
