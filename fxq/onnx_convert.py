@@ -330,7 +330,7 @@ def convert_flatten(ctx, node):
 
 @converter("Reshape")
 def convert_reshape(ctx, node):
-    target = [int(d) for d in ctx.require_const(node, 1, "shape").reshape(-1)]
+    target = [int(d) for d in ctx.require_const(node, 1, "shape", batch_first=True).reshape(-1)]
     in_shape = ctx.shape(node.input[0])
     batch = ctx.declared_batch
     if not target or not (target[0] in (0, -1) or (batch is not None and target[0] == batch)):
@@ -349,6 +349,46 @@ def convert_reshape(ctx, node):
         raise refuse(ctx, node, f"target shape {target} does not fit input "
                      f"{ctx.describe(node.input[0])}")
     ctx.emit(node, Op.RESHAPE, [node.input[0]], shape=tuple(per_sample))
+
+
+def _axes(ctx, node, what: str) -> list[int]:
+    """The axes of Squeeze/Unsqueeze: an attribute before opset 13, an input from it."""
+    if ctx.opset < 13:
+        axes = attrs_of(node).get("axes")
+    else:
+        axes = ctx.require_const(node, 1, "axes").reshape(-1) if len(node.input) > 1 and \
+            node.input[1] else None
+    if axes is None:
+        raise refuse(ctx, node, f"{what} without axes: whether it removes the batch axis "
+                     "depends on the batch size")
+    return [int(a) for a in axes]
+
+
+@converter("Unsqueeze")
+def convert_unsqueeze(ctx, node):
+    """Axes of size 1 inserted: a reshape of each sample."""
+    shape = list(ctx.shape(node.input[0]))
+    rank = len(shape) + 1 + len(_axes(ctx, node, "Unsqueeze"))
+    axes = sorted(a + rank if a < 0 else a for a in _axes(ctx, node, "Unsqueeze"))
+    if any(a <= 0 or a >= rank for a in axes) or len(set(axes)) != len(axes):
+        raise refuse(ctx, node, f"axes {axes} must be distinct and after the batch axis "
+                     f"(output rank {rank})")
+    for a in axes:
+        shape.insert(a - 1, 1)
+    ctx.emit(node, Op.RESHAPE, [node.input[0]], shape=tuple(shape))
+
+
+@converter("Squeeze")
+def convert_squeeze(ctx, node):
+    """Axes of size 1 removed: a reshape of each sample."""
+    shape = ctx.shape(node.input[0])
+    rank = len(shape) + 1
+    axes = {a + rank if a < 0 else a for a in _axes(ctx, node, "Squeeze")}
+    if any(a <= 0 or a >= rank or shape[a - 1] != 1 for a in axes):
+        raise refuse(ctx, node, f"axes {sorted(axes)} must be axes of size 1 after the batch "
+                     f"axis of {ctx.describe(node.input[0])}")
+    ctx.emit(node, Op.RESHAPE, [node.input[0]],
+             shape=tuple(d for i, d in enumerate(shape, start=1) if i not in axes))
 
 
 @converter("Transpose")

@@ -2,7 +2,9 @@
 
 `load(path)` reads a model file, validates it (onnx's checker and strict shape inference),
 folds every node whose inputs are all constants (with onnx's reference evaluator, so any
-op onnx knows may appear in constant subgraphs), converts the rest through
+op onnx knows may appear in constant subgraphs), the Shape of a tensor of known per-sample
+shape among them (the batch left as what it is: a reshape to (batch, ...) keeps it, any
+other use of it is refused), converts the rest through
 `fxq.onnx_convert`, and runs the normalizing passes. Every problem is an `FxqError` with
 one line naming the file and the node, op, tensor or value at fault; all unsupported ops
 are listed in one message.
@@ -30,6 +32,9 @@ from fxq.ops import lookup
 OPSET_RANGE = (11, onnx.defs.onnx_opset_version())
 DEFAULT_DOMAINS = ("", "ai.onnx")
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
+# shape computations (x.view(x.size(0), -1) exported by TorchScript: Shape, Gather,
+# Unsqueeze, Concat) are folded once per batch size: what differs depends on the batch
+SHAPE_BATCHES = (2, 3)
 
 
 def supported_op_types() -> list[str]:
@@ -93,6 +98,9 @@ class Context:
         self.node_names = node_names
         self.nodes: list[Node] = []
         self.params: dict[str, np.ndarray] = {}
+        # folded values that depend on the batch size: the shape vectors (batch, dims...)
+        # with 0 (ONNX Reshape's "copy this axis") for the batch, other values None
+        self.batch_dependent: dict[str, np.ndarray | None] = {}
 
     def name_of(self, node: onnx.NodeProto) -> str:
         return self.node_names[id(node)]
@@ -111,10 +119,18 @@ class Context:
             return f"{name!r} {tuple(self.consts[name].shape)}"
         return f"{name!r} (N, {', '.join(map(str, self.shapes[name]))})".replace(", )", ")")
 
-    def require_const(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+    def require_const(self, node: onnx.NodeProto, index: int, what: str,
+                      batch_first: bool = False) -> np.ndarray:
+        """The constant value of input `index`; with batch_first, also a folded shape
+        vector whose first entry is the batch size (that entry then 0)."""
         name = node.input[index] if index < len(node.input) else ""
         if not name:
             raise refuse(self, node, f"the {what} input is missing")
+        if name in self.batch_dependent:
+            value = self.batch_dependent[name]
+            if batch_first and value is not None:
+                return value
+            raise refuse(self, node, f"the {what} {name!r} depends on the batch size")
         if name not in self.consts:
             raise refuse(self, node, f"the {what} {name!r} is not a constant")
         return self.consts[name]
@@ -205,12 +221,16 @@ def import_model(model: onnx.ModelProto, path: str) -> Graph:
     onnx_nodes = list(g.node)
     node_names = _unique_node_names(onnx_nodes)
 
-    foldable = _constant_nodes(onnx_nodes, set(initializers))
+    shapes_read = _shapes_read(onnx_nodes, input_shapes, onnx_shapes)
+    foldable = _constant_nodes(onnx_nodes, set(initializers), set(shapes_read))
     _refuse_unsupported(path, [n for n in onnx_nodes if id(n) not in foldable], node_names)
     consts = dict(initializers)
-    consts.update(_fold(model, [n for n in onnx_nodes if id(n) in foldable], path, node_names))
+    folded, batch_dependent = _fold_per_batch(
+        model, [n for n in onnx_nodes if id(n) in foldable], shapes_read, path, node_names)
+    consts.update(folded)
 
     ctx = Context(path, opset, consts, input_shapes, declared_batch, onnx_shapes, node_names)
+    ctx.batch_dependent.update(batch_dependent)
     for node in onnx_nodes:
         if id(node) not in foldable:
             CONVERTERS[node.op_type](ctx, node)
@@ -291,14 +311,34 @@ def _unique_node_names(nodes: Iterable[onnx.NodeProto]) -> dict[int, str]:
     return names
 
 
-def _constant_nodes(nodes, constants: set[str]) -> set[int]:
-    """ids of nodes whose inputs are all constants (Constant nodes included)."""
+def _shapes_read(nodes, input_shapes: dict[str, tuple[int, ...]],
+                 onnx_shapes: dict[str, tuple[Any, ...]]) -> dict[int, tuple[int, ...]]:
+    """id -> the per-sample shape it reads, of each Shape node whose input's per-sample
+    shape is known (a graph input's, or onnx's shape inference's)."""
+    read = {}
+    for node in nodes:
+        if node.op_type != "Shape" or node.domain not in DEFAULT_DOMAINS:
+            continue
+        name = node.input[0]
+        if name in input_shapes:
+            read[id(node)] = input_shapes[name]
+        elif name in onnx_shapes and onnx_shapes[name] and all(
+                isinstance(d, int) and d > 0 for d in onnx_shapes[name][1:]):
+            read[id(node)] = tuple(onnx_shapes[name][1:])
+    return read
+
+
+def _constant_nodes(nodes, constants: set[str], shape_nodes: set[int] = frozenset()) \
+        -> set[int]:
+    """ids of nodes whose inputs are all constants (Constant nodes included), or that are
+    in `shape_nodes` (Shape nodes of known shapes), or read only such nodes' outputs."""
     known = set(constants)
     foldable = set()
     for node in nodes:
         has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                            for a in node.attribute)
-        if not has_subgraph and all(n in known for n in node.input if n):
+        if id(node) in shape_nodes or not has_subgraph and all(n in known
+                                                                for n in node.input if n):
             foldable.add(id(node))
             known.update(n for n in node.output if n)
     return foldable
@@ -325,6 +365,51 @@ def _initializer(tensor: onnx.TensorProto, path: str) -> np.ndarray:
     except Exception as exc:  # onnx raises KeyError, ValueError, TypeError, ... here
         raise ModelError(f"{path}: initializer {tensor.name!r} cannot be read: "
                          f"{type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _fold_per_batch(model: onnx.ModelProto, nodes: list[onnx.NodeProto],
+                    shapes_read: dict[int, tuple[int, ...]], path: str,
+                    node_names: dict[int, str]) \
+        -> tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]:
+    """(constants, batch-dependent values: Context.batch_dependent) of the foldable
+    `nodes`, their Shape nodes (`shapes_read`) replaced by constants of each batch size of
+    SHAPE_BATCHES in turn."""
+    if not any(id(n) in shapes_read for n in nodes):
+        return _fold(model, nodes, path, node_names), {}
+    runs = []
+    for batch in SHAPE_BATCHES:
+        names = dict(node_names)
+        replaced = []
+        for original in nodes:
+            node = original
+            if id(original) in shapes_read:
+                node = _shape_constant(original, (batch,) + shapes_read[id(original)])
+                names[id(node)] = node_names[id(original)]
+            replaced.append(node)
+        runs.append(_fold(model, replaced, path, names))
+    constants, dependent = {}, {}
+    for name, first in runs[0].items():
+        values = [run[name] for run in runs]
+        if all(v.shape == first.shape and np.array_equal(v, first) for v in values):
+            constants[name] = first
+            continue
+        # a shape vector (batch, dims...): the batch in front, every other entry fixed
+        batch_first = all(v.ndim == 1 and v.shape == first.shape and v.size
+                          and v[0] == b and np.array_equal(v[1:], first[1:])
+                          for v, b in zip(values, SHAPE_BATCHES))
+        dependent[name] = np.concatenate([[0], first[1:]]).astype(first.dtype) \
+            if batch_first else None
+    return constants, dependent
+
+
+def _shape_constant(node: onnx.NodeProto, shape: tuple[int, ...]) -> onnx.NodeProto:
+    """A Constant node giving what Shape `node` gives on a tensor of `shape` (its start
+    and end attributes, opset 15, slice it as ONNX says: clamped, negative from the end)."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    start, end = attrs.get("start", 0), attrs.get("end", None)
+    value = np.array(shape, dtype=np.int64)[slice(start, end)]
+    return onnx.helper.make_node("Constant", [], [node.output[0]],
+                                 value=numpy_helper.from_array(value))
 
 
 def _fold(model: onnx.ModelProto, nodes: list[onnx.NodeProto], path: str,

@@ -167,3 +167,31 @@ def test_a_per_channel_parameter_of_the_wrong_shape_is_refused(tmp_path, op, par
     run = fxq_cli("inspect", path)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
     assert "Traceback" not in run.stderr
+
+
+def test_a_shape_read_from_the_tensor_folds_and_a_batch_dependent_one_is_refused(tmp_path):
+    """Shape(x) folds (its per-sample part known): a Reshape to (batch, -1) built from it
+    keeps the batch; one to (2 * batch, -1) is one line naming the node and the tensor."""
+    def model(factor):
+        one = helper.make_tensor("one", onnx.TensorProto.INT64, [1], [-1])
+        nodes = [helper.make_node("Shape", ["x"], ["s"]),
+                 helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+                 helper.make_node("Mul", ["n", "factor"], ["m"]),
+                 helper.make_node("Unsqueeze", ["m", "axes"], ["m1"]),
+                 helper.make_node("Constant", [], ["minus"], value=one),
+                 helper.make_node("Concat", ["m1", "minus"], ["target"], axis=0),
+                 helper.make_node("Reshape", ["x", "target"], ["r"]),
+                 helper.make_node("Relu", ["r"], ["y"])]
+        return make_model(nodes, {"x": ("N", 2, 3)}, ["y"],
+                          {"zero": np.array(0, np.int64), "factor": np.array(factor, np.int64),
+                           "axes": np.array([0], np.int64)})
+
+    graph = fxq.load(save(model(1), tmp_path, "flat.onnx"))
+    x = np.random.default_rng(0).normal(size=(5, 2, 3))
+    np.testing.assert_array_equal(graph.run(x), np.maximum(x.reshape(5, 6), 0))
+    path = save(model(2), tmp_path, "double.onnx")
+    with pytest.raises(fxq.FxqError, match="Reshape.*'target' depends on the batch size"):
+        fxq.load(path)
+    r = fxq_cli("inspect", path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -28,7 +28,7 @@ MIN_MATCHED = 114
 # the backend cases feed them as graph inputs, so the harness bakes the case's values in.
 CONSTANT_OPERANDS = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Clip", "Dropout",
                      "Sub", "Div", "Pad", "Reshape", "PRelu", "Resize", "ReduceMean", "ReduceMax",
-                     "ReduceSum"}
+                     "ReduceSum", "Squeeze", "Unsqueeze"}
 
 
 def with_constant_operands(model: onnx.ModelProto, inputs: list) -> tuple[onnx.ModelProto, list]:
