@@ -110,13 +110,21 @@ def _pool_attrs(ctx, node, attrs):
     kernel = tuple(int(k) for k in attrs["kernel_shape"])
     if len(kernel) != nd:
         raise refuse(ctx, node, f"kernel_shape {list(kernel)} does not fit a {nd}D input")
-    if attrs.get("ceil_mode", 0):
-        raise refuse(ctx, node, "ceil_mode=1 is not supported")
     if attrs.get("storage_order", 0):
         raise refuse(ctx, node, "storage_order=1 is not supported")
     if len(present(node.output)) > 1:
         raise refuse(ctx, node, "the Indices output is not supported")
     strides, pads = _window_attrs(ctx, node, attrs, kernel)
+    if attrs.get("ceil_mode", 0):
+        # ceil_mode=1 is ceil_mode=0 where the windows tile the padded input exactly (no
+        # partial window at the end); elsewhere hls4ml's pooling has no partial windows
+        spatial = ctx.shape(node.input[0])[1:]
+        spans = [size + pads[i] + pads[i + nd] - k
+                 for i, (size, k) in enumerate(zip(spatial, kernel))]
+        if any(span % s for span, s in zip(spans, strides)):
+            raise refuse(ctx, node, "ceil_mode=1 with a partial window at the end (input "
+                         f"{ctx.describe(node.input[0])}, kernel {list(kernel)}, strides "
+                         f"{list(strides)}) is not supported")
     return dict(kernel=kernel, strides=strides, pads=pads)
 
 

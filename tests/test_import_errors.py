@@ -195,3 +195,17 @@ def test_a_shape_read_from_the_tensor_folds_and_a_batch_dependent_one_is_refused
     r = fxq_cli("inspect", path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_ceil_mode_pooling_loads_where_it_tiles_exactly_and_is_refused_elsewhere(tmp_path):
+    def model(size):
+        node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2],
+                                ceil_mode=1)
+        return save(make_model([node], {"x": ("N", 3, size, size)}, ["y"]), tmp_path,
+                    f"pool{size}.onnx")
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 6, 6))
+    got = fxq.load(model(6)).run(x)
+    np.testing.assert_array_equal(got, x.reshape(2, 3, 3, 2, 3, 2).max(axis=(3, 5)))
+    with pytest.raises(fxq.FxqError, match="MaxPool.*ceil_mode=1 with a partial window"):
+        fxq.load(model(5))
