@@ -236,10 +236,19 @@ def _binary_inputs(ctx, node) -> list[str]:
     return names
 
 
+def _per_sample(ctx, node, value: np.ndarray) -> np.ndarray:
+    """A broadcast constant as the IR holds it, without the batch axis: one of the batched
+    rank (its leading axis 1, _binary_inputs checked) loses that axis; a lower rank
+    broadcasts from the right as it is."""
+    rank = ctx.batched_rank(node.input[0] if not ctx.is_const(node.input[0]) else node.input[1])
+    return value[0] if value.ndim == rank else value
+
+
 @converter("Add", "Mul")
 def convert_add_mul(ctx, node):
     names = _binary_inputs(ctx, node)
-    inputs = [ctx.param(node, ctx.consts[n], "const") if ctx.is_const(n) else n for n in names]
+    inputs = [ctx.param(node, _per_sample(ctx, node, ctx.consts[n]), "const")
+              if ctx.is_const(n) else n for n in names]
     ctx.emit(node, Op.ADD if node.op_type == "Add" else Op.MUL, inputs)
 
 
@@ -252,7 +261,7 @@ def convert_sub_div(ctx, node):
     c = ctx.consts[names[1]].astype(np.float64)
     if node.op_type == "Div" and np.any(c == 0):
         raise refuse(ctx, node, f"divisor {names[1]!r} holds zeros")
-    value = -c if node.op_type == "Sub" else 1.0 / c
+    value = _per_sample(ctx, node, -c if node.op_type == "Sub" else 1.0 / c)
     op = Op.ADD if node.op_type == "Sub" else Op.MUL
     ctx.emit(node, op, [names[0], ctx.param(node, value, "const")])
 

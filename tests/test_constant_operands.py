@@ -12,7 +12,8 @@ from fxq.hls import verify
 from helpers import assert_exact, make_model, run_reference_f64, save
 
 RNG = np.random.default_rng(31)
-SHAPES = {"scalar": (), "per_channel": (3, 1, 1), "per_element": (3, 4, 4), "per_row": (4, 1)}
+SHAPES = {"scalar": (), "per_channel": (3, 1, 1), "per_element": (3, 4, 4), "per_row": (4, 1),
+          "batched_per_channel": (1, 3, 1, 1)}      # the batched rank (a PyTorch buffer's)
 
 
 @pytest.mark.parametrize("io_type", ["io_parallel", "io_stream"])
