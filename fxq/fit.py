@@ -123,7 +123,8 @@ def _fit_reuse(q: QuantizedGraph, target: Target, max_util: float) -> tuple[Targ
     if floor:
         need = "the layers without reuse factors alone need " + ", ".join(map(str, floor))
         raise FitError(f"the design cannot fit {base.device.part}{_at(max_util)}: {need} "
-                       "(try --strategy resource, --io stream or fewer bits)", need)
+                       "(try --strategy resource, --io stream, --fit-vary strategy --fit-vary "
+                       "io_type to let --fit choose them, or fewer bits)", need)
     while True:
         current = replace(target, layer_reuse={**target.layer_reuse, **reuse})
         est = estimate(q, target=current)
@@ -142,7 +143,8 @@ def _fit_reuse(q: QuantizedGraph, target: Target, max_util: float) -> tuple[Targ
         else:
             raise FitError(describe(est, max_util, over) + "; no reuse factor of the Dense "
                            f"and Conv layers lowers the {NAMES[worst]} further (try "
-                           "--strategy resource, --io stream or fewer bits)",
+                           "--strategy resource, --io stream, --fit-vary strategy --fit-vary "
+                           "io_type to let --fit choose them, or fewer bits)",
                            ", ".join(map(str, over)) + " at the largest reuse factors")
 
 

@@ -385,8 +385,9 @@ def _axes(ctx, node, what: str) -> list[int]:
 def convert_unsqueeze(ctx, node):
     """Axes of size 1 inserted: a reshape of each sample."""
     shape = list(ctx.shape(node.input[0]))
-    rank = len(shape) + 1 + len(_axes(ctx, node, "Unsqueeze"))
-    axes = sorted(a + rank if a < 0 else a for a in _axes(ctx, node, "Unsqueeze"))
+    given = _axes(ctx, node, "Unsqueeze")
+    rank = len(shape) + 1 + len(given)                   # the output's, batch included
+    axes = sorted(a + rank if a < 0 else a for a in given)
     if any(a <= 0 or a >= rank for a in axes) or len(set(axes)) != len(axes):
         raise refuse(ctx, node, f"axes {axes} must be distinct and after the batch axis "
                      f"(output rank {rank})")
