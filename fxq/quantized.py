@@ -257,9 +257,9 @@ class QuantizedGraph:
         samples = next(iter(bound.values())).shape[0] if bound else 0
         if engine == "native" or (engine == "auto" and (
                 samples >= NATIVE_MIN_SAMPLES or self.native_is_built)):
-            run = self._simulate_native(bound, required=engine == "native")
+            run = self._simulate_native(bound, required=engine == "native", count=count)
             if run is not None:
-                values, overflows = run.outputs, run.overflows
+                values, overflows = run.outputs, (run.overflows if count else None)
         if values is None:
             overflows = {} if count else None
             values = self.evaluate(bound, keep=self.graph.outputs, overflows=overflows)
@@ -310,9 +310,9 @@ class QuantizedGraph:
         except FxqError as exc:
             return exc
 
-    def _simulate_native(self, bound: dict[str, np.ndarray], required: bool):
-        """The native engine's Run (outputs and overflow counts); None (NumPy then runs)
-        when it cannot run and is not `required`."""
+    def _simulate_native(self, bound: dict[str, np.ndarray], required: bool, count: bool):
+        """The native engine's Run (outputs, and with `count` the overflow counts); None
+        (NumPy then runs) when it cannot run and is not `required`."""
         if isinstance(self._native, FxqError):
             if required:
                 raise self._native
@@ -322,7 +322,7 @@ class QuantizedGraph:
             counts: dict[str, int] = {}
             return self._quantize_counting(real, counts), counts
 
-        return self._native.run(bound, quantize_counting)
+        return self._native.run(bound, quantize_counting, count)
 
     def __str__(self) -> str:
         lines = [f"quantized {self.graph.name} ({self.io_type})"]

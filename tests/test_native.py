@@ -39,13 +39,17 @@ ASSIGNMENTS = {
 
 
 def assert_same(q: QuantizedGraph, x) -> None:
-    """The same raw outputs, and the same overflow count on every tensor."""
+    """The same raw outputs, and the same overflow count on every tensor; the same outputs
+    from the native variant that counts nothing (q.simulate)."""
     want, want_counts = q.simulate_overflows(x, raw=True, engine="numpy")
     got, got_counts = q.simulate_overflows(x, raw=True, engine="native")
     assert got_counts == want_counts
+    plain = q.simulate(x, raw=True, engine="native")
     want = want if isinstance(want, dict) else {"y": want}
     got = got if isinstance(got, dict) else {"y": got}
+    plain = plain if isinstance(plain, dict) else {"y": plain}
     for name in want:
+        np.testing.assert_array_equal(plain[name], got[name])
         assert got[name].dtype == np.int64 and got[name].shape == want[name].shape
         bad = np.argwhere(got[name] != want[name])
         assert len(bad) == 0, (f"{name}: {len(bad)} of {want[name].size} differ, first at "
@@ -364,3 +368,34 @@ def test_input_quantization_every_mode_ties_and_huge_values(overflow):
     x[names[0]][0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         q.simulate(x, engine="native")
+
+
+def _depthwise_graph(t: FixedType, weight_t: FixedType, accum: FixedType, strides):
+    """A depthwise convolution of 5 channels whose output pixel count is not a multiple of
+    the pixels summed at once (7x3 = 21, or 4x3 = 12 with stride 2), then a Dense."""
+    rng = np.random.default_rng(13)
+    layer = LayerTypes(result=t, params={"weight": weight_t, "bias": weight_t}, accum=accum)
+    out_h = 7 if strides == (1, 1) else 4
+    nodes = [Node("c", Op.CONV, ("x", "w", "b"), ("h",),
+                  {"strides": strides, "pads": (1, 1, 1, 1), "groups": 5}),
+             Node("f", Op.FLATTEN, ("h",), ("f",), {}),
+             Node("d", Op.DENSE, ("f", "v", "e"), ("y",), {})]
+    tensors = {"x": Tensor("x", (5, 7, 3)), "h": Tensor("h", (5, out_h, 3)),
+               "f": Tensor("f", (5 * out_h * 3,)), "y": Tensor("y", (4,))}
+    params = {"w": rng.normal(0, .5, (5, 1, 3, 3)), "b": rng.normal(0, 1, 5),
+              "v": rng.normal(0, .2, (5 * out_h * 3, 4)), "e": rng.normal(0, 1, 4)}
+    graph = Graph.build("depthwise", ["x"], ["y"], nodes, tensors, params)
+    q = QuantizedGraph(graph, {"x": t}, {"c": layer, "f": LayerTypes(result=t), "d": layer})
+    return q, stretched(rng.normal(0, 2, (45, 5, 7, 3)), rng)
+
+
+@pytest.mark.parametrize("strides", [(1, 1), (2, 1)])
+def test_depthwise_sums_by_pixel_blocks_and_wide_ones_by_rows(strides):
+    narrow = _depthwise_graph(FixedType(8, 4, True, Rounding.RND, Overflow.SAT),
+                              FixedType(8, 6), FixedType(20, 10), strides)
+    assert "CONV (depthwise)" in generate(narrow[0]).source
+    assert_same(*narrow)
+    wide = _depthwise_graph(FixedType(40, 24, True, Rounding.RND, Overflow.SAT),
+                            FixedType(20, 18), FixedType(64, 42), strides)
+    assert "CONV (depthwise)" not in generate(wide[0]).source      # int64 sums
+    assert_same(*wide)

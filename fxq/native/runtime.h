@@ -117,15 +117,15 @@ inline T outside(T v) {
 
 // rq, adding to `count` 1 when the overflow mode changed the value on a side of SIDES
 template <int K, int R, int O, int W, bool S, int SIDES, typename T = i64>
-inline T rqn(T v, i64& count) {
-    count += outside<K, R, O, W, S, SIDES, T>(v);
+inline T rqn(T v, int32_t& count) {
+    count += (int32_t)outside<K, R, O, W, S, SIDES, T>(v);
     return rq<K, R, O, W, S, T>(v);
 }
 
 // a value known at generation time, adding to `count` 1 when the type could not hold it on a
 // side of SIDES (flags 0 or 1: below its range, above it)
-template <int SIDES> inline i64 counted(i64 value, i64& count, i64 below, i64 above) {
-    count += ((SIDES & BELOW) ? below : 0) + ((SIDES & ABOVE) ? above : 0);
+template <int SIDES> inline i64 counted(i64 value, int32_t& count, i64 below, i64 above) {
+    count += (int32_t)(((SIDES & BELOW) ? below : 0) + ((SIDES & ABOVE) ? above : 0));
     return value;
 }
 
