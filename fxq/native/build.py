@@ -91,8 +91,14 @@ def library_path(source: str) -> str:
         compiles = [subprocess.Popen([CXX, *FLAGS, f"-D{v}", "-I", HERE, "-c", src, "-o", o],
                                      stderr=subprocess.PIPE, text=True)
                     for v, o in zip(VARIANTS, objects)]
-        for c in compiles:
-            _finished(c)
+        try:
+            for c in compiles:
+                _finished(c)
+        finally:                       # one failed: the other stops before tmp goes
+            for c in compiles:
+                if c.poll() is None:
+                    c.kill()
+                    c.communicate()
         _finished(subprocess.Popen([CXX, "-shared", "-fopenmp", *objects, "-o", out],
                                    stderr=subprocess.PIPE, text=True))
         shutil.copyfile(out, path + f".{os.getpid()}.tmp")

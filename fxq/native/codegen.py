@@ -196,8 +196,8 @@ def _depthwise(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray,
     generic weighted sum must run: int64 sums, or an accumulator coarser than the
     products."""
     rows, taps = weights.shape
-    acc_t, shift, chunk = _accumulator(fx, weights, 1)
-    if acc_t != "int32_t" or shift < 0 or chunk or x.ctype != "int32_t":
+    acc_t, shift, _ = _accumulator(fx, weights, 1)          # (one unit: no int32 runs)
+    if acc_t != "int32_t" or shift < 0 or x.ctype != "int32_t":
         return False
     w = g.param(weights, "int32_t")
     out = _epilogue(g, fx, weights, acc_t, shift, _bias_in_accumulator(fx))
