@@ -253,18 +253,26 @@ class QuantizedGraph:
         if engine not in ENGINES:
             raise FxqError(f"engine {engine!r}: expected one of {ENGINES}")
         bound = bind_inputs(self.graph, x, keep_float32=True)   # float32: NumPy converts
-        values = overflows = None
+        out = overflows = None
         samples = next(iter(bound.values())).shape[0] if bound else 0
         if engine == "native" or (engine == "auto" and (
                 samples >= NATIVE_MIN_SAMPLES or self.native_is_built)):
-            run = self._simulate_native(bound, required=engine == "native", count=count)
+            # real outputs scaled in C++ as to_float scales them (2^-frac a normal double)
+            fracs = [self.types[name].frac for name in self.graph.outputs]
+            scales = None if raw or any(abs(f) > 1000 for f in fracs) else \
+                [2.0 ** -f for f in fracs]
+            run = self._simulate_native(bound, required=engine == "native", count=count,
+                                        scales=scales)
             if run is not None:
-                values, overflows = run.outputs, (run.overflows if count else None)
-        if values is None:
+                overflows = run.overflows if count else None
+                out = {name: run.outputs[name] if raw or scales else
+                       to_float(run.outputs[name], self.types[name])
+                       for name in self.graph.outputs}
+        if out is None:
             overflows = {} if count else None
             values = self.evaluate(bound, keep=self.graph.outputs, overflows=overflows)
-        out = {name: values[name] if raw else to_float(values[name], self.types[name])
-               for name in self.graph.outputs}
+            out = {name: values[name] if raw else to_float(values[name], self.types[name])
+                   for name in self.graph.outputs}
         result = out[self.graph.outputs[0]] if len(out) == 1 else out
         return result, overflows
 
@@ -310,9 +318,11 @@ class QuantizedGraph:
         except FxqError as exc:
             return exc
 
-    def _simulate_native(self, bound: dict[str, np.ndarray], required: bool, count: bool):
-        """The native engine's Run (outputs, and with `count` the overflow counts); None
-        (NumPy then runs) when it cannot run and is not `required`."""
+    def _simulate_native(self, bound: dict[str, np.ndarray], required: bool, count: bool,
+                         scales: list[float] | None = None):
+        """The native engine's Run (outputs: raw, or real ones scaled by `scales`; with
+        `count` the overflow counts); None (NumPy then runs) when it cannot run and is
+        not `required`."""
         if isinstance(self._native, FxqError):
             if required:
                 raise self._native
@@ -322,7 +332,7 @@ class QuantizedGraph:
             counts: dict[str, int] = {}
             return self._quantize_counting(real, counts), counts
 
-        return self._native.run(bound, quantize_counting, count)
+        return self._native.run(bound, quantize_counting, count, scales)
 
     def __str__(self) -> str:
         lines = [f"quantized {self.graph.name} ({self.io_type})"]

@@ -17,11 +17,12 @@ import pytest
 import fxq
 import fxq.native.build as native_build
 from fxq.errors import FxqError
-from fxq.fixed import FixedType, Overflow, Rounding
+from fxq.fixed import FixedType, Overflow, Rounding, to_float
 from fxq.ir import Graph, Node, Op, Tensor
 from fxq.native import NativeUnsupported, generate, native_simulator
-from fxq.native.codegen import BLOCK
-from fxq.quantized import NATIVE_MIN_SAMPLES, LayerTypes, QuantizedGraph, uniform
+from fxq.native.codegen import BLOCK, LOAD_RUN, SOFTMAX_LANES_MAX
+from fxq.quantized import (DEFAULT_SOFTMAX_TABLE, NATIVE_MIN_SAMPLES, LayerTypes, QuantizedGraph,
+                           uniform)
 from helpers import make_model, save
 from random_graphs import BUILDERS
 from test_hls_verify import ASSIGNMENTS as C_SIMULATION_ASSIGNMENTS
@@ -40,16 +41,22 @@ ASSIGNMENTS = {
 
 def assert_same(q: QuantizedGraph, x) -> None:
     """The same raw outputs, and the same overflow count on every tensor; the same outputs
-    from the native variant that counts nothing (q.simulate)."""
+    from the native variant that counts nothing (q.simulate), and real outputs (scaled in
+    C++) equal to to_float of the raw ones, bit for bit."""
     want, want_counts = q.simulate_overflows(x, raw=True, engine="numpy")
     got, got_counts = q.simulate_overflows(x, raw=True, engine="native")
     assert got_counts == want_counts
     plain = q.simulate(x, raw=True, engine="native")
-    want = want if isinstance(want, dict) else {"y": want}
-    got = got if isinstance(got, dict) else {"y": got}
-    plain = plain if isinstance(plain, dict) else {"y": plain}
+    real = q.simulate(x, engine="native")
+
+    def by_name(out):
+        return out if isinstance(out, dict) else {q.graph.outputs[0]: out}
+
+    want, got, plain, real = by_name(want), by_name(got), by_name(plain), by_name(real)
     for name in want:
         np.testing.assert_array_equal(plain[name], got[name])
+        assert real[name].dtype == np.float64
+        assert np.array_equal(real[name], to_float(want[name], q.types[name]))
         assert got[name].dtype == np.int64 and got[name].shape == want[name].shape
         bad = np.argwhere(got[name] != want[name])
         assert len(bad) == 0, (f"{name}: {len(bad)} of {want[name].size} differ, first at "
@@ -399,3 +406,40 @@ def test_depthwise_sums_by_pixel_blocks_and_wide_ones_by_rows(strides):
                             FixedType(20, 18), FixedType(64, 42), strides)
     assert "CONV (depthwise)" not in generate(wide[0]).source      # int64 sums
     assert_same(*wide)
+
+
+@pytest.mark.parametrize("width", [12, 40])
+def test_inputs_and_outputs_longer_than_a_run(width):
+    """Inputs and outputs of more elements than the load's run (LOAD_RUN) and not a
+    multiple of the 8 x 8 transposes, in int32 lanes (width 12) and int64 ones (40), two
+    outputs, and batches that end mid-block."""
+    rng = np.random.default_rng(11)
+    n_in, n_out = LOAD_RUN + 44, LOAD_RUN + 7
+    t = FixedType(width, width - 5, True, Rounding.RND, Overflow.SAT)
+    dense = LayerTypes(result=t, params={"weight": FixedType(8, 7), "bias": FixedType(8, 6)},
+                       accum=FixedType(min(64, width + 24), width + 2))
+    nodes = [Node("dense", Op.DENSE, ("x", "w", "b"), ("h",)),
+             Node("relu", Op.RELU, ("h",), ("y",))]
+    tensors = {"x": Tensor("x", (n_in,)), "h": Tensor("h", (n_out,)), "y": Tensor("y", (n_out,))}
+    params = {"w": rng.normal(0, 0.1, (n_in, n_out)), "b": rng.normal(0, 1, n_out)}
+    graph = Graph.build("long", ["x"], ["y", "h"], nodes, tensors, params)
+    q = QuantizedGraph(graph, {"x": t}, {"dense": dense, "relu": LayerTypes(result=t)},
+                       "io_parallel")
+    x = rng.normal(0, 4, (2 * BLOCK + 5, n_in))
+    for n in (1, len(x)):
+        assert_same(q, x[:n])
+
+
+@pytest.mark.parametrize("n", [5, SOFTMAX_LANES_MAX + 3])
+def test_softmax_rows_short_across_samples_long_per_sample(n):
+    """Softmax rows of up to SOFTMAX_LANES_MAX values run across the block's samples at
+    once; longer ones sample by sample: both as NumPy's."""
+    rng = np.random.default_rng(12)
+    soft = LayerTypes(result=FixedType(16, 12, False), table=DEFAULT_SOFTMAX_TABLE,
+                      inv_table=DEFAULT_SOFTMAX_TABLE, inv_inp=DEFAULT_SOFTMAX_TABLE,
+                      accum=FixedType(24, 10, True, Rounding.RND, Overflow.SAT))
+    graph = Graph.build("soft", ["x"], ["y"], [Node("soft", Op.SOFTMAX, ("x",), ("y",), {"axes": (2,)})],
+                        {"x": Tensor("x", (2, n)), "y": Tensor("y", (2, n))}, {})
+    t = FixedType(10, 6, True, Rounding.RND, Overflow.SAT)
+    q = QuantizedGraph(graph, {"x": t}, {"soft": soft}, "io_parallel")
+    assert_same(q, rng.normal(0, 2, (BLOCK + 3, 2, n)))

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 BLOCK = 16                      # samples per block: one AVX-512 vector of int32
 DEPTHWISE_PIXELS = 4            # output pixels a depthwise convolution sums at once
 MAX_ARENA_BYTES = 1 << 29       # the tensors of a block live at once, per thread
+SOFTMAX_LANES_MAX = 1024        # softmax rows up to this long run across the samples at
+                                # once (their exponentials on the stack: 128 bytes each)
 
 
 @dataclass
@@ -187,43 +189,93 @@ def _epilogue(g: Gen, fx: FixedNode, weights: np.ndarray, acc_t: str, shift: int
     return rq(k_out, fx.result, rq(0, accum, total), count=True)
 
 
-def _depthwise(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray,
-               base: str, off: str, padded_size: int, npix: int) -> bool:
+def _taps(spatial, kernel, strides, pads) -> tuple[np.ndarray, np.ndarray]:
+    """(npix, taps) flat index within one channel of x (unpadded, per-sample `spatial`)
+    that output pixel p's tap t reads, or -1 where it reads the padding; and each output
+    pixel's window origin (its tap 0's position, possibly in the padding)."""
+    nd = len(spatial)
+    out = spatial_output_shape(spatial, kernel, strides, pads)
+    origin = np.stack(np.meshgrid(*[np.arange(n) * s - pads[i]
+                                    for i, (n, s) in enumerate(zip(out, strides))],
+                                  indexing="ij"), -1).reshape(-1, 1, nd)
+    offset = np.stack(np.meshgrid(*[np.arange(k) for k in kernel], indexing="ij"),
+                      -1).reshape(1, -1, nd)
+    at = origin + offset                                           # (npix, taps, nd)
+    inside = ((at >= 0) & (at < np.array(spatial))).all(axis=-1)
+    flat = np.ravel_multi_index(tuple(np.moveaxis(np.where(inside[..., None], at, 0), -1, 0)),
+                                spatial)
+    return np.where(inside, flat, -1), origin[:, 0]
+
+
+def _depthwise(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray) -> bool:
     """A depthwise convolution (one input channel per output channel) whose sums are int32,
-    PB output pixels at a time: each tap's weight is broadcast once for the PB pixels,
-    which are PB independent sums (a per-channel sum alone is one short chain, and the
-    generic loop broadcasts the weight per pixel). False (nothing emitted) where the
-    generic weighted sum must run: int64 sums, or an accumulator coarser than the
-    products."""
+    read from x itself (no padded copy): the output pixels whose windows lie inside x
+    PB at a time, each tap's weight broadcast once for the PB pixels, which are PB
+    independent sums (a per-channel sum alone is one short chain, and the generic loop
+    broadcasts the weight per pixel); the pixels whose windows reach into the padding one
+    at a time, skipping the taps there (zeros: their products add nothing). False (nothing
+    emitted) where the generic weighted sum must run: int64 sums, or an accumulator
+    coarser than the products."""
     rows, taps = weights.shape
     acc_t, shift, _ = _accumulator(fx, weights, 1)          # (one unit: no int32 runs)
     if acc_t != "int32_t" or shift < 0 or x.ctype != "int32_t":
         return False
+    strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
+    spatial, kernel = x.shape[1:], fx.params[0].shape[2:]
+    reads, origin = _taps(spatial, kernel, strides, pads)
+    npix, size = len(reads), prod(spatial)
+    whole = (reads >= 0).all(axis=1)
+    inner, edge = np.flatnonzero(whole), np.flatnonzero(~whole)
     w = g.param(weights, "int32_t")
     out = _epilogue(g, fx, weights, acc_t, shift, _bias_in_accumulator(fx))
-    g.body.append(f"""{{ // CONV (depthwise) {fx.node.name}
+    code = [f"""{{ // CONV (depthwise) {fx.node.name}
   constexpr int V = FXQ_VEC / 4, P = B / V, PB = {DEPTHWISE_PIXELS};
   typedef int32_t vacc __attribute__((vector_size(FXQ_VEC)));
   const int32_t* __restrict xs = {x.var}; int32_t* __restrict ys = {y.var};
-  for (int orow = 0; orow < {rows}; ++orow) for (int pix0 = 0; pix0 < {npix}; pix0 += PB) {{
-    vacc acc[PB][P] = {{}};
-    int at[PB];                  // past the last pixel: the last one again, not stored
-    for (int q = 0; q < PB; ++q) at[q] = orow * {padded_size} + {base}[std::min(pix0 + q, {npix - 1})];
-    for (int kk = 0; kk < {taps}; ++kk) {{
-      const int32_t wv = {w}[orow * {taps} + kk];
-      for (int q = 0; q < PB; ++q) for (int part = 0; part < P; ++part) {{
-        vacc xv; std::memcpy(&xv, AT(xs, at[q] + {off}[kk]) + part * V, sizeof xv);
-        acc[q][part] += xv * wv;
+  for (int orow = 0; orow < {rows}; ++orow) {{"""]
+    if len(inner):
+        ni = len(inner)
+        pix = g.static(inner)
+        base = g.static(np.ravel_multi_index(tuple(origin[inner].T), spatial))
+        off = g.static(reads[inner[0]] - reads[inner[0], 0])    # (the same for every one)
+        code.append(f"""    for (int j0 = 0; j0 < {ni}; j0 += PB) {{
+      vacc acc[PB][P] = {{}};
+      int at[PB];                  // past the last pixel: the last one again, not stored
+      for (int q = 0; q < PB; ++q) at[q] = orow * {size} + {base}[std::min(j0 + q, {ni - 1})];
+      for (int kk = 0; kk < {taps}; ++kk) {{
+        const int32_t wv = {w}[orow * {taps} + kk];
+        for (int q = 0; q < PB; ++q) for (int part = 0; part < P; ++part) {{
+          vacc xv; std::memcpy(&xv, AT(xs, at[q] + {off}[kk]) + part * V, sizeof xv);
+          acc[q][part] += xv * wv;
+        }}
       }}
-    }}
-    for (int q = 0; q < std::min(PB, {npix} - pix0); ++q) {{
-      const int oidx = orow * {npix} + pix0 + q;
+      for (int q = 0; q < std::min(PB, {ni} - j0); ++q) {{
+        const int oidx = orow * {npix} + {pix}[j0 + q];
+        int32_t sum[B];
+        std::memcpy(sum, acc[q], sizeof sum);
+        {SIMD_B} AT(ys, oidx)[b] = {out};
+      }}
+    }}""")
+    if len(edge):
+        pix, tap = g.static(edge), g.static(reads[edge])
+        code.append(f"""    for (int j = 0; j < {len(edge)}; ++j) {{
+      vacc acc[P] = {{}};
+      for (int kk = 0; kk < {taps}; ++kk) {{
+        const int src = {tap}[j * {taps} + kk];
+        if (src < 0) continue;
+        const int32_t wv = {w}[orow * {taps} + kk];
+        for (int part = 0; part < P; ++part) {{
+          vacc xv; std::memcpy(&xv, AT(xs, orow * {size} + src) + part * V, sizeof xv);
+          acc[part] += xv * wv;
+        }}
+      }}
+      const int oidx = orow * {npix} + {pix}[j];
       int32_t sum[B];
-      std::memcpy(sum, acc[q], sizeof sum);
+      std::memcpy(sum, acc, sizeof sum);
       {SIMD_B} AT(ys, oidx)[b] = {out};
-    }}
-  }}
-}}""")
+    }}""")
+    code.append("  }\n}")
+    g.body.append("\n".join(code))
     return True
 
 
@@ -332,21 +384,29 @@ def dense(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
 
 def _padded(g: Gen, x: Buffer, pads, value: int) -> tuple[str, tuple[int, ...]]:
     """x copied into a buffer padded by `pads` (begin..., end...) over the spatial axes,
-    filled with the raw `value`: (its variable, padded per-sample shape)."""
+    filled with the raw `value`: (its variable, padded per-sample shape). Row by row (the
+    last axis): a row of x is contiguous in both (its elements' sample lanes in order), so
+    each is one memcpy between its fills."""
     c, spatial = x.shape[0], x.shape[1:]
     nd = len(spatial)
     if not any(pads):
         return x.var, x.shape
     padded = (c,) + tuple(spatial[i] + pads[i] + pads[i + nd] for i in range(nd))
-    where = np.full(padded, -1, dtype=np.int64)
-    where[(slice(None),) + tuple(slice(pads[i], pads[i] + spatial[i]) for i in range(nd))] = \
-        np.arange(x.size).reshape(x.shape)
+    width, before, row = spatial[-1], pads[nd - 1], padded[-1]
+    # each padded row's first element in x, or -1 for a row of padding only
+    source = np.full((c,) + padded[1:-1], -1, dtype=np.int64)
+    source[(slice(None),) + tuple(slice(pads[i], pads[i] + spatial[i]) for i in range(nd - 1))] = \
+        np.arange(0, x.size, width).reshape((c,) + spatial[:-1])
     var = g.buffer("pad", x.ctype, prod(padded))
-    gather = g.static(where.ravel())
-    g.body.append(f"""for (int e = 0; e < {prod(padded)}; ++e) {{
-  const int src = {gather}[e];
-  if (src < 0) {{ {FOR_B} AT({var}, e)[b] = {lit(value)}; }}
-  else {{ {FOR_B} AT({var}, e)[b] = AT({x.var}, src)[b]; }}
+    rows = g.static(source.ravel())
+    fill = lit(value)
+    g.body.append(f"""for (int r = 0; r < {source.size}; ++r) {{
+  {x.ctype}* __restrict dst = AT({var}, r * {row});
+  const int src = {rows}[r];
+  if (src < 0) {{ for (int i = 0; i < {row} * B; ++i) dst[i] = {fill}; continue; }}
+  for (int i = 0; i < {before} * B; ++i) dst[i] = {fill};
+  std::memcpy(dst + {before} * B, AT({x.var}, src), sizeof({x.ctype}) * {width} * B);
+  for (int i = {before + width} * B; i < {row} * B; ++i) dst[i] = {fill};
 }}""")
     return var, padded
 
@@ -371,13 +431,12 @@ def conv(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
     o, cg = w.shape[:2]
     kernel = w.shape[2:]
     out_spatial = spatial_output_shape(x.shape[1:], kernel, strides, pads)
+    og, k = o // groups, prod(kernel)
+    if og == 1 and cg == 1 and _depthwise(g, fx, x, y, w.reshape(o, k)):
+        return
     xp, padded = _padded(g, x, pads, 0)
     base, off = _window_tables(g, padded, kernel, strides, out_spatial)
-    ps, npix, k = prod(padded[1:]), prod(out_spatial), prod(kernel)
-    og = o // groups
-    if og == 1 and cg == 1 and _depthwise(g, fx, Buffer(xp, x.ctype, padded), y,
-                                          w.reshape(o, k), base, off, ps, npix):
-        return
+    ps, npix = prod(padded[1:]), prod(out_spatial)
     loops = ("", f"for (int pix = 0; pix < {npix}; ++pix)", f"orow * {npix} + pix",
              f"((orow0 / {og}) * {cg} + u) * {ps} + {base}[pix] + {off}[kk]")
     pairs = (groups, ps, f"((orow0 / {og}) * {-(-cg // 2)} + u) * {ps} + {base}[pix] + {off}[kk]")
@@ -490,7 +549,30 @@ def softmax(g, fx, x, y):
     inv_tab = g.param(tables.softmax_invert_table(inv_size, layer.inv_inp, layer.inv_table),
                       storage(layer.inv_table))
     add = rq(0, accum, "a + c")
-    d = rq(data_t.frac - inp_norm.frac, inp_norm, "top - v")
+    exp = cast(layer.table, accum, f"{exp_tab}[{_top_bits(rq(data_t.frac - inp_norm.frac, inp_norm, 'top - v'), inp_norm, exp_bits)}]")
+    out = rq(accum.frac + layer.inv_table.frac - fx.result.frac, fx.result, "ex_i * inv",
+             count=True)
+    if n <= SOFTMAX_LANES_MAX:
+        # each step across the block's samples (the lookups gather), the exponentials of a
+        # row held per sample lane
+        g.body.append(f"""for (int row = 0; row < {x.size // n}; ++row) {{
+  auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }};
+  fxq::i64 tops[B], ex[{n}][B];
+  {SIMD_B} tops[b] = AT({x.var}, row * {n})[b];
+  for (int i = 1; i < {n}; ++i) {{ {SIMD_B} tops[b] = std::max<fxq::i64>(tops[b], AT({x.var}, row * {n} + i)[b]); }}
+  for (int i = 0; i < {n}; ++i) {{
+    {SIMD_B} {{ const fxq::i64 top = tops[b], v = AT({x.var}, row * {n} + i)[b]; ex[i][b] = {exp}; }}
+  }}
+  fxq::i64 invs[B];
+  {SIMD_B} {{
+    const fxq::i64 sum = {cast(accum, layer.inv_inp, tree("ex[{}][b]", 0, n))};
+    invs[b] = {inv_tab}[{_top_bits("sum", layer.inv_inp, inv_bits)}];
+  }}
+  for (int i = 0; i < {n}; ++i) {{
+    {SIMD_B} {{ const fxq::i64 ex_i = ex[i][b], inv = invs[b]; AT({y.var}, row * {n} + i)[b] = {out}; }}
+  }}
+}}""")
+        return
     g.body.append(f"""for (int row = 0; row < {x.size // n}; ++row) {{
   auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }};
   {FOR_B} {{
@@ -500,12 +582,11 @@ def softmax(g, fx, x, y):
     fxq::i64 ex[{n}];
     for (int i = 0; i < {n}; ++i) {{
       const fxq::i64 v = v0[i * B];
-      ex[i] = {cast(layer.table, accum, f"{exp_tab}[{_top_bits(d, inp_norm, exp_bits)}]")};
+      ex[i] = {exp};
     }}
     const fxq::i64 sum = {cast(accum, layer.inv_inp, tree("ex", 0, n))};
     const fxq::i64 inv = {inv_tab}[{_top_bits("sum", layer.inv_inp, inv_bits)}];
-    for (int i = 0; i < {n}; ++i)
-      AT({y.var}, row * {n} + i)[b] = {rq(accum.frac + layer.inv_table.frac - fx.result.frac, fx.result, "ex[i] * inv", count=True)};
+    for (int i = 0; i < {n}; ++i) {{ const fxq::i64 ex_i = ex[i]; AT({y.var}, row * {n} + i)[b] = {out}; }}
   }}
 }}""")
 
@@ -519,18 +600,57 @@ def _pool_windows(g, fx, x, kernel, strides, pads, value):
     return xp, prod(padded[1:]), prod(out_spatial), base, off
 
 
-def _max_reduce(fx, values: str, n: int) -> str:
-    """C++ statements leaving in `m` the maximum of `values` (an expression of `i`) over
-    i < n, cast as the io type computes it, then `out` the result."""
-    data_t, accum = fx.inputs[0], fx.layer.accum or fx.inputs[0]
-    if fx.io_type == "io_stream" and fx.layer.accum is not None:
-        elem = cast(data_t, accum, values)
-        return (f"fxq::i64 m = std::numeric_limits<fxq::i64>::min(); "
-                f"for (int i = 0; i < {n}; ++i) m = std::max<fxq::i64>(m, {elem}); "
-                f"const fxq::i64 out = {cast(accum, fx.result, 'm', count=True)};")
-    return (f"fxq::i64 m = std::numeric_limits<fxq::i64>::min(); "
-            f"for (int i = 0; i < {n}; ++i) m = std::max<fxq::i64>(m, {values}); "
-            f"const fxq::i64 out = {cast(accum, fx.result, cast(data_t, accum, 'm'), count=True)};")
+def _window_loop(g, x: Buffer, y: Buffer, npix: int, body: str) -> None:
+    """The loop over a pooling's output elements; `body` computes element (ch, pix) for the
+    block's samples, the sample loop innermost (one vector instruction per step of a
+    window, where a loop over the window inside one over samples runs scalar)."""
+    g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) for (int pix = 0; pix < {npix}; ++pix) {{
+  const int oidx = ch * {npix} + pix;
+  {body}
+}}""")
+
+
+def _narrow_type(t: FixedType) -> bool:
+    return t.width <= 31
+
+
+def _narrow_stream_sum(fx, x: Buffer) -> bool:
+    """Whether an io_stream average pooling (each value cast to the accumulator, the casts
+    added in the accumulator) runs in int32: int32 values and an accumulator that wraps,
+    of at most 30 bits, so each cast is exact modulo 2^32 where the wrap keeps it (a shift
+    right of an exact value, or left by less than 32) and each sum of two accumulator
+    values is exact."""
+    data_t, accum = fx.inputs[0], fx.layer.accum
+    k = data_t.frac - accum.frac
+    return (x.ctype == "int32_t" and accum.width <= 30 and accum.overflow is Overflow.WRAP
+            and -32 < k <= 30)
+
+
+def _stream_cast(fx, value: str, narrow: bool) -> str:
+    """The cast of a raw input value to an io_stream pooling's accumulator."""
+    data_t, accum = fx.inputs[0], fx.layer.accum
+    if narrow:
+        return rq(data_t.frac - accum.frac, accum, f"(int32_t)({value})", narrow=True)
+    return cast(data_t, accum, value)
+
+
+def _final_cast(src: FixedType, dst: FixedType, expr: str, narrow: bool) -> str:
+    """The counted conversion of `expr` (a raw value of src) to dst: in int32 when `expr`
+    is an int32 (narrow) and the conversion is one rq allows there."""
+    k = src.frac - dst.frac
+    if narrow and 0 <= k <= 30 and _narrow_type(dst):
+        return rq(k, dst, f"(int32_t)({expr})", count=True, narrow=True)
+    return cast(src, dst, expr, count=True)
+
+
+def _max_body(m_t: str, elem: str, n: int, target: str, out: str) -> str:
+    """C++ of target = out(m), m the maximum of elem(i) over i < n, across the block's
+    samples (the loop over the window inside theirs: one vector per step)."""
+    return f"""{SIMD_B} {{
+    {m_t} m = std::numeric_limits<{m_t}>::min();   // (std::max's references stop vectorizing)
+    for (int i = 0; i < {n}; ++i) {{ const {m_t} v = {elem}; m = v > m ? v : m; }}
+    {target} = {out};
+  }}"""
 
 
 @emitter(Op.MAX_POOL)
@@ -538,38 +658,58 @@ def max_pool(g, fx, x, y):
     kernel, strides, pads = (fx.node.attrs[k] for k in ("kernel", "strides", "pads"))
     xp, ps, npix, base, off = _pool_windows(g, fx, x, kernel, strides, pads,
                                             fx.inputs[0].raw_min)
-    body = _max_reduce(fx, f"(fxq::i64)AT({xp}, ch * {ps} + {base}[pix] + {off}[i])[b]",
-                       prod(kernel))
-    g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) for (int pix = 0; pix < {npix}; ++pix) {{
-  {FOR_B} {{ {body} AT({y.var}, ch * {npix} + pix)[b] = out; }}
-}}""")
+    data_t, accum = fx.inputs[0], fx.layer.accum or fx.inputs[0]
+    value = f"AT({xp}, ch * {ps} + {base}[pix] + {off}[i])[b]"
+    if fx.io_type == "io_stream" and fx.layer.accum is not None:
+        # each value cast to the accumulator first (a monotone cast: the maximum commutes
+        # with it only when it does not wrap)
+        m_t, elem, out = "fxq::i64", cast(data_t, accum, value), cast(accum, fx.result, "m",
+                                                                   count=True)
+    else:
+        # the maximum of the raw values, then the two casts (monotone: as max of the casts)
+        m_t, elem = x.ctype, value
+        out = cast(accum, fx.result, cast(data_t, accum, "m"), count=True)
+    _window_loop(g, x, y, npix, _max_body(m_t, elem, prod(kernel), f"AT({y.var}, oidx)[b]", out))
 
 
 @emitter(Op.GLOBAL_MAX_POOL)
 def global_max_pool(g, fx, x, y):
     n = x.size // x.shape[0]
-    body = _max_reduce(fx, f"(fxq::i64)AT({x.var}, ch * {n} + i)[b]", n)
+    data_t, accum = fx.inputs[0], fx.layer.accum or fx.inputs[0]
+    value = f"AT({x.var}, ch * {n} + i)[b]"
+    if fx.io_type == "io_stream" and fx.layer.accum is not None:
+        m_t, elem, out = "fxq::i64", cast(data_t, accum, value), cast(accum, fx.result, "m",
+                                                                   count=True)
+    else:
+        m_t, elem = x.ctype, value
+        out = cast(accum, fx.result, cast(data_t, accum, "m"), count=True)
     g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) {{
-  {FOR_B} {{ {body} AT({y.var}, ch)[b] = out; }}
+  {_max_body(m_t, elem, n, f"AT({y.var}, ch)[b]", out)}
 }}""")
 
 
-def _sum_reduce(fx, values: str, n: int) -> str:
-    """C++ statements leaving in `total` the sum of `values` (an expression of `i`, raw
-    input values) over i < n as hls4ml's windowed average pooling adds them (pool.py:
-    _average_of; the global pooling's order is global_avg_pool's)."""
+def _narrow_sum(fx, x: Buffer) -> bool:
+    """Whether the in-order sum of a parallel average pooling (each step: the running
+    total aligned, plus the value aligned, converted to the accumulator) runs exactly in
+    int32: int32 values, an accumulator of at most 31 bits, every step's value below 2^31."""
     data_t, accum = fx.inputs[0], fx.layer.accum
-    add = rq(0, accum, "a + c")
-    if fx.io_type == "io_stream":
-        elem = cast(data_t, accum, values)
-        return (f"auto addf = [](fxq::i64 a, fxq::i64 c) {{ return {add}; }}; "
-                f"fxq::i64 el[{n}]; for (int i = 0; i < {n}; ++i) el[i] = {elem}; "
-                f"const fxq::i64 total = {tree('el', 0, n)};")
     frac = max(accum.frac, data_t.frac)
-    step = (f"{shift_left('total', frac - accum.frac)} + "
-            f"{shift_left(values, frac - data_t.frac)}")
-    return (f"fxq::i64 total = 0; for (int i = 0; i < {n}; ++i) "
-            f"total = {rq(frac - accum.frac, accum, step)};")
+    s1, s2 = frac - accum.frac, frac - data_t.frac
+    return (x.ctype == "int32_t" and _narrow_type(accum) and s1 <= 30
+            and (raw_bound(accum) << s1) + (raw_bound(data_t) << s2) < 1 << 31)
+
+
+def _sum_steps(fx, x: Buffer, value: str) -> tuple[str, str]:
+    """(C++ type of the running total, C++ of one step total += value(i)) as hls4ml's
+    windowed average pooling adds them in io_parallel (pool.py: _average_of)."""
+    data_t, accum = fx.inputs[0], fx.layer.accum
+    frac = max(accum.frac, data_t.frac)
+    s1, s2 = frac - accum.frac, frac - data_t.frac
+    if _narrow_sum(fx, x):
+        step = f"(total << {s1}) + ((int32_t){value} << {s2})"
+        return "int32_t", rq(s1, accum, step, narrow=True)
+    step = f"{shift_left('total', s1)} + {shift_left(value, s2)}"
+    return "fxq::i64", rq(s1, accum, step)
 
 
 @emitter(Op.AVG_POOL)
@@ -578,33 +718,50 @@ def avg_pool(g, fx, x, y):
     xp, ps, npix, base, off = _pool_windows(g, fx, x, kernel, strides, pads, 0)
     count = window_count(x.shape[1:], kernel, strides, pads, fx.node.attrs["count_include_pad"])
     count = str(count) if isinstance(count, int) else f"{g.static(count)}[pix]"
+    data_t, accum, n = fx.inputs[0], fx.layer.accum, prod(kernel)
+    value = f"AT({xp}, ch * {ps} + {base}[pix] + {off}[i])[b]"
     # C++'s `/` rounds toward zero, as fixed_math.truncating_divide
-    body = _sum_reduce(fx, f"(fxq::i64)AT({xp}, ch * {ps} + {base}[pix] + {off}[i])[b]",
-                       prod(kernel))
-    accum = fx.layer.accum
-    g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) for (int pix = 0; pix < {npix}; ++pix) {{
-  {FOR_B} {{ {body}
-    AT({y.var}, ch * {npix} + pix)[b] = {cast(accum, fx.result, f"total / {count}", count=True)}; }}
-}}""")
+    if fx.io_type == "io_stream":
+        # each value cast to the accumulator, then hls4ml's balanced tree of sums
+        narrow = _narrow_stream_sum(fx, x)
+        el_t = "int32_t" if narrow else "fxq::i64"
+        add = rq(0, accum, "a + c", narrow=narrow)
+        out = _final_cast(accum, fx.result, f"total / {count}", narrow)
+        body = f"""auto addf = []({el_t} a, {el_t} c) {{ return {add}; }};
+  {el_t} el[{n}][B];
+  for (int i = 0; i < {n}; ++i) {{ {SIMD_B} el[i][b] = {_stream_cast(fx, value, narrow)}; }}
+  {SIMD_B} {{ const {el_t} total = {tree("el[{}][b]", 0, n)};
+    AT({y.var}, oidx)[b] = {out}; }}"""
+    else:
+        total_t, step = _sum_steps(fx, x, value)
+        out = _final_cast(accum, fx.result, f"total / {count}", total_t == "int32_t")
+        body = f"""{SIMD_B} {{
+    {total_t} total = 0;
+    for (int i = 0; i < {n}; ++i) total = {step};
+    AT({y.var}, oidx)[b] = {out};
+  }}"""
+    _window_loop(g, x, y, npix, body)
 
 
 @emitter(Op.GLOBAL_AVG_POOL)
 def global_avg_pool(g, fx, x, y):
-    """The sum in order (as _sum_reduce's global form), each step across the block's
-    samples at once."""
+    """The sum in order (as the windowed sum of a parallel average pooling)."""
     n = x.size // x.shape[0]
     data_t, accum = fx.inputs[0], fx.layer.accum
-    value = f"(fxq::i64)AT({x.var}, ch * {n} + i)[b]"
+    value = f"AT({x.var}, ch * {n} + i)[b]"
     if fx.io_type == "io_stream":
-        step = rq(0, accum, f"total[b] + {cast(data_t, accum, value)}")
+        narrow = _narrow_stream_sum(fx, x)
+        total_t = "int32_t" if narrow else "fxq::i64"
+        step = rq(0, accum, f"total + {_stream_cast(fx, value, narrow)}", narrow=narrow)
     else:
-        frac = max(accum.frac, data_t.frac)
-        step = rq(frac - accum.frac, accum, f"{shift_left('total[b]', frac - accum.frac)} + "
-                                            f"{shift_left(value, frac - data_t.frac)}")
+        total_t, step = _sum_steps(fx, x, value)
+    out = _final_cast(accum, fx.result, f"total / {n}", total_t == "int32_t")
     g.body.append(f"""for (int ch = 0; ch < {x.shape[0]}; ++ch) {{
-  fxq::i64 total[B] = {{}};
-  for (int i = 0; i < {n}; ++i) {{ {SIMD_B} total[b] = {step}; }}
-  {SIMD_B} AT({y.var}, ch)[b] = {cast(accum, fx.result, f"total[b] / {n}", count=True)};
+  {SIMD_B} {{
+    {total_t} total = 0;
+    for (int i = 0; i < {n}; ++i) total = {step};
+    AT({y.var}, ch)[b] = {out};
+  }}
 }}""")
 
 
@@ -711,6 +868,93 @@ def _arena_layout(arena: list[tuple[str, str, int]], live: dict[str, tuple[int, 
              for var, ctype, _ in arena], total)
 
 
+LOAD_RUN = 256                  # elements of a sample quantized in one run
+
+
+def _load_input(i: int, buf: Buffer, t: FixedType, sides: str, narrow: bool) -> str:
+    """C++ of graph input i into the arena: sample by sample, each sample's values read in
+    order (contiguous), quantized in runs of LOAD_RUN elements (float32 values in float32
+    lanes when `narrow`, else widened to double first: exact, and the quantize loop then
+    vectorizes); the lanes past the batch's end are zeros. int32 values go through a tile
+    of the block's runs, written sample-minor 8 x 8 at a time (fxq::transpose)."""
+    size, R = buf.size, LOAD_RUN
+    convert = f"fxq::quantizen<{t.frac}, {type_args(t)}, {sides}>"
+    wide = buf.ctype != "int32_t"        # (quantizen32's int32 values copied to int64 ones)
+    q32, q32_at, q32_copy = ((f" int32_t q32[{R}];", "q32[e]",
+                              "\n      for (int e = 0; e < n; ++e) run[e] = q32[e];")
+                             if wide else ("", "run[e]", ""))
+    float32 = f"""if constexpr (std::is_same_v<In, float>) {{   // (over: at most {R}, int32)
+      int32_t over32 = 0, fine32 = 1;{q32}
+      _Pragma("omp simd reduction(+:over32) reduction(&:fine32)")
+      for (int e = 0; e < n; ++e)
+        fine32 &= fxq::quantizen32<{t.frac}, {type_args(t)}, {sides}>(src[e], {q32_at}, over32);{q32_copy}
+      over += over32; fine &= fine32;
+    }} else """ if narrow else ""
+    quantized = f"""{float32}if constexpr (!std::is_same_v<In, int64_t>) {{
+      double real[{R}]; fxq::i64 q64[{R}];
+      for (int e = 0; e < n; ++e) real[e] = src[e];
+      _Pragma("omp simd reduction(+:over) reduction(&:fine)")
+      for (int e = 0; e < n; ++e) fine &= {convert}(real[e], q64[e], over);
+      for (int e = 0; e < n; ++e) run[e] = ({buf.ctype})q64[e];
+    }} else {{
+      for (int e = 0; e < n; ++e) run[e] = ({buf.ctype})src[e];
+    }}"""
+    if buf.ctype == "int32_t":
+        target = f"int32_t* __restrict run = tile + b * {R};"
+        zero, after = ("std::fill(run, run + n, 0); continue;",
+                       f"fxq::transpose(tile, {R}, {buf.var}_ + e0 * B, B, B, n);")
+        head = f"int32_t tile[B * {R}];"
+    else:                   # int64 values, written sample-minor one at a time
+        target = f"{buf.ctype} run[{R}];"
+        zero, after = (f"for (int e = 0; e < n; ++e) {buf.var}_[(e0 + e) * B + b] = 0; continue;", "")
+        head = ""
+    scatter = "" if buf.ctype == "int32_t" else \
+        f"\n    for (int e = 0; e < n; ++e) {buf.var}_[(e0 + e) * B + b] = run[e];"
+    return f"""{{ {head}
+for (int e0 = 0; e0 < {size}; e0 += {R}) {{
+  const int n = std::min({size} - e0, {R});
+  for (int b = 0; b < B; ++b) {{
+    {target}
+    if (b >= nb) {{ {zero} }}
+    const In* __restrict src = in[{i}] + (s0 + b) * {size} + e0;
+    fxq::i64 over = 0, fine = 1;
+    {quantized}{scatter}
+    ok &= fine; cnt[{i}] += over;
+  }}
+  {after}
+}}
+}}"""
+
+
+def _store_output(i: int, buf: Buffer) -> str:
+    """C++ of graph output i from the arena into out[i], sample by sample: raw int64
+    values, or with `scales` real ones (double: raw * scales[i], as fxq.fixed.to_float
+    computes them). int32 values go through a tile, read sample-minor 8 x 8 at a time."""
+    size, R = buf.size, LOAD_RUN
+    if buf.ctype == "int32_t":
+        head, fetch, value = (f"int32_t tile[B * {R}];",
+                              f"fxq::transpose({buf.var}_ + e0 * B, B, tile, {R}, n, B);",
+                              f"tile[b * {R} + e]")
+    else:
+        head, fetch, value = "", "", f"{buf.var}_[(e0 + e) * B + b]"
+    return f"""{{ {head}
+for (int e0 = 0; e0 < {size}; e0 += {R}) {{
+  const int n = std::min({size} - e0, {R});
+  {fetch}
+  for (int b = 0; b < nb; ++b) {{
+    const int64_t at = (s0 + b) * {size} + e0;
+    if (scales) {{
+      double* __restrict dst = (double*)out[{i}] + at; const double scale = scales[{i}];
+      for (int e = 0; e < n; ++e) dst[e] = (double){value} * scale;
+    }} else {{
+      int64_t* __restrict dst = (int64_t*)out[{i}] + at;
+      for (int e = 0; e < n; ++e) dst[e] = {value};
+    }}
+  }}
+}}
+}}"""
+
+
 def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
     """The C++ program simulating `q`, or NativeUnsupported."""
     graph = q.graph
@@ -725,41 +969,9 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         if not -1000 < t.frac < 1000:
             raise NativeUnsupported(f"input type {t}")
         sides = f"COUNT ? {_sides(q.counted_sides(name))} : 0"
-        convert = f"fxq::quantizen<{t.frac}, {type_args(t)}, {sides}>"
         # float32 data into a narrow saturating type: quantized in float32 lanes
         narrow = 0 <= t.frac <= 62 and t.width <= 24 and t.overflow is not Overflow.WRAP
-        in_float32 = f"""if constexpr (std::is_same_v<In, float>) {{
-    for (int e0 = 0; e0 < {buf.size}; e0 += 256) {{   // (over at most 256 a run: int32)
-      const int n = std::min({buf.size} - e0, 256);
-      int32_t run[256], over32 = 0, fine32 = 1;
-      _Pragma("omp simd reduction(+:over32) reduction(&:fine32)")
-      for (int e = 0; e < n; ++e)
-        fine32 &= fxq::quantizen32<{t.frac}, {type_args(t)}, {sides}>(src[e0 + e], run[e], over32);
-      for (int e = 0; e < n; ++e) dst[(e0 + e) * B] = ({buf.ctype})run[e];
-      over += over32; fine &= fine32;
-    }}
-  }} else """ if narrow else ""
-        # sample by sample, each sample's values read in order (contiguous), written
-        # sample-minor; the lanes past the batch's end are zeros
-        loads.append(f"""for (int b = 0; b < B; ++b) {{
-  {buf.ctype}* __restrict dst = {buf.var}_ + b;
-  if (b >= nb) {{ for (int e = 0; e < {buf.size}; ++e) dst[e * B] = 0; continue; }}
-  const In* __restrict src = in[{i}] + (s0 + b) * {buf.size};
-  fxq::i64 over = 0, fine = 1;
-  {in_float32}if constexpr (!std::is_same_v<In, int64_t>) {{
-    for (int e0 = 0; e0 < {buf.size}; e0 += 256) {{   // quantized in contiguous runs
-      const int n = std::min({buf.size} - e0, 256);
-      double real[256]; fxq::i64 run[256];       // (float widened first: exact, and the
-      for (int e = 0; e < n; ++e) real[e] = src[e0 + e];   // quantize loop then vectorizes)
-      _Pragma("omp simd reduction(+:over) reduction(&:fine)")
-      for (int e = 0; e < n; ++e) fine &= {convert}(real[e], run[e], over);
-      for (int e = 0; e < n; ++e) dst[(e0 + e) * B] = ({buf.ctype})run[e];
-    }}
-  }} else {{
-    for (int e = 0; e < {buf.size}; ++e) dst[e * B] = ({buf.ctype})src[e];
-  }}
-  ok &= fine; cnt[{i}] += over;
-}}""")
+        loads.append(_load_input(i, buf, t, sides, narrow))
     # the node positions each buffer is used at (-1: the loads; len(nodes): the stores)
     uses: dict[str, list[int]] = {buf.var: [-1] for buf in buffers.values()}
     for pos, node in enumerate(graph.nodes):
@@ -797,11 +1009,7 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
     for i, name in enumerate(graph.outputs):
         buf = buffers[name]
         uses[buf.var].append(len(graph.nodes))
-        stores.append(f"""for (int b = 0; b < nb; ++b) {{
-  int64_t* __restrict dst = out[{i}] + (s0 + b) * {buf.size};
-  const {buf.ctype}* __restrict src = {buf.var}_ + b;
-  for (int e = 0; e < {buf.size}; ++e) dst[e] = src[e * B];
-}}""")
+        stores.append(_store_output(i, buf))
     offsets, arena = _arena_layout(g.arena, {v: (min(u), max(u)) for v, u in uses.items()},
                                    block)
     if arena > MAX_ARENA_BYTES:
@@ -861,15 +1069,18 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         *("  " + line for line in offsets),
         *g.body,
         "}",
-        "static void store(int64_t* const* out, char* arena, int64_t s0, int nb) {",
+        "// block b's outputs into out: raw int64 values, or real ones (double) scaled by",
+        "// `scales` (2^-frac of each output's type) when it is not null",
+        "static void store(void* const* out, char* arena, int64_t s0, int nb,",
+        "                  const double* scales) {",
         *("  " + line for line in offsets),
         *stores,
         "}",
         "// every block of the batch; returns 0, or 1 when a real input could not be",
         "// quantized here. With COUNT, counts gains the overflow counts.",
         "template <class In, bool COUNT>",
-        "static int run(const In* const* in, int64_t* const* out, const void* const* p,",
-        "               int64_t n, int64_t* counts) {",
+        "static int run(const In* const* in, void* const* out, const void* const* p,",
+        "               int64_t n, int64_t* counts, const double* scales) {",
         "  const int64_t blocks = (n + B - 1) / B;",
         "  int failed = 0;",
         "  #pragma omp parallel reduction(|:failed)",
@@ -886,7 +1097,7 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         "    const int nb = (int)std::min<int64_t>(B, n - s0);",
         "    ok &= load<In, COUNT>(in, arena, s0, nb, cnt);",
         "    block<COUNT>(arena, p, nb, cnt);",
-        "    store(out, arena, s0, nb);",
+        "    store(out, arena, s0, nb, scales);",
         "  }",
         "  std::free(arena);",
         "  if (COUNT) for (int i = 0; i < NC; ++i) {",
@@ -899,15 +1110,16 @@ def generate(q: QuantizedGraph, block: int = BLOCK) -> Program:
         "}",
         # compiled twice (fxq.native.build.VARIANTS), one object per variant: counts null
         # runs the simulation without its overflow counts (1.1-1.4x faster)
-        *(f"""extern "C" int fxq_counting_{kind}(const {ct}* const* in, int64_t* const* out,
-                  const void* const* p, int64_t n, int64_t* counts)
+        *(f"""extern "C" int fxq_counting_{kind}(const {ct}* const* in, void* const* out,
+                  const void* const* p, int64_t n, int64_t* counts, const double* scales)
 #if FXQ_COUNTING
-{{ return run<{ct}, true>(in, out, p, n, counts); }}
+{{ return run<{ct}, true>(in, out, p, n, counts, scales); }}
 #else
 ;
-extern "C" int fxq_run_{kind}(const {ct}* const* in, int64_t* const* out,
-                  const void* const* p, int64_t n, int64_t* counts) {{
-  return counts ? fxq_counting_{kind}(in, out, p, n, counts) : run<{ct}, false>(in, out, p, n, counts);
+extern "C" int fxq_run_{kind}(const {ct}* const* in, void* const* out,
+                  const void* const* p, int64_t n, int64_t* counts, const double* scales) {{
+  return counts ? fxq_counting_{kind}(in, out, p, n, counts, scales)
+                : run<{ct}, false>(in, out, p, n, counts, scales);
 }}
 #endif""" for kind, ct in (("real", "double"), ("real32", "float"), ("raw", "int64_t"))),
  ""])

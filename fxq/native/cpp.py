@@ -14,7 +14,7 @@ from math import prod
 import numpy as np
 
 from fxq.errors import FxqError
-from fxq.fixed import FixedType
+from fxq.fixed import FixedType, Overflow
 from fxq.ops.registry import rule
 
 
@@ -59,10 +59,12 @@ def rq(k: int, t: FixedType, expr: str, count: bool = False, narrow: bool = Fals
     count: this is the node's conversion to its result type, whose overflows are counted
     (every emitter passes it for exactly the conversions that produce its output).
     narrow: `expr` is an int32_t and the caller has proved that every value of the
-    conversion fits int32 (0 <= k <= 30, t at most 31 bits): it runs in int32."""
+    conversion fits int32 (0 <= k <= 30, t at most 31 bits), or k < 0 and t wraps (a left
+    shift modulo 2^32, which t's wrap to at most 31 bits keeps): it runs in int32."""
     if not -63 < k < 63:
         raise NativeUnsupported(f"a conversion to {t} shifts by {abs(k)} bits")
-    if narrow and not (0 <= k <= 30 and t.width <= 31):
+    wraps = -32 < k < 0 and t.overflow is Overflow.WRAP
+    if narrow and not ((0 <= k <= 30 or wraps) and t.width <= 31):
         raise AssertionError(f"an int32 conversion to {t} by {k} bits")
     args = type_args(t) + (f", {SIDES}" if count else "") + (", int32_t" if narrow else "")
     if count:
@@ -95,9 +97,10 @@ def shift_left(expr: str, s: int) -> str:
 
 def tree(leaf: str, lo: int, hi: int) -> str:
     """C++ of hls4ml's balanced `reduce` over leaf[lo:hi] with `addf` at every node, as
-    fixed_math.tree_reduce: the left part takes the largest power of two below the count."""
+    fixed_math.tree_reduce: the left part takes the largest power of two below the count.
+    A `leaf` holding "{}" is the format of element i's expression instead."""
     if hi - lo == 1:
-        return f"{leaf}[{lo}]"
+        return leaf.format(lo) if "{}" in leaf else f"{leaf}[{lo}]"
     left = 1 << ((hi - lo - 1).bit_length() - 1)
     return f"addf({tree(leaf, lo, lo + left)}, {tree(leaf, lo + left, hi)})"
 

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <immintrin.h>
 
 namespace fxq {
 
@@ -80,12 +81,23 @@ template <int K, int R, typename T> inline T shifted(T v) {
 // converted to it: rounding mode R, overflow mode O, width W, signed S.
 template <int K, int R, int O, int W, bool S, typename T = i64> inline T rq(T v) {
     static_assert(K < 63 && K > -63, "shifts of 63 bits or more run in NumPy");
-    static_assert(sizeof(T) == 8 || (K >= 0 && K <= 30), "int32 values shift right, < 31");
+    static_assert(sizeof(T) == 8 || (K >= 0 && K <= 30) || (O == WRAP && K > -32),
+                  "int32 values shift right by less than 31, or left into a wrapping type");
     if constexpr (K == 0) {
         return overflow<O, W, S>(v);
     } else if constexpr (K < 0) {
-        if constexpr (O == WRAP) return overflow<O, W, S>((i64)((uint64_t)v << -K));
-        else return overflow<O, W, S>((i128)v << -K);
+        if constexpr (O == WRAP) {        // (int32: modulo 2^32, which the wrap to W keeps)
+            return overflow<O, W, S>((T)((std::make_unsigned_t<T>)v << -K));
+        } else {
+            // v * 2^-K against the range, compared before the shift (v > floor(hi / 2^-K)
+            // exactly when v * 2^-K > hi; below, ceil), so only a value in range, whose
+            // shift is exact, is shifted: no 128-bit arithmetic, and the lanes vectorize
+            constexpr i64 hi = raw_max<W, S>();
+            constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
+            constexpr i64 above = hi >> -K, below = (i64)(-((-(i128)lo) >> -K));
+            constexpr i64 high = O == SAT_ZERO ? 0 : hi, low = O == SAT_ZERO ? 0 : lo;
+            return v > above ? high : v < below ? low : (i64)((uint64_t)v << -K);
+        }
     } else {
         return overflow<O, W, S>(shifted<K, R>(v));
     }
@@ -107,8 +119,8 @@ inline T outside(T v) {
     } else if constexpr (K == 0) {
         return (T)(((SIDES & BELOW) && v < (T)lo) | ((SIDES & ABOVE) && v > (T)hi));
     } else if constexpr (K < 0) {                    // v * 2^-K outside [lo, hi], exactly
-        constexpr i128 below = -((-(i128)lo) >> -K), above = (i128)hi >> -K;
-        return (T)(((SIDES & BELOW) && (i128)v < below) | ((SIDES & ABOVE) && (i128)v > above));
+        constexpr i64 below = (i64)(-((-(i128)lo) >> -K)), above = hi >> -K;
+        return (T)(((SIDES & BELOW) && v < below) | ((SIDES & ABOVE) && v > above));
     } else {                                         // rounded, no overflow mode, compared
         const T r = shifted<K, R>(v);
         return (T)(((SIDES & BELOW) && r < (T)lo) | ((SIDES & ABOVE) && r > (T)hi));
@@ -226,6 +238,45 @@ inline int32_t quantizen32(float x, int32_t& out, int32_t& count) {
     count += valid & (((SIDES & BELOW) && r < lo) | ((SIDES & ABOVE) && r > hi));
     out = overflow<O, W, S>(r);
     return valid;
+}
+
+// dst[c * ds + r] = src[r * ss + c] for r < rows, c < cols: a block's values moved between
+// sample by sample (the caller's arrays) and sample-minor (the arena), 8 x 8 at a time
+// with AVX2 (unpacks and lane permutes), the edges element by element
+#if defined(__AVX2__)
+inline void transpose8(const int32_t* src, int ss, int32_t* dst, int ds) {
+    __m256i r[8], t[8], u[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_si256((const __m256i*)(src + i * ss));
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);      // per 128-bit half: the pairs
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);  // of rows i, i+1, by column
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);      // columns 0 | 4 of four rows
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);  // 1 | 5
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);   // 2 | 6
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);   // 3 | 7
+    }
+    for (int c = 0; c < 4; ++c) {
+        _mm256_storeu_si256((__m256i*)(dst + c * ds), _mm256_permute2x128_si256(u[c], u[c + 4], 0x20));
+        _mm256_storeu_si256((__m256i*)(dst + (c + 4) * ds),
+                            _mm256_permute2x128_si256(u[c], u[c + 4], 0x31));
+    }
+}
+#endif
+
+inline void transpose(const int32_t* src, int ss, int32_t* dst, int ds, int rows, int cols) {
+    int r0 = 0;
+#if defined(__AVX2__)
+    for (; r0 + 8 <= rows; r0 += 8) {
+        int c0 = 0;
+        for (; c0 + 8 <= cols; c0 += 8) transpose8(src + r0 * ss + c0, ss, dst + c0 * ds + r0, ds);
+        for (; c0 < cols; ++c0)
+            for (int r = r0; r < r0 + 8; ++r) dst[c0 * ds + r] = src[r * ss + c0];
+    }
+#endif
+    for (; r0 < rows; ++r0)
+        for (int c = 0; c < cols; ++c) dst[c * ds + r0] = src[r0 * ss + c];
 }
 
 }  // namespace fxq
