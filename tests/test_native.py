@@ -443,3 +443,17 @@ def test_softmax_rows_short_across_samples_long_per_sample(n):
     t = FixedType(10, 6, True, Rounding.RND, Overflow.SAT)
     q = QuantizedGraph(graph, {"x": t}, {"soft": soft}, "io_parallel")
     assert_same(q, rng.normal(0, 2, (BLOCK + 3, 2, n)))
+
+
+def test_threads_follow_the_free_cores(monkeypatch):
+    """The engine runs one thread per core no other task is running on (at least one), and
+    OpenMP's own count when the user set OMP_NUM_THREADS."""
+    assert native_build.free_cores("0.50 0.40 0.30 1/120 999", 2) == 2      # only the reader
+    assert native_build.free_cores("1.90 1.80 1.70 2/120 999", 2) == 1      # one busy process
+    assert native_build.free_cores("3.00 3.00 3.00 5/120 999", 2) == 1
+    assert native_build.free_cores("3.00 3.00 3.00 4/120 999", 8) == 5
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert native_build.threads_free() == 0
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(native_build, "_free", [0, -1e9])
+    assert 1 <= native_build.threads_free() <= len(os.sched_getaffinity(0))

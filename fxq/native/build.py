@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -40,6 +41,39 @@ FLAGS = ["-O3", "-march=native", "-std=c++20", "-fwrapv", "-fopenmp", "-fPIC",
 # that does not (faster); one library holds both
 VARIANTS = ("FXQ_COUNTING=1", "FXQ_COUNTING=0")
 COMPILE_TIMEOUT_S = 600
+
+
+def threads_free() -> int:
+    """OpenMP threads for the next run: the cores this process may use that no other task
+    is running on now (/proc/loadavg's count of runnable tasks, this one included), at
+    least 1; 0 (OpenMP's own choice) when the user set OMP_NUM_THREADS or the count cannot
+    be read. A thread that shares its core with a busy process makes the run wait for its
+    last block at the end (up to a scheduler slice): with another process keeping one of
+    2 cores busy, one thread measured faster than two. Read at most every
+    FREE_CORES_TTL_S seconds."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return 0
+    now = time.monotonic()
+    if now - _free[1] < FREE_CORES_TTL_S:
+        return _free[0]
+    try:
+        with open("/proc/loadavg") as f:
+            threads = free_cores(f.read(), len(os.sched_getaffinity(0)))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+    _free[:] = [threads, now]
+    return threads
+
+
+def free_cores(loadavg: str, cores: int) -> int:
+    """Of `cores`, those no other runnable task holds, at least 1, from the text of
+    /proc/loadavg (its fourth field: runnable tasks/all tasks, the reader among them)."""
+    running = int(loadavg.split()[3].split("/")[0])
+    return max(1, min(cores, cores - (running - 1)))
+
+
+FREE_CORES_TTL_S = 0.05
+_free = [0, -1e9]           # the last count, when it was read
 
 
 class NativeBuildError(FxqError):
@@ -148,7 +182,7 @@ class NativeSimulator:
             fn = getattr(self._lib, f"fxq_run_{kind}")
             fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                           ctypes.c_void_p, ctypes.c_void_p]
+                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
             self._entry[kind] = fn
         self._params = (ctypes.c_void_p * max(1, len(program.params)))(
             *[a.ctypes.data for a in program.params])
@@ -199,7 +233,8 @@ class NativeSimulator:
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[a.ctypes.data for a in outs])
         status = self._entry[kind](in_ptrs, out_ptrs, self._params, n,
                                    counts.ctypes.data if count else None,
-                                   None if scale is None else scale.ctypes.data) if n else 0
+                                   None if scale is None else scale.ctypes.data,
+                                   threads_free()) if n else 0
         overflows = dict(zip(self.program.counted, counts.tolist())) if count else {}
         return status, Run({name: a for (name, _), a in zip(self.program.outputs, outs)},
                            overflows)
