@@ -52,6 +52,17 @@ def tanh_table(size: int, table_t: FixedType) -> np.ndarray:
     return quantize(np.array([float(_tanhf(x)) for x in _table_inputs(size, 4.0)]), table_t)
 
 
+@lru_cache(maxsize=None)
+def elu_table(size: int, table_t: FixedType) -> np.ndarray:
+    """Raw table_t values of init_elu_table: expf(x) - 1. over x = -8.0 * i / N (double,
+    then float), the difference in double (1. is a double) returned as float."""
+    values = []
+    for i in range(size):
+        x = f32(-8.0 * i / float(size))
+        values.append(float(f32(float(_expf(x)) - 1.0)))
+    return quantize(np.array(values), table_t)
+
+
 def top_bits_value(i: int, bits: int, t: FixedType) -> float:
     """The value of type `t` whose top `bits` bits are the index `i` and the rest zero, as
     softmax_real_val_from_idx builds it (converted to float)."""
