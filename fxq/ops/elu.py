@@ -21,7 +21,6 @@ from fxq.native.cpp import NativeUnsupported, at, elementwise, lit, rq
 from fxq.onnx_convert import attrs_of
 from fxq.op import Op
 from fxq.ops import tables
-from fxq.ops.fixed_math import raw_bound
 from fxq.ops.registry import converter, rule
 
 ELU = Op.define("ELU", kind="activation", constants=("alpha",))
@@ -56,8 +55,8 @@ def elu(x, *, alpha):
 
 def _index_bound(x_t: FixedType, size: int) -> int:
     """The largest index before the cap: int(x * size / -8) at the type's most negative
-    value."""
-    scaled = raw_bound(x_t) * size // INPUT_RANGE
+    value (0 for an unsigned type: the table is never read)."""
+    scaled = -x_t.raw_min * size // INPUT_RANGE
     return scaled >> x_t.frac if x_t.frac >= 0 else scaled << -x_t.frac
 
 
