@@ -96,6 +96,7 @@ CASES = [
     Case("leaky_relu_default", [N("LeakyRelu", ["x"], ["y"])], {"x": ("N", 3, 4)}),
     Case("elu", [N("Elu", ["x"], ["y"], alpha=0.7)], {"x": ("N", 10)}),
     Case("elu_default", [N("Elu", ["x"], ["y"])], {"x": ("N", 3, 4)}),
+    Case("selu", [N("Selu", ["x"], ["y"])], {"x": ("N", 3, 4)}),
     Case("hard_sigmoid", [N("HardSigmoid", ["x"], ["y"], alpha=1 / 6, beta=0.5)],
          {"x": ("N", 10)}),
     Case("hard_sigmoid_default", [N("HardSigmoid", ["x"], ["y"])], {"x": ("N", 3, 4)}),

@@ -29,7 +29,7 @@ import numpy as np
 
 from fxq.compress.linear import Moments, RIDGE
 from fxq.ir import Graph, Node, Op, Tensor
-from fxq.ops.elu import ELU
+from fxq.ops.elu import ELU, SELU
 from fxq.ops.hard_sigmoid import HARD_SIGMOID
 from fxq.ops.hard_swish import HARD_SWISH
 from fxq.ops.prelu import PRELU
@@ -37,7 +37,7 @@ from fxq.ops.resize import RESIZE
 
 # ops computing each element from the same element of their input (any axis)
 ELEMENTWISE = (Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.SIGMOID, Op.TANH, Op.IDENTITY,
-               ELU, HARD_SIGMOID, HARD_SWISH, PRELU)
+               ELU, SELU, HARD_SIGMOID, HARD_SWISH, PRELU)
 # ops working per channel on axis 0 (the Conv layout's channel axis)
 SPATIAL = (Op.BATCH_NORM, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL,
            RESIZE, Op.PAD)

@@ -63,6 +63,18 @@ def elu_table(size: int, table_t: FixedType) -> np.ndarray:
     return quantize(np.array(values), table_t)
 
 
+@lru_cache(maxsize=None)
+def selu_table(size: int, table_t: FixedType) -> np.ndarray:
+    """Raw table_t values of init_selu_table: 1.0507... * (1.6732... * (expf(x) - 1.)) in
+    double (the constants are double literals), returned as float, over x as elu_table's."""
+    values = []
+    for i in range(size):
+        x = f32(-8.0 * i / float(size))
+        values.append(float(f32(1.0507009873554804934193349852946
+                                * (1.6732632423543772848170429916717 * (float(_expf(x)) - 1.0)))))
+    return quantize(np.array(values), table_t)
+
+
 def top_bits_value(i: int, bits: int, t: FixedType) -> float:
     """The value of type `t` whose top `bits` bits are the index `i` and the rest zero, as
     softmax_real_val_from_idx builds it (converted to float)."""
