@@ -189,10 +189,10 @@ def _epilogue(g: Gen, fx: FixedNode, weights: np.ndarray, acc_t: str, shift: int
     return rq(k_out, fx.result, rq(0, accum, total), count=True)
 
 
-def _taps(spatial, kernel, strides, pads) -> tuple[np.ndarray, np.ndarray]:
-    """(npix, taps) flat index within one channel of x (unpadded, per-sample `spatial`)
-    that output pixel p's tap t reads, or -1 where it reads the padding; and each output
-    pixel's window origin (its tap 0's position, possibly in the padding)."""
+def _taps(spatial, kernel, strides, pads) -> np.ndarray:
+    """(npix, taps): the flat index within one channel of x (per-sample `spatial`, padded
+    by `pads`: begin..., end...) that output pixel p's tap t reads, or -1 where it reads
+    the padding."""
     nd = len(spatial)
     out = spatial_output_shape(spatial, kernel, strides, pads)
     origin = np.stack(np.meshgrid(*[np.arange(n) * s - pads[i]
@@ -204,7 +204,7 @@ def _taps(spatial, kernel, strides, pads) -> tuple[np.ndarray, np.ndarray]:
     inside = ((at >= 0) & (at < np.array(spatial))).all(axis=-1)
     flat = np.ravel_multi_index(tuple(np.moveaxis(np.where(inside[..., None], at, 0), -1, 0)),
                                 spatial)
-    return np.where(inside, flat, -1), origin[:, 0]
+    return np.where(inside, flat, -1)
 
 
 def _depthwise(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray) -> bool:
@@ -222,7 +222,7 @@ def _depthwise(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray)
         return False
     strides, pads = fx.node.attrs["strides"], fx.node.attrs["pads"]
     spatial, kernel = x.shape[1:], fx.params[0].shape[2:]
-    reads, origin = _taps(spatial, kernel, strides, pads)
+    reads = _taps(spatial, kernel, strides, pads)
     npix, size = len(reads), prod(spatial)
     whole = (reads >= 0).all(axis=1)
     inner, edge = np.flatnonzero(whole), np.flatnonzero(~whole)
@@ -236,8 +236,7 @@ def _depthwise(g: Gen, fx: FixedNode, x: Buffer, y: Buffer, weights: np.ndarray)
     if len(inner):
         ni = len(inner)
         pix = g.static(inner)
-        base = g.static(np.ravel_multi_index(tuple(origin[inner].T), spatial))
-        off = g.static(reads[inner[0]] - reads[inner[0], 0])    # (the same for every one)
+        base, off = g.static(reads[inner, 0]), g.static(reads[inner[0]] - reads[inner[0], 0])
         code.append(f"""    for (int j0 = 0; j0 < {ni}; j0 += PB) {{
       vacc acc[PB][P] = {{}};
       int at[PB];                  // past the last pixel: the last one again, not stored
@@ -411,17 +410,12 @@ def _padded(g: Gen, x: Buffer, pads, value: int) -> tuple[str, tuple[int, ...]]:
     return var, padded
 
 
-def _window_tables(g: Gen, padded: tuple[int, ...], kernel, strides, out_spatial):
+def _window_tables(g: Gen, padded: tuple[int, ...], kernel, strides):
     """(base, offsets): static arrays of the padded flat index of each output position's
-    window origin (within one channel) and of each kernel offset relative to it."""
-    sp = padded[1:]
-    origins = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(out_spatial, strides)],
-                                   indexing="ij"), -1).reshape(-1, len(sp))
-    offsets = np.stack(np.meshgrid(*[np.arange(k) for k in kernel], indexing="ij"),
-                       -1).reshape(-1, len(sp))
-    base = np.ravel_multi_index(tuple(origins.T), sp)
-    off = np.ravel_multi_index(tuple(offsets.T), sp)
-    return g.static(base), g.static(off)
+    window origin (within one channel) and of each kernel offset relative to it (the
+    same for every window of a padded input)."""
+    reads = _taps(padded[1:], kernel, strides, (0,) * 2 * len(kernel))
+    return g.static(reads[:, 0]), g.static(reads[0] - reads[0, 0])
 
 
 @emitter(Op.CONV)
@@ -435,7 +429,7 @@ def conv(g: Gen, fx: FixedNode, x: Buffer, y: Buffer) -> None:
     if og == 1 and cg == 1 and _depthwise(g, fx, x, y, w.reshape(o, k)):
         return
     xp, padded = _padded(g, x, pads, 0)
-    base, off = _window_tables(g, padded, kernel, strides, out_spatial)
+    base, off = _window_tables(g, padded, kernel, strides)
     ps, npix = prod(padded[1:]), prod(out_spatial)
     loops = ("", f"for (int pix = 0; pix < {npix}; ++pix)", f"orow * {npix} + pix",
              f"((orow0 / {og}) * {cg} + u) * {ps} + {base}[pix] + {off}[kk]")
@@ -597,7 +591,7 @@ def softmax(g, fx, x, y):
 def _pool_windows(g, fx, x, kernel, strides, pads, value):
     xp, padded = _padded(g, x, pads, value)
     out_spatial = spatial_output_shape(x.shape[1:], kernel, strides, pads)
-    base, off = _window_tables(g, padded, kernel, strides, out_spatial)
+    base, off = _window_tables(g, padded, kernel, strides)
     return xp, prod(padded[1:]), prod(out_spatial), base, off
 
 
