@@ -41,6 +41,8 @@ FLAGS = ["-O3", "-march=native", "-std=c++20", "-fwrapv", "-fopenmp", "-fPIC",
 # that does not (faster); one library holds both
 VARIANTS = ("FXQ_COUNTING=1", "FXQ_COUNTING=0")
 COMPILE_TIMEOUT_S = 600
+FREE_CORES_TTL_S = 0.05     # how long a count of the free cores is used
+_free = [0, -1e9]           # the last count, when it was read
 
 
 def threads_free() -> int:
@@ -70,10 +72,6 @@ def free_cores(loadavg: str, cores: int) -> int:
     /proc/loadavg (its fourth field: runnable tasks/all tasks, the reader among them)."""
     running = int(loadavg.split()[3].split("/")[0])
     return max(1, min(cores, cores - (running - 1)))
-
-
-FREE_CORES_TTL_S = 0.05
-_free = [0, -1e9]           # the last count, when it was read
 
 
 class NativeBuildError(FxqError):
