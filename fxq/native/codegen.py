@@ -677,24 +677,17 @@ def global_max_pool(g, fx, x, y):
 }}""")
 
 
-def _narrow_sum(fx, x: Buffer) -> bool:
-    """Whether the in-order sum of a parallel average pooling (each step: the running
-    total aligned, plus the value aligned, converted to the accumulator) runs exactly in
-    int32: int32 values, an accumulator of at most 31 bits, every step's value below 2^31."""
-    data_t, accum = fx.inputs[0], fx.layer.accum
-    frac = max(accum.frac, data_t.frac)
-    s1, s2 = frac - accum.frac, frac - data_t.frac
-    return (x.ctype == "int32_t" and _narrow_type(accum) and s1 <= 30
-            and (raw_bound(accum) << s1) + (raw_bound(data_t) << s2) < 1 << 31)
-
-
 def _sum_steps(fx, x: Buffer, value: str) -> tuple[str, str]:
     """(C++ type of the running total, C++ of one step total += value(i)) as hls4ml's
-    windowed average pooling adds them in io_parallel (pool.py: _average_of)."""
+    windowed average pooling adds them in io_parallel (pool.py: _average_of): each step
+    the running total aligned, plus the value aligned, converted to the accumulator. In
+    int32 when that is exact: int32 values, an accumulator of at most 31 bits, every
+    step's value below 2^31."""
     data_t, accum = fx.inputs[0], fx.layer.accum
     frac = max(accum.frac, data_t.frac)
     s1, s2 = frac - accum.frac, frac - data_t.frac
-    if _narrow_sum(fx, x):
+    if (x.ctype == "int32_t" and _narrow_type(accum) and s1 <= 30
+            and (raw_bound(accum) << s1) + (raw_bound(data_t) << s2) < 1 << 31):
         step = f"(total << {s1}) + ((int32_t){value} << {s2})"
         return "int32_t", rq(s1, accum, step, narrow=True)
     step = f"{shift_left('total', s1)} + {shift_left(value, s2)}"

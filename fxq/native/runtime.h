@@ -27,14 +27,20 @@ template <int W, bool S> constexpr i64 raw_min() { return S ? (i64)(~uint64_t(0)
 template <int W, bool S> constexpr i64 raw_max() {
     return S ? (i64)((uint64_t(1) << (W - 1)) - 1) : (i64)((uint64_t(1) << W) - 1);
 }
+// the lowest value overflow mode O leaves in the type (SAT_SYM: the signed minimum is -max)
+template <int O, int W, bool S> constexpr i64 lowest() {
+    return (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
+}
+// the range of v for which v * 2^K (K > 0) lies in [lo, hi]: [ceil(lo / 2^K), floor(hi / 2^K)]
+template <int K> constexpr i64 shifted_below(i64 lo) { return (i64)(-((-(i128)lo) >> K)); }
+template <int K> constexpr i64 shifted_above(i64 hi) { return hi >> K; }
 
 // The conversions hold values in int64 (T = i64, every conversion) or, where the generator
 // proved that every value involved fits (a weighted sum's epilogue: K >= 0, widths of at
 // most 31 bits), in int32 (T = int32_t): the same results in lanes half as wide, and AVX2
 // has no 64-bit arithmetic shift.
 
-// t's overflow mode applied to a rounded integer r (i64 or int32_t, or i128 for exact wide
-// values, whose result is an i64)
+// t's overflow mode applied to a rounded integer r (i64 or int32_t)
 template <int O, int W, bool S, typename T> inline auto overflow(T r) {
     using Out = std::conditional_t<sizeof(T) == 4, int32_t, i64>;
     using U = std::make_unsigned_t<Out>;
@@ -53,8 +59,8 @@ template <int O, int W, bool S, typename T> inline auto overflow(T r) {
     } else if constexpr (O == SAT_ZERO) {
         return (Out)((r < (T)lo || r > (T)hi) ? (T)0 : r);
     } else {
-        constexpr i64 lowest = S ? (lo | 1) : lo;     // SAT_SYM: the signed minimum is -max
-        return (Out)(r < (T)lowest ? (T)lowest : r > (T)hi ? (T)hi : r);
+        constexpr i64 least = lowest<O, W, S>();        // SAT_SYM: the signed minimum is -max
+        return (Out)(r < (T)least ? (T)least : r > (T)hi ? (T)hi : r);
     }
 }
 
@@ -92,9 +98,8 @@ template <int K, int R, int O, int W, bool S, typename T = i64> inline T rq(T v)
             // v * 2^-K against the range, compared before the shift (v > floor(hi / 2^-K)
             // exactly when v * 2^-K > hi; below, ceil), so only a value in range, whose
             // shift is exact, is shifted: no 128-bit arithmetic, and the lanes vectorize
-            constexpr i64 hi = raw_max<W, S>();
-            constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
-            constexpr i64 above = hi >> -K, below = (i64)(-((-(i128)lo) >> -K));
+            constexpr i64 hi = raw_max<W, S>(), lo = lowest<O, W, S>();
+            constexpr i64 above = shifted_above<-K>(hi), below = shifted_below<-K>(lo);
             constexpr i64 high = O == SAT_ZERO ? 0 : hi, low = O == SAT_ZERO ? 0 : lo;
             return v > above ? high : v < below ? low : (i64)((uint64_t)v << -K);
         }
@@ -113,13 +118,13 @@ constexpr int BELOW = 1, ABOVE = 2;
 template <int K, int R, int O, int W, bool S, int SIDES, typename T = i64>
 inline T outside(T v) {
     constexpr i64 hi = raw_max<W, S>();
-    constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
+    constexpr i64 lo = lowest<O, W, S>();
     if constexpr (SIDES == 0) {
         return 0;
     } else if constexpr (K == 0) {
         return (T)(((SIDES & BELOW) && v < (T)lo) | ((SIDES & ABOVE) && v > (T)hi));
     } else if constexpr (K < 0) {                    // v * 2^-K outside [lo, hi], exactly
-        constexpr i64 below = (i64)(-((-(i128)lo) >> -K)), above = hi >> -K;
+        constexpr i64 below = shifted_below<-K>(lo), above = shifted_above<-K>(hi);
         return (T)(((SIDES & BELOW) && v < below) | ((SIDES & ABOVE) && v > above));
     } else {                                         // rounded, no overflow mode, compared
         const T r = shifted<K, R>(v);
@@ -182,7 +187,7 @@ template <int F, int R> inline i64 rounded(double x, double& f) {
 template <int F, int R, int O, int W, bool S, int SIDES> inline i64 quantizen(double x, i64& out,
                                                                               i64& count) {
     constexpr i64 hi = raw_max<W, S>();
-    constexpr i64 lo = (O == SAT_SYM && S) ? (raw_min<W, S>() | 1) : raw_min<W, S>();
+    constexpr i64 lo = lowest<O, W, S>();
     double f;
     const i64 ok = rounded<F, R>(x, f);
     i64 r;
@@ -213,8 +218,7 @@ template <int F, int R, int O, int W, bool S, int SIDES>
 inline int32_t quantizen32(float x, int32_t& out, int32_t& count) {
     static_assert(F >= 0 && F <= 62 && W <= 24 && O != WRAP, "quantizen's double path");
     constexpr int32_t hi = (int32_t)raw_max<W, S>();
-    constexpr int32_t lo = (int32_t)((O == SAT_SYM && S) ? (raw_min<W, S>() | 1)
-                                                           : raw_min<W, S>());
+    constexpr int32_t lo = (int32_t)lowest<O, W, S>();
     constexpr float scale = (float)(uint64_t(1) << F);
     const float scaled = x * scale;
     const int32_t valid = std::fabs(scaled) < 0x1p62f;
