@@ -391,12 +391,19 @@ def shift_left_wrapping(v: np.ndarray, s: int) -> np.ndarray:
     return (v.view(np.uint64) << np.uint64(s)).view(np.int64)
 
 
+def pow2_factor(e: int) -> float | None:
+    """2^e as the double times_pow2 multiplies by, or None where 2^e is not a normal double
+    (|e| > 1000: ldexp then)."""
+    return 2.0 ** e if abs(e) <= 1000 else None
+
+
 def times_pow2(x: np.ndarray, e: int) -> np.ndarray:
     """x * 2^e as float64: np.ldexp's values (a product by a power of two is correctly
     rounded, as ldexp's result), without NumPy's element-by-element ldexp, 9x slower."""
-    if abs(e) > 1000:                        # 2^e itself not a normal double
+    factor = pow2_factor(e)
+    if factor is None:
         return np.ldexp(np.asarray(x, dtype=np.float64), e)
-    return np.multiply(x, 2.0 ** e, dtype=np.float64)     # (integers converted as read)
+    return np.multiply(x, factor, dtype=np.float64)      # (integers converted as read)
 
 
 def to_float(raw, t: FixedType) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
-from fxq.fixed import FixedType, Overflow, outside_type, quantize, to_float, widened
+from fxq.fixed import FixedType, Overflow, outside_type, pow2_factor, quantize, to_float, widened
 from fxq.ir import FrozenMap, Graph, Node, Op
 from fxq.layer import (DEFAULT_SOFTMAX_ACCUM, DEFAULT_SOFTMAX_TABLE, DEFAULT_TABLE,  # noqa: F401
                        DEFAULT_TABLE_SIZE, IO_TYPES, FixedNode, LayerTypes, QuantizationError,
@@ -257,10 +257,9 @@ class QuantizedGraph:
         samples = next(iter(bound.values())).shape[0] if bound else 0
         if engine == "native" or (engine == "auto" and (
                 samples >= NATIVE_MIN_SAMPLES or self.native_is_built)):
-            # real outputs scaled in C++ as to_float scales them (2^-frac a normal double)
-            fracs = [self.types[name].frac for name in self.graph.outputs]
-            scales = None if raw or any(abs(f) > 1000 for f in fracs) else \
-                [2.0 ** -f for f in fracs]
+            # real outputs scaled in C++ by the factors to_float multiplies by
+            factors = [pow2_factor(-self.types[name].frac) for name in self.graph.outputs]
+            scales = None if raw or None in factors else factors
             run = self._simulate_native(bound, required=engine == "native", count=count,
                                         scales=scales)
             if run is not None:
