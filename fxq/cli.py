@@ -244,6 +244,7 @@ def _compile(args: argparse.Namespace) -> int:
                              refine=args.refine, bias_correction=args.bias_correction,
                              sensitivity=args.sensitivity, budget=args.budget,
                              budget_sqnr=args.budget_sqnr, minimize=args.minimize,
+                             budget_prune=args.budget_prune,
                              equalize=args.equalize, compress=compression,
                              compress_allocation=args.prune_allocation,
                              compress_budget=args.compress_budget)
@@ -519,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same with the outputs' SQNR at least DB (no labels needed)")
     p.add_argument("--minimize", choices=("ebops", "dsp", "lut", "latency"), default="ebops",
                    help="the cost the width search lowers (ebops: LUT + 55 x DSP)")
+    p.add_argument("--budget-prune", action=argparse.BooleanOptionalAction, default=True,
+                   help="let the width search also prune each Dense/Conv layer's smallest "
+                   "weights, a tenth at a time, survivors refit (on by default)")
     p.add_argument("--sensitivity", action="store_true",
                    help="measure each layer's share of the output error and the cost of one "
                    "bit less (report.json's sensitivity section, report.md)")

@@ -70,6 +70,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
             refine: bool = False, bias_correction: bool = True,
             sensitivity: bool = False, budget: float | None = None,
             budget_sqnr: float | None = None, minimize: str = "ebops",
+            budget_prune: bool = True,
             equalize: str = "auto", compress: CompressConfig | None = None,
             compress_allocation: str = "sensitivity",
             compress_budget: float | None = None) -> CompileResult:
@@ -89,6 +90,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     the output error and its one-bit sensitivities (fxq.analysis.sensitivity) to the report.
     `budget` (top-1 points, needs `labels`) or `budget_sqnr` (dB) chooses per-layer widths
     of least `minimize` cost within it (fxq.analysis.budget), starting from `config`'s;
+    it may drop Dense and Conv accumulators' low bits, and with `budget_prune` (on by
+    default) prune their weights;
     report.json's "budget" section and plots/pareto.png show the search.
     `equalize` ("auto", "on", "off"): cross-layer equalization with power-of-two scales
     (fxq.transforms.equalize; the float function stays bit for bit) before the search;
@@ -121,6 +124,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     if equalize != "off":
         graph, scaled = equalize_graph(graph, AUTO_SPREAD if equalize == "auto" else 0.0)
         changes = changes + scaled
+    searched_graph = graph
     if budget is not None or budget_sqnr is not None:
         if method != "dynamic" or refine or not bias_correction or \
                 config.weight_rounding != "nearest":
@@ -128,9 +132,10 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
                               "correction on, nearest weight rounding, no --refine)")
         searched = budget_search(graph, calib, labels=labels, points=budget,
                                  sqnr_db=budget_sqnr, minimize=minimize, start=config,
-                                 target=target)
+                                 target=target, prune=budget_prune)
         config = searched.config
         result = searched.result
+        searched_graph = searched.graph          # with the layers the search pruned
     else:
         result = quantize_graph(graph, calib, config, method=method,
                                 io_type=str(target.io_type), progress=progress,
@@ -171,7 +176,7 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     if searched is not None:
         report.budget = searched.to_json(minimize, budget, budget_sqnr)
     if sensitivity:
-        report.sensitivity = layer_sensitivity(graph, calib, result, config,
+        report.sensitivity = layer_sensitivity(searched_graph, calib, result, config,
                                                str(target.io_type)).to_json()
     if out is not None:
         out = os.fspath(out)

@@ -211,10 +211,10 @@ def requantize_exact_float(values: np.ndarray, frac: int, dst: FixedType) -> np.
     float operations (floor(s + 1/2) is round half up, rint ties to even).
     """
     shift = dst.frac - frac
-    return _overflow_float(_round_float(values, shift, dst.rounding), dst)
+    return _overflow_float(round_float(values, shift, dst.rounding), dst)
 
 
-def _round_float(values: np.ndarray, shift: int, r: Rounding) -> np.ndarray:
+def round_float(values: np.ndarray, shift: int, r: Rounding) -> np.ndarray:
     """Float-held integers times 2^shift, rounded by `r` to integers, in place (exact within
     requantize_exact_float's bounds)."""
     if shift >= 0:                               # integers stay integers: nothing to round
@@ -257,7 +257,7 @@ def requantized_real(raw: np.ndarray, frac: int, dst: FixedType,
     saturated (the bounds are exact in float64), then with `clamp` = (lo, hi) clipped to
     [lo, hi] (a ReLU or Clip reading the result; folded into the saturation where
     saturation_bounds can). `raw` is not overwritten."""
-    s = _round_float(np.array(raw, dtype=np.float64), dst.frac - frac, dst.rounding)
+    s = round_float(np.array(raw, dtype=np.float64), dst.frac - frac, dst.rounding)
     low, high, folded = saturation_bounds(dst, clamp)
     s = _saturated_float(s, dst, low, high)
     if abs(dst.frac) > 1000:

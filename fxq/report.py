@@ -118,7 +118,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   f"{b['start']['accuracy']:.2f}; {len(b['trace']) - 1} moves, "
                   f"{b['evaluations']} designs evaluated, {len(b['front'])} on the Pareto "
                   "front (plots/pareto.png)"
-                  + ("" if b["complete"] else ", stopped by its evaluation limit"), ""]
+                  + ("" if b["complete"] else ", stopped by its evaluation limit")
+                  + _budget_layers(b["chosen"]), ""]
     acc = doc.get("accuracy")
     if acc:
         def fmt(v):
@@ -323,3 +324,12 @@ def build_report(q: QuantizedGraph, calib: Any, *, labelled: tuple[Any, np.ndarr
         report.accuracy = {**quality(task, x, labels, y_float, y_fixed),
                            "metric": METRIC[task]}
     return report
+
+
+def _budget_layers(chosen: dict) -> str:
+    """The width search's pruning and accumulator choices, as a sentence ('' for none)."""
+    pruned = ", ".join(f"{n} {v:.0%}" for n, v in chosen.get("sparsity", {}).items())
+    dropped = ", ".join(f"{n} {w['accum_drop']}" for n, w in chosen["widths"].items()
+                        if w.get("accum_drop"))
+    return (f"; weights pruned (zeros): {pruned}" if pruned else "") + \
+        (f"; accumulator bits dropped below the exact products: {dropped}" if dropped else "")

@@ -195,10 +195,42 @@ def test_widths_per_kind_and_per_layer():
 def test_config_file(tmp_path):
     path = tmp_path / "fxq.toml"
     path.write_text('bits = 6\nobjective = "l2"\n[kind.conv]\nweight_bits = 8\n'
-                    '[layer."/0/Gemm"]\nact_bits = 10\n')
+                    '[layer."/0/Gemm"]\nact_bits = 10\naccum_drop = 0\n')
     c = load_config(str(path))
     assert (c.weight_bits, c.act_bits, c.objective) == (6, 6, "l2")
     assert c.kinds["conv"]["weight_bits"] == 8 and c.layers["/0/Gemm"]["act_bits"] == 10
+    assert c.layers["/0/Gemm"]["accum_drop"] == 0
+
+
+def test_dropped_accumulator_bits_truncate_each_product():
+    """accum_drop = d: the accumulator d bits coarser than the exact products, every
+    product floored onto its grid (hls4ml's assignment to an AP_TRN accum_t), and still
+    no overflow for any input of the declared type."""
+    rng = np.random.default_rng(5)
+    g = _dense_chain(rng, [12, 6], scale=3.0)
+    x = rng.normal(0, 1, (200, 12))
+    exact = quantize(g, x, bits=8)
+    node = g.nodes[0]
+    for drop in (1, 4):
+        q = quantize(g, x, config=BitConfig(layers={node.name: {"accum_drop": drop}}))
+        layer, x_t = q.layers[node.name], q.types["x"]
+        w_t = layer.param("weight")
+        assert layer.accum.frac == x_t.frac + w_t.frac - drop
+        assert layer.accum.frac < exact.layers[node.name].accum.frac
+        xr = to_raw(x[:50], x_t).astype(object)
+        w = q.params[node.inputs[1]].astype(object)
+        b = q.params[node.inputs[2]].astype(object)
+        b_shift = layer.accum.frac - layer.param("bias").frac
+        sums = [[sum((xk * wk) >> drop for xk, wk in zip(row, w[:, o])) + (b[o] << b_shift)
+                 for o in range(w.shape[1])] for row in xr]
+        for row in sums:
+            assert all(layer.accum.raw_min <= s <= layer.accum.raw_max for s in row)
+        # the result: those sums converted to the output's type, in both engines
+        expected = to_raw(np.array(sums, dtype=np.float64) * 2.0 ** -layer.accum.frac,
+                          q.types[node.output])
+        for engine in ("numpy", "native"):
+            np.testing.assert_array_equal(q.simulate(x[:50], raw=True, engine=engine),
+                                          expected)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -209,6 +241,7 @@ def test_config_file(tmp_path):
     ("[kind.conv]\nweight_bits = 4\nact = 3\n", r"fxq.toml:3: act: unknown key in \[kind.conv\]"),
     ('objective = "l3"\n', r"fxq.toml:1: objective: 'l3' is not one of"),
     ("bits = \n", r"not valid TOML"),
+    ("[kind.dense]\naccum_drop = -1\n", r"fxq.toml:2: accum_drop: -1 is not a number of bits"),
 ])
 def test_config_file_errors_name_the_key_and_line(tmp_path, text, message):
     path = tmp_path / "fxq.toml"

@@ -11,13 +11,17 @@ import numpy as np
 import pytest
 
 import fxq
-from fxq.analysis import quantize
+from fxq.analysis import BitConfig, quantize
 from fxq.hls import verify
+from fxq.op import Op
 from helpers import assert_exact
 from zoo import ZOO
 
+# accumulators 3 bits coarser than their exact products: each product truncated onto the
+# accumulator's grid as hls4ml assigns it to accum_t (Dense, Conv, depthwise)
+DROP3 = BitConfig(kinds={"dense": {"accum_drop": 3}, "conv": {"accum_drop": 3}})
 SETTINGS = {"dynamic8": dict(bits=8), "dynamic6": dict(bits=6),
-            "static8": dict(bits=8, method="static")}
+            "static8": dict(bits=8, method="static"), "drop3": dict(bits=8, config=DROP3)}
 
 
 def _quantized(zoo_dir, name, io_type, **kw):
@@ -37,4 +41,14 @@ def test_chosen_formats_match_c_simulation(zoo_dir, hls_dir, name, setting):
 @pytest.mark.parametrize("name", list(ZOO))
 def test_chosen_formats_match_c_simulation_streaming(zoo_dir, hls_dir, name):
     q, x = _quantized(zoo_dir, name, "io_stream", bits=8)
+    assert_exact(verify(q, hls_dir, x, overwrite=True))
+
+
+@pytest.mark.parametrize("name", ["dwsep", "conv1d"])
+def test_dropped_accumulator_bits_match_c_simulation_streaming(zoo_dir, hls_dir, name):
+    q, x = _quantized(zoo_dir, name, "io_stream", bits=8, config=DROP3)
+    weighted = [n for n in q.graph.nodes if n.op in (Op.DENSE, Op.CONV)]
+    assert weighted and all(
+        q.layers[n.name].accum.frac == q.types[n.inputs[0]].frac
+        + q.layers[n.name].param("weight").frac - 3 for n in weighted)
     assert_exact(verify(q, hls_dir, x, overwrite=True))

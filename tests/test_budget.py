@@ -12,7 +12,7 @@ import pytest
 import fxq
 from fxq.analysis import BitConfig, quantize_graph
 from fxq.analysis.budget import (PROBE_TOLERANCE, BudgetError, budget_search, cost_of,
-                                 probe_samples)
+                                 probe_samples, pruned_graph, sparsities)
 from fxq.data import bind_inputs
 from fxq.estimate import estimate
 from fxq.hls import verify
@@ -30,9 +30,15 @@ def test_the_chosen_widths_meet_the_budget_and_cost_less(zoo_dir):
     graph, x, y = _mlp(zoo_dir)
     b = budget_search(graph, x, labels=y, points=1.0)
     q = b.result.q
-    # recomputed from scratch: the design's widths replayed, its top-1 and agreement
-    again = quantize_graph(graph, x, b.config).q
+    # recomputed from scratch: the design's layers pruned as chosen and its widths
+    # replayed, its top-1 and agreement
+    sparsity = sparsities(b.chosen.widths)
+    pruned = pruned_graph(graph, bind_inputs(graph, x), sparsity)
+    again = quantize_graph(pruned, x, b.config).q
     assert again.layers == q.layers
+    for name, s in sparsity.items():
+        w = q.graph.params[dict(q.graph.param_inputs(q.graph.node(name)))["weight"]]
+        assert np.mean(w == 0) >= s - 1e-9
     y_float = graph.run(x).argmax(axis=1)
     y_fixed = q.simulate(x).argmax(axis=1)
     float_top1 = 100 * np.mean(y_float == y)
@@ -52,10 +58,14 @@ def test_the_chosen_widths_meet_the_budget_and_cost_less(zoo_dir):
         c <= b.chosen.cost and a >= b.chosen.accuracy for c, a in front)
     assert all(not (c2 <= c1 and a2 >= a1 and (c2, a2) != (c1, a1))
                for c1, a1 in front for c2, a2 in front)
-    # the widths are the design's
+    # the widths are the design's, and so are the accumulators' dropped bits
     for node in graph.nodes:
         if node.output in b.result.assignment.results:
             assert q.types[node.output].width == b.chosen.widths[node.name]["act_bits"]
+        if "accum_drop" in b.chosen.widths[node.name]:
+            layer = q.layers[node.name]
+            assert layer.accum.frac == q.types[node.inputs[0]].frac \
+                + layer.param("weight").frac - b.chosen.widths[node.name]["accum_drop"]
     # and near the decision boundaries: on the probes, recomputed, the float decisions kept
     # on all but 4 x 1 % more than the start keeps
     probes = probe_samples(bind_inputs(graph, x), graph.run(x))
@@ -65,6 +75,14 @@ def test_the_chosen_widths_meet_the_budget_and_cost_less(zoo_dir):
     assert kept >= b.start.probe_agreement - PROBE_TOLERANCE * 1.0
     # deterministic
     assert budget_search(graph, x, labels=y, points=1.0).chosen == b.chosen
+
+
+def test_without_pruning_the_search_zeroes_no_weight(zoo_dir):
+    graph, x, y = _mlp(zoo_dir)
+    b = budget_search(graph, x, labels=y, points=1.0, prune=False)
+    assert sparsities(b.chosen.widths) == {} and b.graph is graph
+    assert all("prune_steps" not in w for w in b.chosen.widths.values())
+    assert b.chosen.cost < b.start.cost
 
 
 def test_probes_mix_samples_of_different_float_classes():
@@ -111,6 +129,7 @@ def test_compile_budget_writes_the_search_and_its_front(zoo_dir, tmp_path):
     assert run.returncode == 0, run.stderr
     b = doc["budget"]
     assert b["minimize"] == "ebops" and b["chosen"]["cost"] < b["start"]["cost"]
+    assert set(b["chosen"]["sparsity"]) <= set(b["chosen"]["widths"])
     assert b["front"] and b["trace"][0]["move"] == "start"
     assert os.path.getsize(tmp_path / "b" / "plots" / "pareto.png") > 0
     assert "Widths: the least ebops" in open(tmp_path / "b" / "report.md").read()

@@ -99,7 +99,8 @@ def test_random_models_quantize_simulate_and_emit(tmp_path, seed, bits, depth, a
 @given(seed=st.integers(0, 2 ** 32 - 1), bits=st.integers(2, 16), data=st.data())
 def test_accumulators_hold_the_worst_case_of_any_input(tmp_path, seed, bits, data):
     """For every output, the input of the declared type that maximizes (or minimizes) the
-    sum: each input at the extreme matching its weight's sign. It fits the accumulator."""
+    sum: each input at the extreme matching its weight's sign. It fits the accumulator, and
+    one bit less would not hold every such sum (the accumulator is the narrowest)."""
     rng = np.random.default_rng(seed)
     n_in, n_out = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 8))
     w = rng.normal(0, rng.uniform(0.01, 10), (n_in, n_out))
@@ -117,11 +118,16 @@ def test_accumulators_hold_the_worst_case_of_any_input(tmp_path, seed, bits, dat
     b_raw = q.params[node.inputs[2]].astype(object)
     scale = 2 ** (layer.accum.frac - x_t.frac - layer.param("weight").frac)
     b_scale = 2 ** (layer.accum.frac - layer.param("bias").frac)
+    totals = []
     for o in range(n_out):
         for direction in (1, -1):
             xs = [x_t.raw_max if direction * wk >= 0 else x_t.raw_min for wk in w_raw[:, o]]
             total = sum(a * b for a, b in zip(xs, w_raw[:, o])) * scale + b_raw[o] * b_scale
             assert layer.accum.raw_min <= total <= layer.accum.raw_max
+            totals.append(total)
+    if layer.accum.width > 2:
+        half = 2 ** (layer.accum.width - 2)          # the range of one bit less
+        assert any(not -half <= t <= half - 1 for t in totals)
 
 
 @st.composite

@@ -18,6 +18,8 @@ global weight/activation widths. `load_config` reads the same from a TOML file:
 
     [layer."/0/Conv"]
     act_bits = 10
+    accum_drop = 3             # a Dense/Conv accumulator 3 bits coarser than its exact
+                               # products: each product truncated onto its grid (0: exact)
     [layer."input"]            # a graph input by name: its act_bits is the input's width
     act_bits = 12
 """
@@ -37,7 +39,7 @@ from fxq.op import KINDS          # every op names its kind when it is defined
 
 OBJECTIVES = ("l1", "l2")
 WEIGHT_ROUNDINGS = ("nearest", "adaround")
-WIDTH_KEYS = ("weight_bits", "act_bits")
+WIDTH_KEYS = ("weight_bits", "act_bits", "accum_drop")
 
 
 class ConfigError(FxqError):
@@ -56,6 +58,7 @@ class Widths:
 
     weight: int
     act: int
+    accum_drop: int = 0      # low bits of the exact products a Dense/Conv accumulator drops
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ class BitConfig:
         out = {"weight_bits": self.weight_bits, "act_bits": self.act_bits}
         out.update(self.kinds.get(node.op.kind, {}))
         out.update(self.layers.get(node.name, {}))
-        return Widths(weight=out["weight_bits"], act=out["act_bits"])
+        return Widths(weight=out["weight_bits"], act=out["act_bits"],
+                      accum_drop=out.get("accum_drop", 0))
 
     def input_width(self, name: str) -> int:
         """The width of graph input `name`: its own act_bits entry under `layers`, else
@@ -126,6 +130,12 @@ def _check_widths(widths: Mapping[str, Any], where: str) -> None:
     for key, value in widths.items():
         if key not in WIDTH_KEYS:
             raise ConfigError(f"{where}: unknown key {key!r} (expected {', '.join(WIDTH_KEYS)})")
+        if key == "accum_drop":
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    not 0 <= value <= MAX_WIDTH:
+                raise ConfigError(f"{where} accum_drop: {value!r} is not a number of bits "
+                                  f"(an integer 0..{MAX_WIDTH})")
+            continue
         check_bits(value, f"{where} {key}")
 
 
@@ -159,7 +169,14 @@ def load_config(path: str) -> BitConfig:
                 not 1 <= value <= MAX_WIDTH:
             fail(key, f"{value!r} is not a bit width (an integer 1..{MAX_WIDTH})")
 
-    for key in ("bits", *WIDTH_KEYS):
+    def setting(key: str, value: Any) -> None:
+        if key != "accum_drop":
+            return width(key, value)
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not 0 <= value <= MAX_WIDTH:
+            fail(key, f"{value!r} is not a number of bits (an integer 0..{MAX_WIDTH})")
+
+    for key in ("bits", "weight_bits", "act_bits"):
         if key in data:
             width(key, data[key])
     for key in ("kind", "layer"):
@@ -176,7 +193,7 @@ def load_config(path: str) -> BitConfig:
                 if k not in WIDTH_KEYS:
                     fail(k, f"unknown key in [{key}.{name}] (expected "
                             f"{', '.join(WIDTH_KEYS)})")
-                width(k, v)
+                setting(k, v)
     if data.get("objective", "l1") not in OBJECTIVES:
         fail("objective", f"{data['objective']!r} is not one of {', '.join(OBJECTIVES)}")
     if data.get("weight_rounding", "nearest") not in WEIGHT_ROUNDINGS:

@@ -3,14 +3,22 @@
 Every graph input and every node with a format of its own has an activation width, every
 node with weights a weight width; a node whose output only a ReLU (or Clip from >= 0) reads
 shares its activation width with that clamp (the clamp's output has the same values).
-From uniform `start` bits, greedily: each group's width one bit less is a candidate; each
+Every Dense and Conv layer also has its accumulator's dropped bits (`accum_drop`: the low
+bits of the exact products it truncates, from the start's, 0 by default: the adder trees
+that dominate a constant-weight layer's LUTs are as wide as the accumulator) and, with
+`prune`, its sparsity (PRUNE_STEP more of its smallest weights zeroed, the survivors and
+bias refit by least squares on the calibration data: fxq.compress's pruning; a zero
+weight is no product and no adder in the latency strategy).
+From uniform `start` bits, greedily: each group's width one bit less (or one more bit
+dropped, or one more pruning step) is a candidate; each
 candidate is quantized as usual (the greedy search with bias correction), simulated on the
 labelled calibration data and estimated (fxq.estimate); of the candidates that meet the
 constraint and cost less, the one that raises the output objective least per unit of cost
 saved is taken (the objective: the normalized MSE of the graph outputs, so that ties in
 top-1 are broken by how far the outputs moved). It stops when no candidate meets the
-constraint or after MAX_EVALUATIONS designs; the result is the cheapest design evaluated
-that meets it.
+constraint, after MAX_EVALUATIONS designs or once the designs evaluated have cost
+TOTAL_WORK (samples x multiply-adds: a count, so the result is the same on every machine);
+the result is the cheapest design evaluated that meets it.
 
 Constraint: top-1 on the calibration data within `points` of the float model's (labels
 given), top-1 agreeing with the float model's on all but `points` % of the samples, and on
@@ -40,16 +48,22 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from fxq.analysis.bits import BitConfig
-from fxq.analysis.refine import quantize_graph
+from fxq.analysis.refine import node_work, quantize_graph
 from fxq.analysis.search import SearchResult
+from fxq.compress.methods import is_layer
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.ir import Graph
 from fxq.task import infer_task
 
 COSTS = ("ebops", "dsp", "lut", "latency")
+PRUNE_STEP = 0.1              # a sparsity move zeroes another tenth of a layer's weights
+PRUNE_STEPS = 9               # at most 90 % of a layer's weights
+MAX_ACCUM_DROP = 16           # low bits of the exact products an accumulator may drop
+RISING = {"prune_steps": PRUNE_STEPS, "accum_drop": MAX_ACCUM_DROP}   # moves that add, limits
 DSP_LUTS = 55                 # EBOPs = LUT + 55 x DSP
 MAX_EVALUATIONS = 2000
+TOTAL_WORK = 2e11             # samples x multiply-adds of every design evaluated, at most
 MIN_BITS = 2
 PROBES = 1024                 # mixed calibration samples near the decision boundaries
 PROBE_TOLERANCE = 4.0         # x points: their decisions may flip this much more than the start's
@@ -80,7 +94,8 @@ class BudgetResult:
     trace: tuple[Point, ...]
     front: tuple[Point, ...]
     evaluations: int
-    complete: bool           # False: stopped by MAX_EVALUATIONS
+    complete: bool           # False: stopped by MAX_EVALUATIONS or TOTAL_WORK
+    graph: Graph             # the float model with the chosen layers pruned
 
     def to_json(self, minimize: str, points: float | None,
                 sqnr_db: float | None) -> dict[str, Any]:
@@ -92,8 +107,8 @@ class BudgetResult:
                 "metric": "top-1 %" if points is not None else "output SQNR dB",
                 "float_accuracy": self.float_accuracy, "evaluations": self.evaluations,
                 "complete": self.complete, "start": point(self.start),
-                "chosen": {**point(self.chosen), "widths": {k: dict(v) for k, v in
-                                                            self.chosen.widths.items()}},
+                "chosen": {**point(self.chosen), "widths": bit_widths(self.chosen.widths),
+                           "sparsity": sparsities(self.chosen.widths)},
                 "trace": [point(p) for p in self.trace],
                 "front": [point(p) for p in self.front]}
 
@@ -104,9 +119,12 @@ def cost_of(estimate, minimize: str) -> float:
                   "latency": t.latency}[minimize])
 
 
-def width_groups(graph: Graph, result: SearchResult) -> list[tuple[str, tuple]]:
-    """(label, members) of every width the search may change: members are (name, kind),
-    kind "act_bits" or "weight_bits", name a node or a graph input."""
+def width_groups(graph: Graph, result: SearchResult,
+                 prune: bool = False) -> list[tuple[str, tuple]]:
+    """(label, members) of every setting the search may change: members are (name, kind),
+    kind "act_bits" or "weight_bits" (a bit less per move), or with `prune` "prune_steps"
+    (another PRUNE_STEP of a Dense or Conv layer's weights zeroed), name a node or a graph
+    input."""
     a = result.assignment
     groups: list[tuple[str, tuple]] = [(f"input {n} act", ((n, "act_bits"),))
                                        for n in graph.inputs]
@@ -122,16 +140,62 @@ def width_groups(graph: Graph, result: SearchResult) -> list[tuple[str, tuple]]:
         groups.append((f"{node.name} act", tuple(members)))
         if (node.name, "weight") in a.params:
             groups.append((f"{node.name} weight", ((node.name, "weight_bits"),)))
+    layers = [n for n in graph.nodes if is_layer(n) and (n.name, "weight") in a.params]
+    groups += [(f"{n.name} accum", ((n.name, "accum_drop"),)) for n in layers]
+    if prune:
+        groups += [(f"{n.name} sparsity", ((n.name, "prune_steps"),)) for n in layers]
     return groups
+
+
+def moved(settings: Mapping[str, Mapping[str, int]], members: tuple) -> \
+        dict[str, dict[str, int]] | None:
+    """`settings` after the move of `members` (a bit less, another low bit dropped from the
+    accumulator, or another pruning step), or None when one of them is at its limit."""
+    trial = {n: dict(w) for n, w in settings.items()}
+    for n, kind in members:
+        if kind in RISING:
+            if trial[n][kind] >= RISING[kind]:
+                return None
+            trial[n][kind] += 1
+        else:
+            if trial[n][kind] <= MIN_BITS:
+                return None
+            trial[n][kind] -= 1
+    return trial
+
+
+def bit_widths(settings: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """The widths of `settings` (BitConfig's per-layer entries), without the pruning."""
+    return {n: {k: v for k, v in w.items() if k != "prune_steps"} for n, w in settings.items()}
+
+
+def sparsities(settings: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+    """Each pruned layer's fraction of zero weights in `settings`."""
+    return {n: round(w["prune_steps"] * PRUNE_STEP, 6) for n, w in settings.items()
+            if w.get("prune_steps", 0) > 0}
+
+
+def pruned_graph(graph: Graph, bound: Mapping[str, np.ndarray],
+                 sparsity: Mapping[str, float]) -> Graph:
+    """`graph` with each layer of `sparsity` pruned to that fraction of zero weights by
+    magnitude, its survivors and bias refit by least squares on the calibration data
+    (fxq.compress's pruning without retraining)."""
+    if not sparsity:
+        return graph
+    from fxq.compress.config import CompressConfig
+    from fxq.compress.methods import weight_visit
+    from fxq.compress.walk import lockstep
+    return lockstep(graph, graph, dict(bound), weight_visit(CompressConfig(), sparsity))[0]
 
 
 def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
                   points: float | None = None, sqnr_db: float | None = None,
                   minimize: str = "ebops", start: BitConfig | None = None,
-                  target=None, io_type: str = "io_parallel",
+                  target=None, io_type: str = "io_parallel", prune: bool = True,
                   progress: Callable[[str], None] | None = None) -> BudgetResult:
-    """The cheapest per-layer widths found under the budget (see the module docstring).
-    `start` gives the widths to start from (default uniform 8 bits) and the search settings."""
+    """The cheapest per-layer widths (and with `prune`, per-layer sparsities) found under
+    the budget (see the module docstring). `start` gives the widths to start from (default
+    uniform 8 bits) and the search settings."""
     from fxq.estimate import estimate
     from fxq.target import Target
 
@@ -167,8 +231,25 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
     if points is not None:
         probes = probe_samples(bound, floats[graph.outputs[0]])
         probe_float = _argmax(graph.run(probes)) if probes is not None else None
+    # one evaluation's work: the calibration data and the probes through the network
+    evaluation_work = float(node_work(graph).sum()) * (
+        len(next(iter(bound.values()))) + (0 if probes is None else len(next(iter(probes.values())))))
     memo: dict[tuple, tuple[Point, SearchResult] | None] = {}
+    graphs: dict[tuple, Graph] = {}
     counter = [0]
+    # a layer already sparse (a compressed model) starts at the steps its zeros make
+    first_steps = {n.name: int(np.mean(graph.params[dict(graph.param_inputs(n))["weight"]]
+                                       == 0) / PRUNE_STEP + 1e-9)
+                   for n in graph.nodes if is_layer(n)}
+
+    def pruned_of(widths) -> Graph:
+        """The float model with each layer pruned past where it started as `widths` say."""
+        sparsity = {n: v for n, v in sparsities(widths).items()
+                    if widths[n]["prune_steps"] > first_steps[n]}
+        k = tuple(sorted(sparsity.items()))
+        if k not in graphs:
+            graphs[k] = pruned_graph(graph, bound, sparsity)
+        return graphs[k]
 
     def key(widths):
         return tuple(sorted((n, tuple(sorted(w.items()))) for n, w in widths.items()))
@@ -177,9 +258,10 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
         k = key(widths)
         if k not in memo:
             counter[0] += 1
-            config = replace(start, layers=widths)
+            config = replace(start, layers=bit_widths(widths))
             try:
-                result = quantize_graph(graph, bound, config, io_type=str(target.io_type))
+                result = quantize_graph(pruned_of(widths), bound, config,
+                                        io_type=str(target.io_type))
             except FxqError:
                 memo[k] = None
                 return None
@@ -214,12 +296,16 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
     for node in graph.nodes:
         w = start.widths(node)
         widths[node.name] = {"weight_bits": w.weight, "act_bits": w.act}
+        if node.name in first_steps:
+            widths[node.name]["accum_drop"] = w.accum_drop
+        if prune and node.name in first_steps:
+            widths[node.name]["prune_steps"] = first_steps[node.name]
     found = evaluate(widths, "start")
     if found is None:
         raise BudgetError("the starting widths cannot be quantized")
     current, current_result = found
     start_point = current                 # (meets reads it: the probes' reference)
-    groups = width_groups(graph, current_result)
+    groups = width_groups(graph, current_result, prune)
     if not meets(current):
         raise BudgetError(f"the starting widths already miss the budget "
                           f"({_describe(current, points)} against float "
@@ -229,15 +315,15 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
     while True:
         best = None
         for label, members in groups:
-            if counter[0] >= MAX_EVALUATIONS:
+            if counter[0] >= MAX_EVALUATIONS or counter[0] * evaluation_work >= TOTAL_WORK:
                 complete = False
                 break
-            if any(widths[n][kind] <= MIN_BITS for n, kind in members):
+            trial = moved(widths, members)
+            if trial is None:
                 continue
-            trial = {n: dict(w) for n, w in widths.items()}
-            for n, kind in members:
-                trial[n][kind] -= 1
-            got = evaluate(trial, f"{label} {trial[members[0][0]][members[0][1]]}")
+            n, kind = members[0]
+            got = evaluate(trial, f"{label} {trial[n][kind] * PRUNE_STEP:.1f}"
+                           if kind == "prune_steps" else f"{label} {trial[n][kind]}")
             if got is None or not meets(got[0]) or got[0].cost >= current.cost:
                 continue
             p = got[0]
@@ -267,8 +353,9 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
                                      and (q.cost < p.cost or q.accuracy > p.accuracy)
                                      for q in evaluated)),
                          key=lambda p: (p.cost, -p.accuracy)))
-    return BudgetResult(current_result, replace(start, layers=widths), current, start_point, float_accuracy,
-                        tuple(trace), front, counter[0], complete)
+    return BudgetResult(current_result, replace(start, layers=bit_widths(widths)), current,
+                        start_point, float_accuracy, tuple(trace), front, counter[0], complete,
+                        pruned_of(current.widths))
 
 
 def probe_samples(bound: Mapping[str, np.ndarray], y: np.ndarray, n: int = PROBES,

@@ -48,7 +48,6 @@ from fxq.fixed import (MAX_WIDTH, FixedType, Overflow, Rounding, quantize, requa
 from fxq.ir import FrozenMap, Graph, Node, Op
 from fxq.layer import IO_TYPES, LayerTypes, QuantizationError, fixed_node
 from fxq.memory import check_live_fits
-from fxq.ops.fixed_math import raw_bound
 from fxq.ops.registry import lookup
 from fxq.quantized import QuantizedGraph
 from fxq.reference import run_node
@@ -664,22 +663,42 @@ class _Search:
         return FixedType(integer + frac, frac, True, Rounding.RND, Overflow.SAT)
 
     def accumulator(self, node: Node, x_t: FixedType, w_t: FixedType,
-                    weight_matrix: Callable[[np.ndarray], np.ndarray]) \
+                    weight_matrix: Callable[[np.ndarray], np.ndarray], drop: int = 0) \
             -> tuple[FixedType, FixedType | None]:
         """(accum, bias type) of a weighted sum: products exact, no overflow for any input of
-        type x_t. `weight_matrix(raw weights)` gives them as (inputs, outputs)."""
+        type x_t. `weight_matrix(raw weights)` gives them as (inputs, outputs).
+
+        The narrowest such: each output's sums over every input of x_t lie between the sum
+        with each input at the end of x_t's range its weight's sign favours and the sum
+        with each at the other end (an unsigned input cannot be negative, so a ReLU's
+        reader needs about a bit less than sum |w| * max |x| would give it).
+
+        `drop` > 0 (the layer's accum_drop): the accumulator is that many bits coarser than
+        the products, each product truncated onto its grid as hls4ml assigns it to accum_t
+        (floor: the sum falls by less than one LSB per non-zero product)."""
         where = f"node {node.name!r} ({node.op.name})"
         params = self.params_of(node)
-        frac = x_t.frac + w_t.frac
+        frac = x_t.frac + w_t.frac - drop
         w_raw = weight_matrix(quantize(params["weight"], w_t))
-        per_output = np.abs(w_raw).sum(axis=0, dtype=object) * raw_bound(x_t)
+        positive = np.where(w_raw > 0, w_raw, 0).sum(axis=0, dtype=object)
+        negative = np.where(w_raw < 0, w_raw, 0).sum(axis=0, dtype=object)
+        lo, hi = int(x_t.raw_min), int(x_t.raw_max)
+        largest, smallest = positive * hi + negative * lo, positive * lo + negative * hi
+        if drop > 0:
+            terms = np.count_nonzero(w_raw, axis=0).astype(object)
+            largest = largest // (1 << drop)
+            smallest = smallest // (1 << drop) - terms
         bias_t = None
         if "bias" in params:
             bias_t = self.fine_type(params["bias"], frac)
-            b_raw = quantize(params["bias"], bias_t).astype(object)
-            per_output = per_output + np.abs(b_raw) * (1 << max(0, frac - bias_t.frac))
-        bound = int(max(per_output, default=0))
-        width = max(bound.bit_length() + 1, 2)
+            b_raw = quantize(params["bias"], bias_t).astype(object) \
+                * (1 << max(0, frac - bias_t.frac))
+            largest, smallest = largest + b_raw, smallest + b_raw
+        # a signed W-bit type holds [-2^(W-1), 2^(W-1) - 1]
+        top = int(max(largest, default=0))
+        bottom = int(min(smallest, default=0))
+        width = max(1 + max(top.bit_length(), (-bottom - 1).bit_length() if bottom < 0
+                            else 0), 2)
         if width > AP_WIDTH_LIMIT:
             raise QuantizationError(
                 f"{where}: an accumulator that cannot overflow needs {width} bits, more than "

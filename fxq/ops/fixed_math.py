@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fxq.fixed import (FLOAT_EXACT_BITS, FixedType, Overflow, requantize,
+from fxq.fixed import (FLOAT_EXACT_BITS, FixedType, Overflow, requantize, round_float,
                        requantize_exact_float, shift_left_wrapping)
 
 FLOAT_EXACT = 2.0 ** FLOAT_EXACT_BITS  # float64 holds every integer below this exactly
@@ -22,21 +22,33 @@ def raw_bound(t: FixedType) -> int:
     return max(abs(t.raw_min), t.raw_max)
 
 
-def exact_float_dtype(x_t: FixedType, weight_sum: float, w_t: FixedType,
+def exact_float_dtype(x_t: FixedType, w: np.ndarray, w_t: FixedType,
                       bias_acc: np.ndarray | None, accum: FixedType):
     """The float dtype in which sum_k x[k] * w[k] (+ bias), on accum's grid, is exact for
-    every input of type x_t, or None. `weight_sum` is the largest sum of |raw weights| into
-    one output. Requires accum at least as fine as the products (no per-product rounding)
-    and a bound below accum's range (its wrap is the identity). float32 when the bound is
-    at most 2^23, float64 at most 2^52: one bit of margin below each format's exact integers,
-    because requantize_exact_float rounds by adding half an LSB."""
+    every input of type x_t, or None. `w` holds the raw weights as (..., K, O): output o
+    sums over axis -2, `bias_acc` (..., O) on accum's grid. Requires accum at least as fine
+    as the products (no per-product rounding) and every sum within accum's range (its wrap
+    is the identity: each input at the end of x_t's range its weight's sign favours, then
+    at the other end). float32 when every partial sum is at most 2^23 in magnitude, float64
+    at most 2^52: one bit of margin below each format's exact integers, because
+    requantize_exact_float rounds by adding half an LSB."""
     shift = accum.frac - (x_t.frac + w_t.frac)
     if shift < 0:
         return None
+    w = np.asarray(w, dtype=np.float64)
+    positive = np.where(w > 0, w, 0.0).sum(axis=-2)
+    negative = np.where(w < 0, w, 0.0).sum(axis=-2)
+    weight_sum = float((positive - negative).max(initial=0.0))
+    lo, hi = float(x_t.raw_min), float(x_t.raw_max)
+    largest = (positive * hi + negative * lo) * 2.0 ** shift
+    smallest = (positive * lo + negative * hi) * 2.0 ** shift
     bound = raw_bound(x_t) * weight_sum * 2.0 ** shift
     if bias_acc is not None and bias_acc.size:
-        bound += float(np.abs(bias_acc).max())
-    if bound > float(accum.raw_max):
+        b = np.asarray(bias_acc, dtype=np.float64)
+        largest, smallest = largest + b, smallest + b
+        bound += float(np.abs(b).max())
+    if largest.max(initial=0.0) > float(accum.raw_max) or \
+            smallest.min(initial=0.0) < float(accum.raw_min):
         return None
     if bound <= 2.0 ** 23 and x_t.width <= 24:
         return np.float32
@@ -69,7 +81,7 @@ def multiply_accumulate(x: np.ndarray, x_t: FixedType, w: np.ndarray, w_t: Fixed
     assert accum.overflow is Overflow.WRAP, "the QuantizedGraph refuses other accumulators"
     b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
     weight_sum = float(np.abs(w).sum(axis=-2, dtype=np.float64).max(initial=0.0))
-    dtype = exact_float_dtype(x_t, weight_sum, w_t, b_acc, accum)
+    dtype = exact_float_dtype(x_t, w, w_t, b_acc, accum)
     if dtype is not None:
         total = np.matmul(x.astype(dtype, copy=False), w.astype(dtype))
         shift = accum.frac - (x_t.frac + w_t.frac)
@@ -85,22 +97,37 @@ def multiply_accumulate(x: np.ndarray, x_t: FixedType, w: np.ndarray, w_t: Fixed
         # the products need no rounding: sum them exactly, then scale onto the accum grid
         total = shift_left_wrapping(_exact_matmul(x, w, raw_bound(x_t), weight_sum), shift)
     else:
-        total = _rounded_products_sum(x, w, product_frac, accum)
+        total = _rounded_products_sum(x, w, product_frac, accum, raw_bound(x_t), weight_sum)
     if b_acc is not None:
         total = total + b_acc[:, None, :]
     return requantize(requantize(total, accum.frac, accum, 64), accum.frac, result,
                       accum.width)
 
 
-def _rounded_products_sum(x, w, product_frac, accum):
+def _rounded_products_sum(x, w, product_frac, accum, x_bound: int, weight_sum: float):
     """Sum of products each rounded onto the accumulator grid first (accum has fewer
-    fractional bits than the products), in chunks of rows to bound memory."""
+    fractional bits than the products), in chunks of rows to bound memory.
+
+    In float64 when every product and every partial sum of the rounded products is an
+    integer below 2^52 (`x_bound` the largest |x|, `weight_sum` the largest sum of |w| into
+    one output; a product rounds to at most one more than its magnitude scaled), where each
+    product's rounding is exact (requantize_exact_float's rule); in int64 otherwise."""
     g, m, k = x.shape
     o = w.shape[-1]
     rows = max(1, CHUNK_ELEMENTS // max(1, k * o))
+    shift = accum.frac - product_frac
+    largest_w = float(np.abs(w).max(initial=0))
+    in_float = x_bound * largest_w < FLOAT_EXACT / 2 and \
+        x_bound * weight_sum * 2.0 ** shift + k < FLOAT_EXACT / 2
     wrap64 = FixedType(64, accum.frac, True, accum.rounding, Overflow.WRAP)
     out = np.empty((g, m, o), dtype=np.int64)
+    if in_float:
+        xf, wf = x.astype(np.float64), w.astype(np.float64)
     for start in range(0, m, rows):
+        if in_float:
+            part = xf[:, start:start + rows, :, None] * wf[:, None, :, :]  # G, rows, K, O
+            out[:, start:start + rows] = round_float(part, shift, accum.rounding).sum(axis=2)
+            continue
         part = x[:, start:start + rows, :, None] * w[:, None, :, :]      # G, rows, K, O
         out[:, start:start + rows] = requantize(part, product_frac, wrap64, 64).sum(axis=2)
     return out

@@ -154,11 +154,10 @@ def _float_setup(fx):
 
 def _make_float_setup(fx):
     w = fx.params[0]
-    weight_sum = float(np.abs(w.reshape(w.shape[0], -1)).sum(axis=1).max(initial=0))
     b, b_t = _bias(fx)
     accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
     b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
-    dtype = exact_float_dtype(x_t, weight_sum, w_t, b_acc, accum)
+    dtype = exact_float_dtype(x_t, w.reshape(w.shape[0], -1).T, w_t, b_acc, accum)
     if dtype is None:
         return None
     return accum, 2.0 ** (accum.frac - x_t.frac - w_t.frac), dtype, \
@@ -309,7 +308,8 @@ def weighted_sum_types(search, node, ins, widths):
     w_t = search.param_type(params["weight"], widths.weight, "weight")
 
     def sums():
-        accum, bias_t = search.accumulator(node, ins[0], w_t, _weight_matrix(node))
+        accum, bias_t = search.accumulator(node, ins[0], w_t, _weight_matrix(node),
+                                           widths.accum_drop)
         types = {"weight": w_t} if bias_t is None else {"weight": w_t, "bias": bias_t}
         partial = LayerTypes(result=accum, params=types, accum=accum)
         return accum, types, search.kernel_output(node, ins, partial)  # the raw sums
