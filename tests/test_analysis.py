@@ -242,6 +242,8 @@ def test_dropped_accumulator_bits_truncate_each_product():
     ('objective = "l3"\n', r"fxq.toml:1: objective: 'l3' is not one of"),
     ("bits = \n", r"not valid TOML"),
     ("[kind.dense]\naccum_drop = -1\n", r"fxq.toml:2: accum_drop: -1 is not a number of bits"),
+    ("[kind.pool]\naccum_drop = 2\n", r"kind 'pool': accum_drop applies to the accumulators of "
+     r"dense and conv layers only"),
 ])
 def test_config_file_errors_name_the_key_and_line(tmp_path, text, message):
     path = tmp_path / "fxq.toml"
@@ -254,6 +256,14 @@ def test_config_file_errors_name_the_key_and_line(tmp_path, text, message):
 def test_bit_widths_out_of_range_are_refused(bad):
     with pytest.raises(ConfigError, match="bit width"):
         BitConfig.of(bits=bad)
+
+
+def test_accum_drop_on_a_layer_without_an_accumulator_is_refused():
+    rng = np.random.default_rng(6)
+    g = _dense_chain(rng, [4, 3], relu=True)
+    with pytest.raises(ConfigError, match="'relu0' \\(RELU\\): accum_drop applies"):
+        quantize(g, rng.normal(0, 1, (10, 4)),
+                 config=BitConfig(layers={"relu0": {"accum_drop": 2}}))
 
 
 def test_unknown_layer_in_the_config_is_refused():

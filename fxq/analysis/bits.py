@@ -40,6 +40,7 @@ from fxq.op import KINDS          # every op names its kind when it is defined
 OBJECTIVES = ("l1", "l2")
 WEIGHT_ROUNDINGS = ("nearest", "adaround")
 WIDTH_KEYS = ("weight_bits", "act_bits", "accum_drop")
+ACCUMULATING_KINDS = ("dense", "conv")      # whose accumulators accum_drop coarsens
 
 
 class ConfigError(FxqError):
@@ -88,6 +89,9 @@ class BitConfig:
             if kind not in KINDS:
                 raise ConfigError(f"layer kind {kind!r}: expected one of {sorted(KINDS)}")
             _check_widths(widths, f"kind {kind!r}")
+            if "accum_drop" in widths and kind not in ACCUMULATING_KINDS:
+                raise ConfigError(f"kind {kind!r}: accum_drop applies to the accumulators of "
+                                  f"{' and '.join(ACCUMULATING_KINDS)} layers only")
         for name, widths in self.layers.items():
             _check_widths(widths, f"layer {name!r}")
         object.__setattr__(self, "kinds", MappingProxyType(

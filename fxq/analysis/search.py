@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from fxq.analysis.bits import BitConfig
+from fxq.analysis.bits import ACCUMULATING_KINDS, BitConfig, ConfigError
 from fxq.analysis.stats import TensorStats
 from fxq.data import bind_inputs
 from fxq.errors import FxqError
@@ -296,6 +296,11 @@ class _Search:
         if io_type not in IO_TYPES:
             raise QuantizationError(f"io_type {io_type!r}: expected one of {IO_TYPES}")
         config.check_layers({n.name for n in graph.nodes} | set(graph.inputs))
+        for node in graph.nodes:
+            if "accum_drop" in config.layers.get(node.name, {}) and \
+                    node.op.kind not in ACCUMULATING_KINDS:
+                raise ConfigError(f"layer {node.name!r} ({node.op.name}): accum_drop applies "
+                                  f"to the accumulators of Dense and Conv layers only")
         self.graph, self.config, self.io_type = graph, config, io_type
         self.progress = progress or (lambda _: None)
         self.replay = replay
