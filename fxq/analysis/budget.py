@@ -123,9 +123,9 @@ def cost_of(estimate, minimize: str) -> float:
 def width_groups(graph: Graph, result: SearchResult,
                  prune: bool = False) -> list[tuple[str, tuple]]:
     """(label, members) of every setting the search may change: members are (name, kind),
-    kind "act_bits" or "weight_bits" (a bit less per move), or with `prune` "prune_steps"
-    (another PRUNE_STEP of a Dense or Conv layer's weights zeroed), name a node or a graph
-    input."""
+    kind "act_bits" or "weight_bits" (a bit less per move), "accum_drop" (a Dense or Conv
+    accumulator's low bit more dropped) or with `prune` "prune_steps" (another PRUNE_STEP
+    of its weights zeroed), name a node or a graph input."""
     a = result.assignment
     groups: list[tuple[str, tuple]] = [(f"input {n} act", ((n, "act_bits"),))
                                        for n in graph.inputs]
