@@ -130,13 +130,17 @@ class BitConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+def _is_bit_count(value: Any) -> bool:
+    """An integer 0..MAX_WIDTH (a number of bits, zero allowed: accum_drop)."""
+    return not isinstance(value, bool) and isinstance(value, int) and 0 <= value <= MAX_WIDTH
+
+
 def _check_widths(widths: Mapping[str, Any], where: str) -> None:
     for key, value in widths.items():
         if key not in WIDTH_KEYS:
             raise ConfigError(f"{where}: unknown key {key!r} (expected {', '.join(WIDTH_KEYS)})")
         if key == "accum_drop":
-            if isinstance(value, bool) or not isinstance(value, int) or \
-                    not 0 <= value <= MAX_WIDTH:
+            if not _is_bit_count(value):
                 raise ConfigError(f"{where} accum_drop: {value!r} is not a number of bits "
                                   f"(an integer 0..{MAX_WIDTH})")
             continue
@@ -176,8 +180,7 @@ def load_config(path: str) -> BitConfig:
     def setting(key: str, value: Any) -> None:
         if key != "accum_drop":
             return width(key, value)
-        if isinstance(value, bool) or not isinstance(value, int) or \
-                not 0 <= value <= MAX_WIDTH:
+        if not _is_bit_count(value):
             fail(key, f"{value!r} is not a number of bits (an integer 0..{MAX_WIDTH})")
 
     for key in ("bits", "weight_bits", "act_bits"):
