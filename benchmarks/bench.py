@@ -283,15 +283,16 @@ BUDGET_POINTS = 0.5
 def print_budget(models: list[tuple[str, str]]) -> None:
     """fxq.analysis.budget at --budget 0.5 --minimize ebops from uniform 8 bits: the cost
     against uniform 8-bit's, top-1 on the calibration data the search sees and on the
-    held-out test set."""
+    held-out test set; then the same search without pruning (widths and accumulators)."""
     from fxq.analysis.budget import budget_search
 
     print(f"\nper-layer widths under a budget ({BUDGET_POINTS} top-1 points on the calibration "
           "data and its boundary probes, least EBOPs = LUT + 55 x DSP of the estimate, from "
           "uniform 8 bits)\n")
     print("| model | search s | designs | EBOPs 8-bit | EBOPs budget | ratio | calib float | "
-          "calib budget | test float | test 8-bit | test budget | budget - float |")
-    print("|" + "|".join("---" for _ in range(12)) + "|")
+          "calib budget | test float | test 8-bit | test budget | budget - float | "
+          "no prune: ratio | no prune: test - float |")
+    print("|" + "|".join("---" for _ in range(14)) + "|")
     for name, zoo in models:
         graph = fxq.load(os.path.join(zoo, name, "model.onnx"))
         calib = np.load(os.path.join(zoo, name, "calib.npz"))
@@ -305,10 +306,13 @@ def print_budget(models: list[tuple[str, str]]) -> None:
         uniform = quantize(graph, calib["x"], bits=8)
         f, u, got = top1(graph.run(test["x"])), top1(uniform.simulate(test["x"])), \
             top1(b.result.q.simulate(test["x"]))
+        widths = budget_search(graph, calib["x"], labels=calib["y"], points=BUDGET_POINTS,
+                               prune=False)          # --no-budget-prune
         print(f"| {name} | {seconds:.0f} | {b.evaluations} | {b.start.cost:.0f} | "
               f"{b.chosen.cost:.0f} | {b.chosen.cost / b.start.cost:.2f} | "
               f"{b.float_accuracy:.2f} | {b.chosen.accuracy:.2f} | {f:.2f} | {u:.2f} | "
-              f"{got:.2f} | {got - f:+.2f} |")
+              f"{got:.2f} | {got - f:+.2f} | {widths.chosen.cost / widths.start.cost:.2f} | "
+              f"{top1(widths.result.q.simulate(test['x'])) - f:+.2f} |")
 
 
 def print_estimator_comparison() -> None:
