@@ -233,8 +233,10 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
         probes = probe_samples(bound, floats[graph.outputs[0]])
         probe_float = _argmax(graph.run(probes)) if probes is not None else None
     # one evaluation's work: the calibration data and the probes through the network
-    evaluation_work = float(node_work(graph).sum()) * (
-        len(next(iter(bound.values()))) + (0 if probes is None else len(next(iter(probes.values())))))
+    samples = len(next(iter(bound.values())))
+    if probes is not None:
+        samples += len(next(iter(probes.values())))
+    evaluation_work = float(node_work(graph).sum()) * samples
     memo: dict[tuple, tuple[Point, SearchResult] | None] = {}
     graphs: dict[tuple, Graph] = {}
     counter = [0]

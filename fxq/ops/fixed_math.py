@@ -22,11 +22,18 @@ def raw_bound(t: FixedType) -> int:
     return max(abs(t.raw_min), t.raw_max)
 
 
-def exact_float_dtype(x_t: FixedType, w: np.ndarray, w_t: FixedType,
+def signed_weight_sums(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of the positive, sum of the negative) raw weights into each output, in float64:
+    `w` is (..., K, O), output o sums over axis -2."""
+    w = np.asarray(w, dtype=np.float64)
+    return np.where(w > 0, w, 0.0).sum(axis=-2), np.where(w < 0, w, 0.0).sum(axis=-2)
+
+
+def exact_float_dtype(x_t: FixedType, sums: tuple[np.ndarray, np.ndarray], w_t: FixedType,
                       bias_acc: np.ndarray | None, accum: FixedType):
     """The float dtype in which sum_k x[k] * w[k] (+ bias), on accum's grid, is exact for
-    every input of type x_t, or None. `w` holds the raw weights as (..., K, O): output o
-    sums over axis -2, `bias_acc` (..., O) on accum's grid. Requires accum at least as fine
+    every input of type x_t, or None. `sums` are the weights' signed_weight_sums per
+    output, `bias_acc` (..., O) on accum's grid. Requires accum at least as fine
     as the products (no per-product rounding) and every sum within accum's range (its wrap
     is the identity: each input at the end of x_t's range its weight's sign favours, then
     at the other end). float32 when every partial sum is at most 2^23 in magnitude, float64
@@ -35,9 +42,7 @@ def exact_float_dtype(x_t: FixedType, w: np.ndarray, w_t: FixedType,
     shift = accum.frac - (x_t.frac + w_t.frac)
     if shift < 0:
         return None
-    w = np.asarray(w, dtype=np.float64)
-    positive = np.where(w > 0, w, 0.0).sum(axis=-2)
-    negative = np.where(w < 0, w, 0.0).sum(axis=-2)
+    positive, negative = sums
     weight_sum = float((positive - negative).max(initial=0.0))
     lo, hi = float(x_t.raw_min), float(x_t.raw_max)
     largest = (positive * hi + negative * lo) * 2.0 ** shift
@@ -80,8 +85,9 @@ def multiply_accumulate(x: np.ndarray, x_t: FixedType, w: np.ndarray, w_t: Fixed
     """
     assert accum.overflow is Overflow.WRAP, "the QuantizedGraph refuses other accumulators"
     b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
-    weight_sum = float(np.abs(w).sum(axis=-2, dtype=np.float64).max(initial=0.0))
-    dtype = exact_float_dtype(x_t, w, w_t, b_acc, accum)
+    sums = signed_weight_sums(w)
+    weight_sum = float((sums[0] - sums[1]).max(initial=0.0))   # the largest sum of |w|
+    dtype = exact_float_dtype(x_t, sums, w_t, b_acc, accum)
     if dtype is not None:
         total = np.matmul(x.astype(dtype, copy=False), w.astype(dtype))
         shift = accum.frac - (x_t.frac + w_t.frac)

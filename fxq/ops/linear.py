@@ -7,7 +7,8 @@ from fxq.op import Op
 from fxq.fixed import Overflow, requantize, requantize_exact_float
 from fxq.layer import LayerTypes
 from fxq.ops import torch_conv
-from fxq.ops.fixed_math import aligned_sum, exact_float_dtype, multiply_accumulate, raw_bound
+from fxq.ops.fixed_math import (aligned_sum, exact_float_dtype, multiply_accumulate, raw_bound,
+                                signed_weight_sums)
 from fxq.ops.registry import fixed_kernel, float_kernel, rule, shape_rule
 from fxq.ops.windows import offset_slices, pad_spatial, spatial_output_shape, windows
 
@@ -157,7 +158,8 @@ def _make_float_setup(fx):
     b, b_t = _bias(fx)
     accum, x_t, w_t = fx.layer.accum, fx.inputs[0], fx.param_types[0]
     b_acc = requantize(b, b_t.frac, accum, b_t.width) if b is not None else None
-    dtype = exact_float_dtype(x_t, w.reshape(w.shape[0], -1).T, w_t, b_acc, accum)
+    dtype = exact_float_dtype(x_t, signed_weight_sums(w.reshape(w.shape[0], -1).T), w_t,
+                              b_acc, accum)
     if dtype is None:
         return None
     return accum, 2.0 ** (accum.frac - x_t.frac - w_t.frac), dtype, \
