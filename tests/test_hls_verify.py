@@ -81,3 +81,23 @@ def test_softmax_over_a_non_last_axis_is_refused():
                        inv_inp=DEFAULT_SOFTMAX_TABLE, accum=FixedType(22, 10))
     with pytest.raises(QuantizationError, match=r"softmax over axes \(1,\).*last axis \(2\)"):
         QuantizedGraph(graph, {"x": t}, {"s": layer})
+
+
+@pytest.mark.parametrize("input_t", [FixedType(6, 0), FixedType(6, -1), FixedType(12, 4),
+                                     FixedType(16, 10), FixedType(7, 3, signed=False)])
+def test_softmax_over_the_whole_input_range_matches_c_simulation(hls_dir, input_t):
+    """Logits across the input type's whole range, extremes included: the differences
+    x_max - x saturate in fxq's inp_norm_t and the table sizes fxq passes stay, in hls4ml
+    as in fxq (a narrow input's exp table indexed exactly, a wide one's by its top bits)."""
+    from fxq.fixed import quantize as to_raw, to_float
+    from fxq.ir import Graph, Node, Op, Tensor
+    from fxq.ops.activation import softmax_types
+    from fxq.quantized import QuantizedGraph
+    n = 6
+    graph = Graph.build("g", ["x"], ["y"], [Node("s", Op.SOFTMAX, ("x",), ("y",), {"axes": (1,)})],
+                        {"x": Tensor("x", (n,)), "y": Tensor("y", (n,))}, {})
+    q = QuantizedGraph(graph, {"x": input_t}, {"s": softmax_types(FixedType(10, 9, False), n)})
+    rng = np.random.default_rng(input_t.width)
+    raw = rng.integers(to_raw(input_t.min, input_t), to_raw(input_t.max, input_t) + 1, (48, n))
+    raw[:16, 0], raw[:16, 1] = to_raw(input_t.max, input_t), to_raw(input_t.min, input_t)
+    assert_exact(verify(q, hls_dir, to_float(raw, input_t), overwrite=True))

@@ -48,6 +48,7 @@ from fxq.fixed import (MAX_WIDTH, FixedType, Overflow, Rounding, quantize, requa
 from fxq.ir import FrozenMap, Graph, Node, Op
 from fxq.layer import IO_TYPES, LayerTypes, QuantizationError, fixed_node
 from fxq.memory import check_live_fits
+from fxq.ops.activation import SOFTMAX_DIFF_BITS
 from fxq.ops.registry import lookup
 from fxq.quantized import QuantizedGraph
 from fxq.reference import run_node
@@ -57,7 +58,7 @@ METHODS = ("dynamic", "static")
 BELOW, ABOVE = 1, 4           # candidates: from 1 fractional bit coarser than the range
                               # needs, to 4 finer (saturating the largest values)
 AP_WIDTH_LIMIT = MAX_WIDTH     # the widest ap_fixed fxq's int64 arithmetic holds
-SOFTMAX_SPREAD = 16.0          # logit differences a softmax's input type must hold, at most
+SOFTMAX_SPREAD = float(2 ** SOFTMAX_DIFF_BITS)   # logit differences a softmax's input holds
 SAMPLE_BLOCK = 64              # samples per kernel call and error sum in the search
 
 
@@ -452,10 +453,10 @@ class _Search:
     def softmax_spread(self, tensor: str) -> float | None:
         """When a softmax reads `tensor`: the largest spread (max - min over the last axis)
         of its calibrated values, at most SOFTMAX_SPREAD, which the tensor's type must hold.
-        hls4ml's stable softmax computes x_max - x in a type of the input's range (unsigned,
-        one bit less), saturating larger differences: a type fitted to small logits
-        ([-0.5, 0.5) for logits within +-0.4) would turn exp(-0.8) into exp(-0.5). Past
-        SOFTMAX_SPREAD the saturation changes exp by less than 2^-23."""
+        The error after the softmax, summed over its outputs, can prefer a finer type that
+        saturates the largest logits (logits within [-0.2, 0.3] in ap_fixed<8,-1>), while
+        logits tied at the top cost top-1. Differences past SOFTMAX_SPREAD change exp by
+        less than 2^-23 (x_max - x saturates there: fxq.ops.activation.softmax_inp_norm)."""
         if not any(n.op is Op.SOFTMAX for n in self.graph.consumers(tensor)):
             return None
         f = self.floats[tensor]

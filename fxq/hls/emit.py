@@ -436,17 +436,20 @@ class _Builder:
             self.fail(node, f"softmax over axes {node.attrs['axes']} of a tensor of shape "
                       f"{self.shape(x)}; fxq emits softmax over a vector")
         layer_t = fx.layer
-        _, size, _ = softmax_table_sizes(fx.inputs[0], layer_t)
+        exp_size, inv_size, inp_norm = softmax_table_sizes(fx.inputs[0], layer_t)
+        # sizes given as attributes: hls4ml's fix_softmax_table_size pass then keeps them
         layer = {"class_name": "Softmax", "activation": "softmax", "n_in": self.shape(x)[0],
-                 "implementation": "stable", "axis": -1}
+                 "implementation": "stable", "axis": -1, "exp_table_size": exp_size,
+                 "inv_table_size": inv_size}
         self.add(node, layer, _types(result=fx.result, exp_table=layer_t.table,
                                      inv_table=layer_t.inv_table, accum=layer_t.accum,
                                      inv_inp=layer_t.inv_inp),
                  self.layout(x),
-                 {"TableSize": size, "Implementation": "stable",
+                 {"TableSize": inv_size, "Implementation": "stable",
                   # hls4ml reads these from the layer config's "*_t" keys only
                   "exp_table_t": layer_t.table.hls(), "inv_table_t": layer_t.inv_table.hls(),
-                  "inv_inp_t": layer_t.inv_inp.hls(), "accum_t": layer_t.accum.hls()})
+                  "inv_inp_t": layer_t.inv_inp.hls(), "accum_t": layer_t.accum.hls(),
+                  "inp_norm_t": inp_norm.hls()})
 
     def _merge(self, node, fx, op):
         """hls4ml's Merge of two maps in one layout: to the channels-last input's where there

@@ -125,19 +125,33 @@ def tanh_fixed(fx, x):
     return _lookup(fx, x, tables.tanh_table(fx.layer.table_size, fx.layer.table), 8)
 
 
+SOFTMAX_DIFF_BITS = 4    # x_max - x saturates at 2^4 = 16: exp(-16) < 2^-23, below any table
+
+
+def softmax_inp_norm(input_t: FixedType) -> FixedType:
+    """The type of x_max - x in the stable softmax, which fxq gives hls4ml (inp_norm_t):
+    unsigned, the input's resolution (the difference is exact), saturating at
+    2^SOFTMAX_DIFF_BITS or at the largest difference two inputs of input_t can have,
+    whichever is smaller. hls4ml's own default is ap_ufixed<W - 1, I - 1> of a signed
+    input: truncating and wrapping, it holds half of the differences, and a larger one
+    wraps to a small one, whose exp is then near 1 (logits 20 and -12 in ap_fixed<6,6>
+    gave a difference of 0 and the softmax a three-way tie)."""
+    span = input_t.width - input_t.frac        # differences lie in [0, 2^span)
+    integer = min(span, max(SOFTMAX_DIFF_BITS, 1 - input_t.frac))
+    return FixedType(integer + input_t.frac, input_t.frac, False, Rounding.TRN, Overflow.SAT)
+
+
 def softmax_table_sizes(input_t: FixedType, layer) -> tuple[int, int, FixedType]:
-    """(exp table size, inverse table size, inp_norm_t) as hls4ml settles them: the
-    fix_softmax_table_size pass caps the size at 2^min(input width, inv_table width), and
-    the stable implementation caps the exp table at 2^(input width - sign)."""
-    size = layer.table_size
-    cap = 2 ** min(input_t.width, layer.inv_table.width)
-    if cap < size:
-        size = cap
-    width = input_t.width - int(input_t.signed)
-    integer = input_t.integer - int(input_t.signed)
-    inp_norm = FixedType(width, width - integer, signed=False)
-    exp_size = min(size, 2 ** width) if input_t.signed else size
-    return exp_size, size, inp_norm
+    """(exp table size, inverse table size, inp_norm_t) of the stable softmax as fxq emits
+    it: each table at most layer.table_size entries and at most what the top bits of its
+    index type address (the exp table is indexed by inp_norm_t, the inverse table by
+    inv_inp_t). fxq passes the sizes and inp_norm_t to hls4ml, so its
+    fix_softmax_table_size pass (which would cap the inverse table at 2^(input width) as
+    well: 64 entries for a 6-bit input) and its template's own inp_norm_t leave them."""
+    inp_norm = softmax_inp_norm(input_t)
+    exp_size = min(layer.table_size, 2 ** inp_norm.width)
+    inv_size = min(layer.table_size, 2 ** layer.inv_inp.width)
+    return exp_size, inv_size, inp_norm
 
 
 @fixed_kernel(Op.SOFTMAX)
