@@ -152,7 +152,7 @@ def accuracy_row(name: str, zoo: str, held_out: bool | str = False) -> dict:
            "float": top1(graph.run(test["x"]))}
     for label, kw in ACCURACY_SETTINGS.items():
         start = time.perf_counter()
-        q = quantize(graph, calib, **kw)
+        q = quantize(graph, calib, task="classify", **kw)
         row[label + " s"] = time.perf_counter() - start
         row[label] = top1(q.simulate(test["x"]))
     default = uniform(graph, data=HLS4ML_DEFAULT, weight=HLS4ML_DEFAULT, bias=HLS4ML_DEFAULT,
@@ -271,7 +271,7 @@ def print_equalization(dirs: dict[str, str]) -> None:
 
         cells = [name, f"{top1(graph.run(test['x'])):.2f}"]
         for bits in (8, 6):
-            cells += [f"{top1(quantize(g, calib, bits=bits).simulate(test['x'])):.2f}"
+            cells += [f"{top1(quantize(g, calib, bits=bits, task='classify').simulate(test['x'])):.2f}"
                       for g in (graph, spread, balanced)]
         print("| " + " | ".join(cells) + " |")
 
@@ -303,7 +303,7 @@ def print_budget(models: list[tuple[str, str]]) -> None:
         start = time.perf_counter()
         b = budget_search(graph, calib["x"], labels=calib["y"], points=BUDGET_POINTS)
         seconds = time.perf_counter() - start
-        uniform = quantize(graph, calib["x"], bits=8)
+        uniform = quantize(graph, calib["x"], bits=8, task="classify")
         f, u, got = top1(graph.run(test["x"])), top1(uniform.simulate(test["x"])), \
             top1(b.result.q.simulate(test["x"]))
         widths = budget_search(graph, calib["x"], labels=calib["y"], points=BUDGET_POINTS,

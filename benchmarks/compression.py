@@ -85,7 +85,7 @@ def print_compression(examples: str, models=MODELS, csim: bool = True,
                 "allocation", "sensitivity"), **methods)
             seconds = time.perf_counter() - start
             s = out.after
-            q8 = quantize(out.graph, calib["x"], bits=8)
+            q8 = quantize(out.graph, calib["x"], bits=8, task="classify")
             mismatches = _mismatches(q8, test["x"], name) \
                 if csim and s.total("params") <= CSIM_MAX_PARAMS else "-"
             print(f"| {name} | {s.total('params')} | {s.total('nonzeros')} | "

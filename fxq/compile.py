@@ -21,6 +21,7 @@ from fxq.analysis.stats import TensorStats
 from fxq.compress import CompressConfig
 from fxq.compress import compress as compress_graph
 from fxq.compress.storage import fixed_storage
+from fxq.data import bind_inputs
 from fxq.errors import FxqError
 from fxq.estimate import Estimate, estimate
 from fxq.fit import FitError, describe, overuse
@@ -33,6 +34,7 @@ from fxq.passes import Change, Rewrite, run_pipeline
 from fxq.quantized import QuantizedGraph
 from fxq.report import Report, build_report
 from fxq.target import Target
+from fxq.task import infer_task
 from fxq.transforms.equalize import AUTO_SPREAD
 from fxq.transforms.equalize import equalize as equalize_graph
 
@@ -99,6 +101,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
     pair. What it scaled is among report.json's transforms.
     `labels` (one per calibration sample) add the task's figures to the report: top-1
     accuracy, ROC AUC or MSE, float and fixed point (`task`, else inferred: fxq.task).
+    A classifier's outputs (that task) are searched as class scores (BitConfig's
+    class_scores: their largest values may saturate); other outputs hold their range.
     `source` names the model file in the report when `model` is a Graph loaded from it.
     A design whose estimate exceeds `max_util` of the part's resources is refused (FitError
     naming them) unless `allow_overfit`; `fit` first chooses per-layer reuse factors that
@@ -125,6 +129,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
         graph, scaled = equalize_graph(graph, AUTO_SPREAD if equalize == "auto" else 0.0)
         changes = changes + scaled
     searched_graph = graph
+    if _task(graph, calib, labels, task) == "classify":
+        config = config.with_overrides(class_scores=True)
     if budget is not None or budget_sqnr is not None:
         if method != "dynamic" or refine or not bias_correction or \
                 config.weight_rounding != "nearest":
@@ -159,7 +165,8 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
            "equalize": equalize, "equalized": any(c.rewrite == "equalize" for c in changes),
            "weight_bits": config.weight_bits, "act_bits": config.act_bits,
            "objective": config.objective,
-           "weight_rounding": config.weight_rounding if method == "dynamic" else "nearest"}
+           "weight_rounding": config.weight_rounding if method == "dynamic" else "nearest",
+           "class_scores": config.class_scores}
     hls = target.to_json()
     shown = {k: v for k, v in hls.items() if k not in ("project", "layer_reuse")}
     if fit:
@@ -190,3 +197,12 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
 
 
 __all__ = ["CompileResult", "compile"]
+
+
+def _task(graph: Graph, calib: Any, labels: np.ndarray | None, task: str | None) -> str | None:
+    """The task given, else the one the labels make (fxq.task.infer_task; a single-input,
+    single-output model), else None: unknown."""
+    if task is not None or labels is None or len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        return task
+    x = bind_inputs(graph, calib, source="calibration data")[graph.inputs[0]]
+    return infer_task(labels, x, graph.run(x))

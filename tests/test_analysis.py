@@ -296,6 +296,27 @@ def test_graph_outputs_hold_their_calibrated_range(zoo_dir, name, bits):
     assert np.max(y) <= t.max and np.min(y) >= t.min
 
 
+def test_class_scores_may_saturate_their_largest_values():
+    """task="classify": the outputs are class scores read by an argmax, so a type finer
+    than their calibrated range is a candidate like any inner tensor's. Scores mostly in
+    +-1 with a few near 7 take a finer type than the range type, which holds them all, and
+    clip the outliers; without the task the output holds its range. The search refuses a
+    task it does not know."""
+    rng = np.random.default_rng(4)
+    g = _dense_chain(rng, [8, 5], scale=0.3)
+    x = rng.uniform(-1, 1, (300, 8))
+    x[:3] *= 25                                     # three samples with scores near 7
+    y = g.run(x)
+    assert np.abs(y[3:]).max() < 1.5 < np.abs(y[:3]).max()
+    held = quantize(g, x, bits=6).types[g.outputs[0]]
+    scores = quantize(g, x, bits=6, task="classify").types[g.outputs[0]]
+    assert held.min <= y.min() and y.max() <= held.max
+    assert scores.frac > held.frac and scores.max < np.abs(y).max()
+    assert quantize(g, x, bits=6, task="regression").types[g.outputs[0]] == held
+    with pytest.raises(ConfigError, match="task 'logits'"):
+        quantize(g, x, bits=6, task="logits")
+
+
 @pytest.mark.parametrize("name, refine", [("mlp", False), ("cnn_bn", False), ("resnet", True)])
 def test_the_analysis_outputs_are_the_models_outputs(zoo_dir, name, refine):
     """SearchResult.outputs (what compile's report scores instead of running both models

@@ -272,6 +272,9 @@ def test_the_library_compile_returns_what_the_command_writes(zoo_dir, tmp_path):
     x = calib["x"][:50]
     assert np.array_equal(q.simulate(x, raw=True), result.q.simulate(x, raw=True))
     assert fxq.compile(model, calib["x"]).out is None          # nothing written without out
+    # the labels make it a classifier: its outputs were searched as class scores
+    assert result.report.settings["class_scores"] is True
+    assert fxq.compile(model, calib["x"]).report.settings["class_scores"] is False
 
 
 def test_compile_refine_reports_the_refinement(zoo_dir, tmp_path):

@@ -66,7 +66,13 @@ class Widths:
 class BitConfig:
     """Bit widths, the search objective, the result rounding and how Dense/Conv weights are
     rounded (nearest, or AdaRound's per-weight choice of the grid value below or above),
-    from global to per layer."""
+    from global to per layer.
+
+    `class_scores`: the graph outputs are a classifier's scores, read by an argmax (task
+    "classify"). They may then saturate their largest values when that lowers their error,
+    like any inner tensor: a clipped top score changes the class only if the runner-up
+    clips too. Otherwise (a regression output, an anomaly score, or unknown) each output
+    holds its whole calibrated range."""
 
     weight_bits: int = 8
     act_bits: int = 8
@@ -76,6 +82,7 @@ class BitConfig:
     rounding: Rounding = Rounding.RND
     overflow: Overflow = Overflow.SAT
     weight_rounding: str = "nearest"
+    class_scores: bool = False
 
     def __post_init__(self) -> None:
         check_bits(self.weight_bits, "weight bits")

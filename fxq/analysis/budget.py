@@ -227,6 +227,7 @@ def budget_search(graph: Graph, calib: Any, *, labels: np.ndarray | None = None,
         if task != "classify":
             raise BudgetError(f"--budget is top-1 points for a classifier, and these labels "
                               f"make the task {task}; use --budget-sqnr DB for this model")
+        start = start.with_overrides(class_scores=True)
     float_accuracy = _top1(floats[graph.outputs[0]], labels) if points is not None else None
     probes = probe_float = None
     if points is not None:

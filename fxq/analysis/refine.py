@@ -249,9 +249,10 @@ def quantize_graph(graph: Graph, calib: Any, config: BitConfig | None = None, *,
     if method != "dynamic" or not refine or not graph.nodes:
         return greedy
     bound = bind_inputs(graph, calib, source="calibration data")
-    # a graph output keeps holding its whole calibrated range (as the greedy pass's does)
+    # a graph output keeps holding its whole calibrated range (as the greedy pass's does),
+    # unless it is class scores
     ceilings = {}
-    for name in graph.outputs:
+    for name in () if config.class_scores else graph.outputs:
         t = greedy.q.types[name]
         ceilings[name] = frac_to_hold(greedy.stats[name].max_abs, t.width, t.signed)
     found = refine_search(graph, bound, config, io_type,

@@ -407,8 +407,9 @@ class _Search:
         target = self.floats[name]
         base = frac_to_hold(float(np.max(np.abs(target), initial=0.0)), width, signed)
         # a graph output holds its whole calibrated range: what the design returns is
-        # not clipped (a regression output or an anomaly score, not only a logit)
-        top = base if name in self.graph.outputs else base + ABOVE
+        # not clipped (a regression output or an anomaly score), unless it is class scores
+        holds_range = name in self.graph.outputs and not self.config.class_scores
+        top = base if holds_range else base + ABOVE
         spread = self.softmax_spread(name)
         if spread is not None:
             top = min(top, frac_to_hold(spread, width, signed))
