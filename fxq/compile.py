@@ -196,9 +196,6 @@ def compile(model: str | os.PathLike | Graph, calib: Any, *, out: str | os.PathL
                          tuple(over))
 
 
-__all__ = ["CompileResult", "compile"]
-
-
 def _task(graph: Graph, calib: Any, labels: np.ndarray | None, task: str | None) -> str | None:
     """The task given, else the one the labels make (fxq.task.infer_task; a single-input,
     single-output model), else None: unknown."""
@@ -206,3 +203,6 @@ def _task(graph: Graph, calib: Any, labels: np.ndarray | None, task: str | None)
         return task
     x = bind_inputs(graph, calib, source="calibration data")[graph.inputs[0]]
     return infer_task(labels, x, graph.run(x))
+
+
+__all__ = ["CompileResult", "compile"]
