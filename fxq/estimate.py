@@ -399,7 +399,7 @@ class _Estimator:
                                        + add_ns(n.width))
         return self.per_element(node, fx, fill)
 
-    @rule("cost", Op.ADD)
+    @rule("cost", Op.ADD, Op.SUB)
     def _add(self, node, fx) -> Cost:
         def fill(cost, n):
             cost.lut = n.out * n.width * self.c["add"]["lut_per_bit"]

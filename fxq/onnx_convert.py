@@ -254,10 +254,16 @@ def convert_add_mul(ctx, node):
 
 @converter("Sub", "Div")
 def convert_sub_div(ctx, node):
-    """x - c and x / c with a constant c become Add(x, -c) and Mul(x, 1/c)."""
+    """x - c and x / c with a constant c become Add(x, -c) and Mul(x, 1/c); x - y of two
+    activations is a Sub."""
     names = _binary_inputs(ctx, node)
+    if node.op_type == "Sub" and not any(ctx.is_const(n) for n in names):
+        ctx.emit(node, Op.SUB, names)
+        return
     if not ctx.is_const(names[1]) or ctx.is_const(names[0]):
-        raise refuse(ctx, node, "only a constant second operand is supported")
+        what = "a constant first operand (c - x)" if node.op_type == "Sub" else \
+            "a divisor that is not a constant"
+        raise refuse(ctx, node, f"{what} is not supported")
     c = ctx.consts[names[1]].astype(np.float64)
     if node.op_type == "Div" and np.any(c == 0):
         raise refuse(ctx, node, f"divisor {names[1]!r} holds zeros")

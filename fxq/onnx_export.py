@@ -158,10 +158,10 @@ def _operands(ex, node) -> list[str]:
             for n in node.inputs]
 
 
-@rule("onnx", Op.ADD, Op.MUL)
+@rule("onnx", Op.ADD, Op.SUB, Op.MUL)
 def export_add_mul(ex, node):
-    ex.node("Add" if node.op is Op.ADD else "Mul", _operands(ex, node), [node.output],
-            node.name)
+    ex.node({Op.ADD: "Add", Op.SUB: "Sub", Op.MUL: "Mul"}[node.op], _operands(ex, node),
+            [node.output], node.name)
 
 
 @rule("onnx", Op.CONCAT)

@@ -107,6 +107,7 @@ Op.define("BATCH_NORM", kind="batch_norm", params=("scale", "shift"))
 #   x, [scale (C,)], [shift (C,)]; y = x * scale + shift, channel axis 1
 Op.define("ADD", kind="merge", params=("operand",))       # a, b (either may be a param)
 Op.define("MUL", kind="merge", params=("operand",))       # a, b (either may be a param)
+Op.define("SUB", kind="merge")                             # a - b, both activations
 Op.define("CONCAT", kind="merge")                          # a, b, ...; attr axis
 Op.define("RELU", kind="activation")
 Op.define("LEAKY_RELU", kind="activation", constants=("alpha",))   # attr alpha

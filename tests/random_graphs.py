@@ -122,7 +122,7 @@ def mlp_with_activations(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
 
 def cnn_with_pooling(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     """Conv (with padding and stride), depthwise conv, max and average pooling (average
-    accumulators coarser than the data, so partial sums round), concat and add merges,
+    accumulators coarser than the data, so partial sums round), concat, add and subtract merges,
     global average pooling, flatten and a dense head."""
     b = _Builder(rng, "cnn_random")
     c, h, w = int(rng.integers(1, 4)), int(rng.integers(6, 11)), int(rng.integers(6, 11))
@@ -166,7 +166,7 @@ def cnn_with_pooling(rng, io_type) -> tuple[QuantizedGraph, np.ndarray]:
     flat2 = b.node(Op.FLATTEN, [mp], (2 * f * ho * wo,), LayerTypes(result=mp_t))
     y1, _ = _dense(b, flat, flat_t, 2 * f, 4, narrow=False)
     y2, _ = _dense(b, flat2, mp_t, 2 * f * ho * wo, 4, narrow=True)
-    y = b.node(Op.ADD, [y1, y2], (4,), LayerTypes(result=_result(rng)))
+    y = b.node(Op.SUB, [y1, y2], (4,), LayerTypes(result=_result(rng)))
     x = rng.normal(0, 1.5, (32, c, h, w))
     return b.finish(["x"], {"x": x_t}, y, io_type), x
 

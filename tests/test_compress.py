@@ -310,7 +310,7 @@ def test_the_cli_writes_the_model_and_its_summary(zoo_dir, tmp_path):
 
 def _blocks(seed: int):
     """A random graph of the shapes channel pruning must follow: Conv, BatchNorm, PReLU, a
-    residual Add of a depthwise-separable branch, a Concat of two Convs, per-channel Mul
+    residual Add (odd seeds: a Sub) of a depthwise-separable branch, a Concat of two Convs, per-channel Mul
     and Add parameters, MaxPool, Flatten and two Dense layers."""
     rng = np.random.default_rng(seed)
     c, d, e = (int(v) for v in rng.integers(3, 9, 3))
@@ -338,7 +338,7 @@ def _blocks(seed: int):
     b = conv("dw", h, c, c, 3, groups=c)
     b = add("relu1", Op.RELU, [b], (c, hw, hw))
     b = conv("pw", b, c, c, 1)
-    h = add("sum", Op.ADD, [h, b], (c, hw, hw))
+    h = add("sum", Op.SUB if seed % 2 else Op.ADD, [h, b], (c, hw, hw))
     u = conv("left", h, c, d, 3)
     v = conv("right", h, c, e, 1)
     v = add("scale", Op.MUL, [v], (e, hw, hw), [("scale.k", rng.uniform(0.5, 2, (e, 1, 1)))])
@@ -406,6 +406,8 @@ def test_families_join_residual_branches_and_pin_what_cannot_be_cut(zoo_dir):
     assert {r for r, _ in blocks["stem"].readers} == {"pw", "left", "right"}   # pw via dw
     assert set(blocks["stem"].carriers) == {"bn", "prelu", "dw"}
     assert {r for r, _ in blocks["left"].readers} == {"fc1"}
+    subtracted = {f.name: f for f in families(_blocks(1)[0])}           # a Sub joins alike
+    assert subtracted["stem"].producers == ["stem", "pw"] and subtracted["stem"].pinned is None
     mlp_softmax = {f.name: f for f in families(_model(zoo_dir, "mlp")[0])}
     assert "SOFTMAX" in mlp_softmax["/6/Gemm"].pinned
 

@@ -41,7 +41,7 @@ ELEMENTWISE = (Op.RELU, Op.LEAKY_RELU, Op.CLIP, Op.SIGMOID, Op.TANH, Op.IDENTITY
 # ops working per channel on axis 0 (the Conv layout's channel axis)
 SPATIAL = (Op.BATCH_NORM, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL,
            RESIZE, Op.PAD)
-BINARY = (Op.ADD, Op.MUL)
+BINARY = (Op.ADD, Op.SUB, Op.MUL)
 
 
 @dataclass

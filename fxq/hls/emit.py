@@ -525,6 +525,10 @@ class _Builder:
     def _add(self, node, fx):
         self._merge(node, fx, "add")
 
+    @rule("hls", Op.SUB)
+    def _sub(self, node, fx):
+        self._merge(node, fx, "subtract")
+
     @rule("hls", Op.MUL)
     def _mul(self, node, fx):
         self._merge(node, fx, "multiply")

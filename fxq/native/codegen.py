@@ -773,6 +773,14 @@ def add(g, fx, *args):
     elementwise(g, y, rq(frac - fx.result.frac, fx.result, total, count=True))
 
 
+@emitter(Op.SUB)
+def sub(g, fx, a_buf, b_buf, y):
+    (a, at), (c, ct) = _operands(g, fx, [a_buf, b_buf], y)
+    frac = max(at.frac, ct.frac)
+    total = f"{shift_left(a, frac - at.frac)} - {shift_left(c, frac - ct.frac)}"
+    elementwise(g, y, rq(frac - fx.result.frac, fx.result, total, count=True))
+
+
 @emitter(Op.MUL)
 def mul(g, fx, *args):
     *ins, y = args

@@ -1,8 +1,9 @@
-"""Add, Mul and Concat: shape rules, float and fixed kernels.
+"""Add, Sub, Mul and Concat: shape rules, float and fixed kernels.
 
-The fixed kernels mirror nnet_merge.h: the exact sum or product of the two inputs, cast
-once to the result type; Concat casts each input to the result type. A constant operand
-(a parameter) is held in the layer's weight type.
+The fixed kernels mirror nnet_merge.h: the exact sum, difference or product of the two
+inputs, cast once to the result type; Concat casts each input to the result type. A
+constant operand (a parameter, of Add and Mul) is held in the layer's weight type; x - c
+is imported as Add(x, -c), so Sub has two activations.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fxq.layer import LayerTypes
 from fxq.ops.registry import fixed_kernel, float_kernel, rule, shape_rule
 
 
-@shape_rule(Op.ADD, Op.MUL)
+@shape_rule(Op.ADD, Op.SUB, Op.MUL)
 def broadcast_shape(a, b):
     return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
 
@@ -23,6 +24,11 @@ def broadcast_shape(a, b):
 @float_kernel(Op.ADD)
 def add(a, b):
     return a + b
+
+
+@float_kernel(Op.SUB)
+def sub(a, b):
+    return a - b
 
 
 @float_kernel(Op.MUL)
@@ -59,6 +65,12 @@ def add_fixed(fx, *raws):
     return requantize(total, frac, fx.result, 64)
 
 
+@fixed_kernel(Op.SUB)
+def sub_fixed(fx, a, b):
+    total, frac = aligned_sum(a, fx.inputs[0].frac, -b, fx.inputs[1].frac)
+    return requantize(total, frac, fx.result, 64)
+
+
 @fixed_kernel(Op.MUL)
 def mul_fixed(fx, *raws):
     a, at, b, bt = _operands(fx, raws)
@@ -73,7 +85,7 @@ def concat_fixed(fx, *raws):
 
 # -- the search's type rules ---------------------------------------------------------------
 
-@rule("types", Op.ADD, Op.MUL)
+@rule("types", Op.ADD, Op.SUB, Op.MUL)
 def arithmetic_types(search, node, ins, widths):
     """A constant operand by minimum error at the weight width."""
     params = search.params_of(node)

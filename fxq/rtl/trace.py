@@ -319,6 +319,12 @@ def _add(tr, node, fx, *xs):
     return to_type(a + b, fx.result, _where(node))
 
 
+@rule("rtl", Op.SUB)
+def _sub(tr, node, fx, *xs):
+    a, b = _operands(tr, fx, xs)
+    return to_type(a - b, fx.result, _where(node))
+
+
 @rule("rtl", Op.MUL)
 def _mul(tr, node, fx, *xs):
     a, b = _operands(tr, fx, xs)
