@@ -540,7 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "Verilog through da4ml, Yosys LUT/FF counts, a Verilator check against "
                    "fxq's simulation on 10,000 random inputs (OUT/rtl)")
     p.add_argument("--task", choices=("classify", "regression", "anomaly"),
-                   help="what the labels y measure (default: inferred from them)")
+                   help="what the labels y measure (default: inferred from them); "
+                   "classify also searches the outputs as class scores, which may saturate "
+                   "their largest values (otherwise an output holds its calibrated range)")
     p.add_argument("--fit", action="store_true", help="choose per-layer reuse factors "
                    "whose estimate fits the part (at --max-util)")
     p.add_argument("--fit-vary", action="append", choices=("strategy", "io_type"),
