@@ -87,6 +87,27 @@ def test_weight_sets_hold_only_their_values(zoo_dir, name):
                     assert np.all(row != 0) or not values, (kind, layer)
 
 
+@pytest.mark.parametrize("two_scales", [False, True])
+def test_ternary_alternating_pattern_and_scales_fits_better(monkeypatch, two_scales):
+    """Rounding again onto the refit scales (error fed forward), then refitting them, while
+    an output's error falls: never worse per output than one round, better on some (on
+    the zoo mlp with TTQ's two scales it took held-out top-1 from -2.8 to -1.7 points)."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(500, 32))
+    mix = rng.normal(size=(32, 32)) * 0.3 + np.eye(32)           # correlated ReLU inputs
+    p = np.maximum(z @ mix, 0)[:, None, :]
+    w = rng.normal(size=(1, 8, 32)) * (rng.uniform(size=(1, 8, 32)) < 0.3) * 3 + \
+        rng.normal(size=(1, 8, 32)) * 0.2                       # a few large weights per row
+    t = p[:, 0] @ w[0].T
+    m = linear.Moments.of(Problem(p, w, None, t[:, None], lambda a: a))
+    monkeypatch.setattr(linear, "TERNARY_ALTERNATIONS", 1)
+    once = linear._output_errors(m, linear.ternary(m, w, two_scales))
+    monkeypatch.setattr(linear, "TERNARY_ALTERNATIONS", 4)
+    alternated = linear._output_errors(m, linear.ternary(m, w, two_scales))
+    assert np.all(alternated <= once)
+    assert np.any(alternated < once - 1e-9 * np.abs(once))
+
+
 def test_a_scale_per_sign_fits_a_pattern_at_least_as_well_as_one_scale():
     rng = np.random.default_rng(3)
     p = rng.normal(size=(400, 1, 24)) * rng.uniform(0.2, 3, size=24)

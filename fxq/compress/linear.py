@@ -38,6 +38,7 @@ RIDGE = 1e-9            # relative ridge of the normal equations (rank-deficient
 PRUNE_STEPS = 4         # prune a quarter of the target, refit, repeat
 TERNARY_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)   # ternary thresholds tried, fractions
                         # of the mean |w| (TWN's, Li & Liu 2016, is 0.7)
+TERNARY_ALTERNATIONS = 4    # ternary: rounds of (pattern given the scales, scales given it)
 POW2_EXPONENTS = 8      # power-of-two weights: exponents within 8 of the layer's largest
 
 
@@ -284,21 +285,23 @@ def _output_errors(m: Moments, weights: np.ndarray) -> np.ndarray:
 
 def ternary(m: Moments, weights: np.ndarray, two_scales: bool = False) -> np.ndarray:
     """{-a, 0, a} per output (with `two_scales`, {-a_n, 0, a_p}): for each threshold of
-    TERNARY_THRESHOLDS (fractions of the mean |w|; TWN's is 0.7) the pattern zero below it,
-    the data's power-of-two scale(s) for that pattern, then every weight rounded to the
-    nearest of its sign's scale and 0 with the error fed forward and a refit of the
-    scale(s); each output keeps the candidate of least error on the data (outputs round
-    independently)."""
+    TERNARY_THRESHOLDS (fractions of the mean |w|; TWN's is 0.7) the pattern zero below it
+    and the data's power-of-two scale(s) for that pattern; then, in turn, every weight
+    rounded to the nearest of its sign's scale and 0 with the error fed forward, and the
+    scale(s) refit to that pattern, while that lowers some output's error (at most
+    TERNARY_ALTERNATIONS times); each output keeps the candidate of least error on the data
+    (outputs round independently)."""
     mag = np.abs(weights)
     live = np.maximum(np.count_nonzero(mag, axis=-1), 1)[..., None]
     mean = mag.sum(axis=-1, keepdims=True) / live                       # pruned ones aside
     pruned = weights == 0
-    best, best_err = None, None
-    for fraction in TERNARY_THRESHOLDS:
-        start = _scaled_patterns(m, np.sign(weights) * (mag > fraction * mean), two_scales)
-        top = np.max(np.abs(start), axis=-1)                            # (G, O)
-        up = np.max(np.where(start > 0, start, 0.0), axis=-1)
-        down = np.max(np.where(start < 0, -start, 0.0), axis=-1)
+
+    def rounded(scaled: np.ndarray) -> np.ndarray:
+        """The weights rounded onto `scaled`'s values per output, error fed forward, and
+        the scales refit to the pattern that gives."""
+        top = np.max(np.abs(scaled), axis=-1)                           # (G, O)
+        up = np.max(np.where(scaled > 0, scaled, 0.0), axis=-1)
+        down = np.max(np.where(scaled < 0, -scaled, 0.0), axis=-1)
         up, down = np.where(up > 0, up, top), np.where(down > 0, down, top)
 
         def nearest(col: np.ndarray, f: int) -> np.ndarray:
@@ -306,8 +309,20 @@ def ternary(m: Moments, weights: np.ndarray, two_scales: bool = False) -> np.nda
             q = np.sign(col) * scale * (np.abs(col) > scale / 2)
             return np.where(pruned[:, :, f], 0.0, q)
 
-        w = _scaled_patterns(m, np.sign(feedback_round(m, weights, nearest)), two_scales)
+        return _scaled_patterns(m, np.sign(feedback_round(m, weights, nearest)), two_scales)
+
+    best, best_err = None, None
+    for fraction in TERNARY_THRESHOLDS:
+        w = rounded(_scaled_patterns(m, np.sign(weights) * (mag > fraction * mean), two_scales))
         err = _output_errors(m, w)
+        for _ in range(TERNARY_ALTERNATIONS - 1):
+            again = rounded(w)
+            again_err = _output_errors(m, again)
+            better = again_err < err
+            if not better.any():
+                break
+            w = np.where(better[..., None], again, w)
+            err = np.minimum(again_err, err)
         if best is None:
             best, best_err = w, err
         else:
