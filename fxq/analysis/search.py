@@ -20,7 +20,9 @@ Per node, in topological order:
   the fractional length whose result is closest to the float model's output of the same
   node on the calibration data. The greedy step therefore sees the errors of earlier layers.
   A tensor read only by a ReLU (or Clip from >= 0) is compared after that clamp, and is
-  unsigned when results saturate (the clamp discards what its sign bit would hold).
+  unsigned when results saturate (the clamp discards what its sign bit would hold). A
+  softmax's input holds its logits' spread (at most SOFTMAX_SPREAD); a graph output holds
+  its whole calibrated range unless the outputs are class scores (BitConfig.class_scores).
 
 `method="static"` gives one fractional length to every weight and one to every feature map
 (the baseline the paper improves on; a StaticPlan replayed through the same type rules);
