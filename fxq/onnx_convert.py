@@ -254,16 +254,23 @@ def convert_add_mul(ctx, node):
 
 @converter("Sub", "Div")
 def convert_sub_div(ctx, node):
-    """x - c and x / c with a constant c become Add(x, -c) and Mul(x, 1/c); x - y of two
-    activations is a Sub."""
+    """x - c and x / c with a constant c become Add(x, -c) and Mul(x, 1/c); c - x becomes
+    Add(Mul(x, -1), c); x - y of two activations is a Sub."""
     names = _binary_inputs(ctx, node)
     if node.op_type == "Sub" and not any(ctx.is_const(n) for n in names):
         ctx.emit(node, Op.SUB, names)
         return
+    if node.op_type == "Sub" and ctx.is_const(names[0]) and not ctx.is_const(names[1]):
+        # c - x: the negation (a Mul by -1, exact in any signed type), then + c
+        minus = ctx.param(node, np.array([-1.0]), "minus_one")
+        negated = ctx.fresh(f"{ctx.name_of(node)}/negated")
+        ctx.emit_part(node, Op.MUL, [names[1], minus], negated,
+                      ctx.fresh(f"{ctx.name_of(node)}/negate"))
+        c = ctx.consts[names[0]].astype(np.float64)
+        ctx.emit(node, Op.ADD, [negated, ctx.param(node, _per_sample(ctx, node, c), "const")])
+        return
     if not ctx.is_const(names[1]) or ctx.is_const(names[0]):
-        what = "a constant first operand (c - x)" if node.op_type == "Sub" else \
-            "a divisor that is not a constant"
-        raise refuse(ctx, node, f"{what} is not supported")
+        raise refuse(ctx, node, "a divisor that is not a constant is not supported")
     c = ctx.consts[names[1]].astype(np.float64)
     if node.op_type == "Div" and np.any(c == 0):
         raise refuse(ctx, node, f"divisor {names[1]!r} holds zeros")

@@ -84,6 +84,8 @@ CASES = [
     Case("sub_two_inputs", [N("Sub", ["x", "z"], ["y"])], {"x": ("N", 3, 4), "z": ("N", 3, 4)}),
     Case("sub_broadcast_input", [N("Relu", ["z"], ["r"]), N("Sub", ["x", "r"], ["y"])],
          {"x": ("N", 3, 4), "z": ("N", 1, 4)}),
+    Case("const_minus_input", [N("Relu", ["x"], ["r"]), N("Sub", ["c", "r"], ["y"])],
+         {"x": ("N", 3, 4)}, {"c": rand(3, 1)}),
     Case("sub_div_const", [N("Sub", ["x", "c"], ["t"]), N("Div", ["t", "d"], ["y"])],
          {"x": ("N", 2, 3)}, {"c": rand(3), "d": np.array([2.0, -4.0, 0.5], np.float32)}),
     Case("concat_channels", [N("Relu", ["x"], ["a"]), N("Sigmoid", ["x"], ["b"]),
