@@ -261,7 +261,7 @@ def convert_sub_div(ctx, node):
         ctx.emit(node, Op.SUB, names)
         return
     if node.op_type == "Sub" and ctx.is_const(names[0]) and not ctx.is_const(names[1]):
-        # c - x: the negation (a Mul by -1, exact in any signed type), then + c
+        # c - x: the negation (a Mul by the constant -1), then + c
         minus = ctx.param(node, np.array([-1.0]), "minus_one")
         negated = ctx.fresh(f"{ctx.name_of(node)}/negated")
         ctx.emit_part(node, Op.MUL, [names[1], minus], negated,
