@@ -764,21 +764,24 @@ def _operands(g, fx, ins, y):
     return out
 
 
+def _aligned(g, fx, ins, y, sign: str) -> None:
+    """y = a + b or a - b (`sign`), both operands on the finer grid, cast once."""
+    (a, at), (c, ct) = _operands(g, fx, ins, y)
+    frac = max(at.frac, ct.frac)
+    total = f"{shift_left(a, frac - at.frac)} {sign} {shift_left(c, frac - ct.frac)}"
+    elementwise(g, y, rq(frac - fx.result.frac, fx.result, total, count=True))
+
+
 @emitter(Op.ADD)
 def add(g, fx, *args):
     *ins, y = args
-    (a, at), (c, ct) = _operands(g, fx, ins, y)
-    frac = max(at.frac, ct.frac)
-    total = f"{shift_left(a, frac - at.frac)} + {shift_left(c, frac - ct.frac)}"
-    elementwise(g, y, rq(frac - fx.result.frac, fx.result, total, count=True))
+    _aligned(g, fx, ins, y, "+")
 
 
 @emitter(Op.SUB)
-def sub(g, fx, a_buf, b_buf, y):
-    (a, at), (c, ct) = _operands(g, fx, [a_buf, b_buf], y)
-    frac = max(at.frac, ct.frac)
-    total = f"{shift_left(a, frac - at.frac)} - {shift_left(c, frac - ct.frac)}"
-    elementwise(g, y, rq(frac - fx.result.frac, fx.result, total, count=True))
+def sub(g, fx, *args):
+    *ins, y = args
+    _aligned(g, fx, ins, y, "-")
 
 
 @emitter(Op.MUL)
